@@ -1,0 +1,262 @@
+"""Immutable attrs records that are pytree nodes.
+
+A record class is an attrs class whose fields are pytree children unless marked
+static. Subclasses of :class:`Record` are registered with JAX's and optree's pytree
+registries as soon as they are defined; the attrs machinery is applied either by the
+user (``@attrs.frozen``) or, for the undecorated paramax/equinox form, in place on
+first use.
+
+Rebuilding a record from its children (unflatten) never runs ``__init__``:
+optimisers, ``eqx.partition`` and ``tree_map(lambda _: None, t)`` rebuild records
+with placeholder leaves that no validator would accept.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+import threading
+from typing import Any, ClassVar, cast
+
+import attrs
+import optree
+from attrs.exceptions import FrozenInstanceError
+
+from lensify import _tree
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover
+    from typing_extensions import dataclass_transform
+
+__all__ = ["FrozenRecordError", "Record", "field", "record_fields"]
+
+_STATIC = "lensify.static"
+
+
+class FrozenRecordError(FrozenInstanceError):
+    """Raised on an attempt to set or delete a field of an immutable record."""
+
+    def __init__(self, message: str) -> None:
+        AttributeError.__init__(self, message)
+        self.msg = message
+
+
+# Records whose __init__ is running in this thread, by id: only they may set fields.
+_initialising = threading.local()
+# attrs processes a class in place once; several threads may race to be first.
+_finalise_lock = threading.RLock()
+
+
+def field(*, static: bool = False, **kwargs: Any) -> Any:
+    """An attrs field with pytree metadata.
+
+    Args:
+        static: If True the field is part of the tree structure (JAX's "aux data")
+            rather than a child: it is never traced, differentiated or batched, and
+            its value must be hashable.
+        **kwargs: Passed on to :func:`attrs.field` (``default``, ``converter``,
+            ``validator``, ``kw_only``, ...).
+
+    Example:
+        >>> import jax, attrs
+        >>> import lensify as lf
+        >>> class Scaled(lf.AbstractUnwrappable):
+        ...     x: jax.Array
+        ...     factor: float = lf.field(static=True, default=2.0)
+        ...     def unwrap(self):
+        ...         return self.x * self.factor
+        >>> jax.tree_util.tree_leaves(Scaled(1.0))
+        [1.0]
+    """
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    metadata[_STATIC] = static
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+class _Layout:
+    """How one record class splits into children and structure; computed once."""
+
+    __slots__ = ("child_names", "entries", "in_dict", "keys", "names", "static_names")
+
+    def __init__(self, cls: type) -> None:
+        fields = attrs.fields(cls)
+        self.names = tuple(f.name for f in fields)
+        self.child_names = tuple(f.name for f in fields if not f.metadata.get(_STATIC))
+        self.static_names = tuple(f.name for f in fields if f.metadata.get(_STATIC))
+        self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
+        self.entries = self.child_names
+        # Fields live in the instance __dict__ unless attrs made the class slotted.
+        self.in_dict = "__dict__" in dir(cls) and not any(
+            n in getattr(c, "__slots__", ()) for c in cls.__mro__ for n in self.names
+        )
+
+
+def _finalise(cls: type) -> None:
+    """Apply attrs to an undecorated record class, in place."""
+    with _finalise_lock:
+        if "__attrs_attrs__" in cls.__dict__:
+            return
+        for base in cls.__mro__[1:]:
+            if isinstance(base, RecordMeta) and "__attrs_attrs__" not in base.__dict__:
+                _finalise(base)
+        attrs.define(
+            cls,
+            slots=False,
+            frozen=False,  # frozen by Record.__setattr__, which lets __init__ assign
+            eq=False,
+            on_setattr=attrs.setters.NO_OP,
+            auto_detect=True,
+            auto_attribs=True,
+        )
+
+
+def _layout(cls: type) -> _Layout:
+    layout = cls.__dict__.get("_lf_layout")
+    if layout is None:
+        _finalise(cls)
+        layout = _Layout(cls)
+        type.__setattr__(cls, "_lf_layout", layout)
+    return layout
+
+
+def record_fields(cls: type) -> tuple[attrs.Attribute, ...]:
+    """The attrs fields of a record class, applying attrs first if needed."""
+    _layout(cls)
+    return tuple(attrs.fields(cls))
+
+
+def _is_function(value: Any) -> bool:
+    # A callable that JAX treats as a leaf (a function, a jitted function, a
+    # class) is not a parameter: it belongs in the structure, so that plain
+    # jax.jit/grad/vmap see through the record. A callable pytree node (an
+    # equinox Module, jax.tree_util.Partial) stays a child and its leaves train.
+    return callable(value) and not _tree.is_array(value) and not _tree.is_node(value)
+
+
+def _flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    layout = _layout(type(obj))
+    get = obj.__dict__.__getitem__ if layout.in_dict else obj.__getattribute__
+    children: list[Any] = []
+    hoisted: list[tuple[str, Any]] = []
+    for name in layout.child_names:
+        value = get(name)
+        if callable(value) and _is_function(value):
+            hoisted.append((name, value))
+            children.append(None)
+        else:
+            children.append(value)
+    static = tuple(get(name) for name in layout.static_names)
+    return tuple(children), (static, tuple(hoisted))
+
+
+def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
+    children, aux = _flatten(obj)
+    keys = _layout(type(obj)).keys
+    return tuple(zip(keys, children, strict=True)), aux
+
+
+def _rebuild(cls: type, aux: tuple[Any, ...], children: Any) -> Any:
+    layout = _layout(cls)
+    static, hoisted = aux
+    obj: Any = object.__new__(cls)
+    setter = object.__setattr__
+    for name, value in zip(layout.child_names, children, strict=True):
+        setter(obj, name, value)
+    for name, value in zip(layout.static_names, static, strict=True):
+        setter(obj, name, value)
+    for name, value in hoisted:
+        setter(obj, name, value)
+    return obj
+
+
+def record_children(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], Any]:
+    """The keys, children and structure of a record, as its pytree flatten gives them."""
+    children, aux = _flatten(obj)
+    return _layout(type(obj)).keys, children, aux
+
+
+def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
+    """A record of class ``cls`` from its structure and children, without ``__init__``."""
+    return _rebuild(cls, aux, children)
+
+
+def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Any, tuple[str, ...]]:
+    children, aux = _flatten(obj)
+    return children, aux, _layout(type(obj)).entries
+
+
+def _register(cls: type) -> None:
+    _tree.register_node(
+        cls,
+        flatten_with_keys=_flatten_with_keys,
+        flatten=_flatten,
+        unflatten=lambda aux, children: _rebuild(cls, aux, children),
+    )
+    optree.register_pytree_node(
+        cls,
+        _optree_flatten,
+        lambda aux, children: _rebuild(cls, aux, children),  # type: ignore[arg-type]
+        path_entry_type=optree.GetAttrEntry,
+        namespace="lensify",
+    )
+
+
+class RecordMeta(abc.ABCMeta):
+    """Registers every record class and applies attrs before the first instance."""
+
+    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any):
+        super().__init__(name, bases, ns, **kw)
+        if not bases:
+            return  # Record itself
+        # attrs would otherwise generate a field-tuple __eq__ that breaks on arrays.
+        # Made an own attribute so that a later @attrs.frozen keeps it too.
+        if "__eq__" not in ns:
+            type.__setattr__(cls, "__eq__", Record.__eq__)
+        if "__hash__" not in ns:
+            type.__setattr__(cls, "__hash__", Record.__hash__)
+        _register(cls)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "__attrs_attrs__" not in cls.__dict__:
+            _finalise(cls)
+        obj: Any = cast(Any, cls).__new__(cls)
+        ids = _initialising.__dict__.setdefault("ids", set())
+        ids.add(id(obj))
+        try:
+            obj.__init__(*args, **kwargs)
+        finally:
+            ids.discard(id(obj))
+        return obj
+
+
+@dataclass_transform(field_specifiers=(field, attrs.field))
+class Record(metaclass=RecordMeta):
+    """Base of lensify's immutable pytree records."""
+
+    __slots__ = ()
+    _lf_layout: ClassVar[_Layout]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if id(self) in getattr(_initialising, "ids", ()):
+            object.__setattr__(self, name, value)
+            return
+        raise FrozenRecordError(
+            f"cannot assign to field {name!r} of {type(self).__name__}: records are "
+            "immutable. Build a new one, e.g. with lf.at."
+            f"{name}.set(record, value) or attrs.evolve(record, {name}=value)."
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenRecordError(
+            f"cannot delete field {name!r} of {type(self).__name__}: records are immutable."
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return NotImplemented
+        return _tree.tree_equal(self, other)
+
+    def __hash__(self) -> int:
+        values = _flatten(self)
+        return hash((type(self), values))

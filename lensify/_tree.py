@@ -1,0 +1,139 @@
+"""The registry boundary: the one module that knows how a pytree node flattens.
+
+Everything else in lensify asks this module for a node's children (with their JAX
+keys) and for a node rebuilt with new children. By default that is JAX's registry,
+so equinox Modules, flax structs, registered dataclasses, namedtuples and ``None``
+behave exactly as JAX says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import jax
+import jax.tree_util as jtu
+import numpy as np
+
+__all__ = [
+    "DictKey",
+    "FlattenedIndexKey",
+    "GetAttrKey",
+    "KeyPath",
+    "SequenceKey",
+    "children",
+    "flatten",
+    "is_array",
+    "is_node",
+    "keystr",
+    "leaves_with_path",
+    "rebuild",
+    "register_node",
+    "structure",
+    "tree_equal",
+    "unflatten",
+]
+
+DictKey = jtu.DictKey
+SequenceKey = jtu.SequenceKey
+GetAttrKey = jtu.GetAttrKey
+FlattenedIndexKey = jtu.FlattenedIndexKey
+KeyPath = tuple[Any, ...]
+
+flatten = jtu.tree_flatten
+unflatten = jtu.tree_unflatten
+structure = jtu.tree_structure
+leaves_with_path = jtu.tree_leaves_with_path
+flatten_with_path = jtu.tree_flatten_with_path
+
+_ARRAY_TYPES: tuple[type, ...] = (jax.Array, np.ndarray, np.generic)
+
+# Exact types JAX always treats as leaves; checked before asking the registry.
+_LEAF_TYPES = frozenset({int, float, complex, bool, str, bytes, np.ndarray})
+
+
+def keystr(path: Sequence[Any]) -> str:
+    """Render a key path as code, e.g. ``['layers'][0].weight``; ``<root>`` if empty."""
+    return jtu.keystr(tuple(path)) if path else "<root>"
+
+
+def is_array(x: Any) -> bool:
+    """True for jax and numpy arrays and numpy scalars."""
+    return isinstance(x, _ARRAY_TYPES)
+
+
+def is_node(x: Any) -> bool:
+    """True if JAX's registry flattens ``x`` (``None`` and empty containers included)."""
+    t = type(x)
+    if t in _LEAF_TYPES:
+        return False
+    return jtu.is_tree_node(t)
+
+
+def register_node(
+    cls: type,
+    *,
+    flatten_with_keys: Callable[[Any], tuple[Any, Hashable]],
+    flatten: Callable[[Any], tuple[Any, Hashable]],
+    unflatten: Callable[[Any, Any], Any],
+) -> None:
+    """Register ``cls`` with JAX's registry, keys and all."""
+    jtu.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten_func=flatten)
+
+
+def children(node: Any) -> list[tuple[Any, Any]] | None:
+    """The ``(key, child)`` pairs of a node, in JAX's order; None for a leaf."""
+    t = type(node)
+    if t is dict:
+        return [(DictKey(k), node[k]) for k in sorted(node)]
+    if t is list or t is tuple:
+        return [(SequenceKey(i), c) for i, c in enumerate(node)]
+    if t in _LEAF_TYPES or not jtu.is_tree_node(t):
+        return None
+    pairs, _ = jtu.flatten_one_level_with_keys(node)
+    return list(pairs)
+
+
+def rebuild(node: Any, new_children: Sequence[Any]) -> Any:
+    """``node`` with its children (in the order :func:`children` gives) replaced."""
+    t = type(node)
+    if t is dict:
+        return dict(zip(sorted(node), new_children, strict=True))
+    if t is list:
+        return list(new_children)
+    if t is tuple:
+        return tuple(new_children)
+    # One level of structure: everything below the node is treated as a leaf.
+    treedef = jtu.tree_structure(node, is_leaf=lambda x: x is not node)
+    return jtu.tree_unflatten(treedef, list(new_children))
+
+
+def _leaf_equal(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if is_array(a) or is_array(b):
+        if isinstance(a, jax.core.Tracer) or isinstance(b, jax.core.Tracer):
+            return False
+        a_arr, b_arr = np.asarray(a), np.asarray(b)
+        return (
+            a_arr.shape == b_arr.shape
+            and a_arr.dtype == b_arr.dtype
+            and bool(np.array_equal(a_arr, b_arr, equal_nan=a_arr.dtype.kind in "fc"))
+        )
+    try:
+        return bool(a == b)
+    except Exception:  # incomparable leaves are simply unequal
+        return False
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    return bool(a == b)
+
+
+def tree_equal(a: Any, b: Any) -> bool:
+    """Same structure and equal leaves (arrays by shape, dtype and value)."""
+    a_leaves, a_def = jtu.tree_flatten(a)
+    b_leaves, b_def = jtu.tree_flatten(b)
+    if not _same_structure(a_def, b_def):
+        return False
+    return all(_leaf_equal(x, y) for x, y in zip(a_leaves, b_leaves, strict=True))

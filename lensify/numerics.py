@@ -1,0 +1,87 @@
+"""Numerical helpers: inverse maps and value checks that work eagerly and under jit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+__all__ = ["check_values", "inv_softplus"]
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_values(x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], message: str) -> jax.Array:
+    """Return ``x`` unchanged, raising ``ValueError(message)`` where ``bad(x)`` is True.
+
+    With a concrete ``x`` the check runs at once. Under ``jax.jit``/``jax.vmap`` it
+    runs when the computation does, through a host callback, and the error surfaces
+    as a ``jax.errors.JaxRuntimeError`` carrying the same message. The check is the
+    identity for differentiation.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lensify.numerics import check_values
+        >>> check_values(jnp.ones(2), lambda v: v < 0, "negative")
+        Array([1., 1.], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    if _is_concrete(x):
+        _raise_if(np.asarray(x), bad, message)
+        return x
+    return _checked(bad, message, x)
+
+
+def _raise_if(x: np.ndarray, bad: Callable[[np.ndarray], np.ndarray], message: str) -> None:
+    mask = np.asarray(bad(x))
+    if mask.any():
+        first = np.asarray(x)[mask].ravel()[0].item()
+        raise ValueError(f"{message} (got {first!r} at {int(mask.sum())} position(s)).")
+
+
+def _checked(bad: Callable[[np.ndarray], np.ndarray], message: str, x: jax.Array) -> jax.Array:
+    def host(value: np.ndarray) -> np.ndarray:
+        _raise_if(np.asarray(value), bad, message)
+        return np.asarray(value)
+
+    @jax.custom_jvp
+    def checked(value: jax.Array) -> jax.Array:
+        shape = jax.ShapeDtypeStruct(value.shape, value.dtype)
+        return jax.pure_callback(host, shape, value, vmap_method="expand_dims")
+
+    @checked.defjvp
+    def _(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
+        (value,), (tangent,) = primals, tangents
+        return checked(value), tangent
+
+    return checked(x)
+
+
+def inv_softplus(x: ArrayLike) -> jax.Array:
+    """The inverse of ``jax.nn.softplus``: ``log(expm1(x))``, computed stably.
+
+    Defined for ``x >= 0`` (``-inf`` at 0). A negative input is a ``ValueError``
+    when ``x`` is concrete, and a ``jax.errors.JaxRuntimeError`` with the same
+    message under ``jax.jit`` or ``jax.vmap``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> x = jnp.array([0.5, 1.0, 20.0])
+        >>> bool(jnp.allclose(jax.nn.softplus(lf.inv_softplus(x)), x))
+        True
+        >>> lf.inv_softplus(jnp.array(-1.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: inv_softplus expects non-negative input (got -1.0 at 1 position(s)).
+    """
+    x = check_values(x, lambda v: v < 0, "inv_softplus expects non-negative input")
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return x + jnp.log(-jnp.expm1(-x))

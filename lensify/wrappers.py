@@ -1,0 +1,411 @@
+"""Wrappers: placeholder records in a pytree, and the ``unwrap`` fold that evaluates them."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, Generic, Literal, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lensify import _records, _tree
+from lensify.numerics import check_values, inv_softplus
+
+__all__ = [
+    "AbstractUnwrappable",
+    "NonTrainable",
+    "Parameterize",
+    "RealToIncreasingOnInterval",
+    "WeightNormalization",
+    "contains_unwrappables",
+    "is_unwrappable",
+    "non_trainable",
+    "unwrap",
+]
+
+T = TypeVar("T")
+
+# Every concrete and abstract wrapper class. Exact-type membership is much cheaper
+# than an ABC isinstance check, and unwrap asks it once per node of the tree.
+_WRAPPER_TYPES: set[type] = set()
+
+
+class AbstractUnwrappable(_records.Record, Generic[T]):
+    """A placeholder in a pytree whose value is computed by :meth:`unwrap`.
+
+    Subclasses are immutable attrs records and pytree nodes (for JAX and, in the
+    ``"lensify"`` namespace, optree). Write them undecorated, as in paramax and
+    equinox, or decorated with ``@attrs.frozen``: both give the same record.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> class Square(lf.AbstractUnwrappable):
+        ...     x: jax.Array
+        ...     def unwrap(self):
+        ...         return self.x**2
+        >>> lf.unwrap({"a": Square(jnp.array([3.0]))})
+        {'a': Array([9.], dtype=float32)}
+    """
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _WRAPPER_TYPES.add(cls)
+
+    @abc.abstractmethod
+    def unwrap(self) -> T:
+        """The value this wrapper stands for, given that its fields hold no wrappers."""
+
+
+_WRAPPER_TYPES.add(AbstractUnwrappable)
+
+
+def is_unwrappable(x: Any) -> bool:
+    """True if ``x`` is a wrapper (an :class:`AbstractUnwrappable`)."""
+    return type(x) in _WRAPPER_TYPES
+
+
+def _prepend_path(error: BaseException, keys: tuple[Any, ...]) -> None:
+    # The key path is assembled as the error travels out of the fold, so the
+    # common case (no error) pays nothing for it.
+    error.__dict__["_lf_path"] = keys + error.__dict__.get("_lf_path", ())
+
+
+def _unwrap_node(wrapper: AbstractUnwrappable[Any]) -> Any:
+    cls = type(wrapper)
+    keys, children, aux = _records.record_children(wrapper)
+    new_children = []
+    for key, child in zip(keys, children, strict=True):
+        try:
+            new_children.append(_unwrap(child))
+        except Exception as error:
+            _prepend_path(error, (key,))
+            raise
+    if any(n is not c for n, c in zip(new_children, children, strict=True)):
+        wrapper = _records.record_rebuild(cls, aux, new_children)
+    try:
+        value = wrapper.unwrap()
+    except Exception as error:
+        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
+        raise
+    # unwrap is total: a wrapper may unwrap to something holding wrappers.
+    if type(value) in _WRAPPER_TYPES or _tree.is_node(value):
+        return _unwrap(value)
+    return value
+
+
+def _unwrap(tree: Any) -> Any:
+    if type(tree) in _WRAPPER_TYPES:
+        return _unwrap_node(tree)
+    if not _tree.is_node(tree):
+        return tree
+    found: list[Any] = []
+
+    def is_wrapper(x: Any) -> bool:
+        if type(x) in _WRAPPER_TYPES:
+            found.append(x)
+            return True
+        return False
+
+    leaves, treedef = _tree.flatten(tree, is_leaf=is_wrapper)
+    if not found:
+        return tree  # nothing to rebuild: the same object comes back
+    out: list[Any] = []
+    append = out.append
+    try:
+        for x in leaves:
+            append(_unwrap_node(x) if type(x) in _WRAPPER_TYPES else x)
+    except Exception as error:
+        # len(out) is the index of the leaf that failed; find its key path.
+        pairs, _ = _tree.flatten_with_path(tree, is_leaf=is_unwrappable)
+        _prepend_path(error, tuple(pairs[len(out)][0]))
+        raise
+    return _tree.unflatten(treedef, out)
+
+
+def unwrap(tree: Any) -> Any:
+    """Replace every wrapper in ``tree`` by its value, innermost first.
+
+    One bottom-up pass: each wrapper's fields are unwrapped, then its
+    :meth:`~AbstractUnwrappable.unwrap` is called once. If that returns something
+    holding wrappers, those are unwrapped too, so the result never holds a wrapper.
+    A tree without wrappers comes back as the very same object. The input is never
+    mutated. Works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
+
+    Args:
+        tree: Any pytree.
+
+    Returns:
+        The tree with every wrapper replaced by its value.
+
+    Raises:
+        Exception: whatever a wrapper's ``unwrap`` raises, with a note naming that
+            wrapper's key path.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> params = lf.Parameterize(jnp.exp, jnp.zeros(3))
+        >>> lf.unwrap(("abc", 1, params))
+        ('abc', 1, Array([1., 1., 1.], dtype=float32))
+    """
+    try:
+        return _unwrap(tree)
+    except Exception as error:
+        info = error.__dict__
+        if "_lf_wrapper" in info:
+            path = _tree.keystr(info.pop("_lf_path", ()))
+            error.add_note(f"lensify: raised while unwrapping {info.pop('_lf_wrapper')} at {path}")
+        info.pop("_lf_path", None)
+        raise
+
+
+def contains_unwrappables(tree: Any) -> bool:
+    """True if any node of ``tree`` is a wrapper.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> lf.contains_unwrappables([1.0, lf.NonTrainable(jnp.ones(2))])
+        True
+        >>> lf.contains_unwrappables({"a": jnp.ones(2)})
+        False
+    """
+    leaves = jax.tree_util.tree_leaves(tree, is_leaf=is_unwrappable)
+    return any(type(x) in _WRAPPER_TYPES for x in leaves)
+
+
+def _describe_callable(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class Parameterize(AbstractUnwrappable[T]):
+    """Unwraps to ``fn(*args, **kwargs)``.
+
+    ``fn``, ``args`` and ``kwargs`` may all hold parameters. A plain function (one
+    with no array leaves: ``jnp.exp``, a ``lambda``, a jitted function) is kept in
+    the tree structure rather than as a leaf, so ``jax.jit``, ``jax.grad`` and
+    ``jax.vmap`` work on trees holding it with no filtering. A callable that is a
+    pytree (an equinox Module, a ``jax.tree_util.Partial``) stays a child and its
+    parameters train.
+
+    Args:
+        fn: The callable applied on unwrapping.
+        *args: Positional arguments for ``fn``.
+        **kwargs: Keyword arguments for ``fn``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> positive = lf.Parameterize(jnp.exp, jnp.zeros(3))
+        >>> jax.jit(lf.unwrap)(positive)
+        Array([1., 1., 1.], dtype=float32)
+    """
+
+    fn: Callable[..., T]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
+        if not callable(fn):
+            raise TypeError(
+                f"Parameterize needs a callable fn as its first argument, got "
+                f"{type(fn).__name__} {fn!r}. Did you mean Parameterize(fn, {fn!r})?"
+            )
+        self.fn = fn
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs)
+
+    def unwrap(self) -> T:
+        return self.fn(*self.args, **self.kwargs)
+
+    def __repr__(self) -> str:
+        parts = [_describe_callable(self.fn), *map(repr, self.args)]
+        parts += [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"Parameterize({', '.join(parts)})"
+
+
+class NonTrainable(AbstractUnwrappable[T]):
+    """Stops gradients through every array leaf of ``tree``.
+
+    Nested wrappers are unwrapped first, then ``jax.lax.stop_gradient`` is applied
+    to every jax or numpy array leaf; Python scalars, strings and ``None`` come
+    back as they went in. First and higher derivatives through it are zero.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> loss = lambda w: lf.unwrap(lf.NonTrainable(w)).sum() + w.sum()
+        >>> jax.grad(loss)(jnp.ones(2))
+        Array([1., 1.], dtype=float32)
+    """
+
+    tree: T
+
+    def unwrap(self) -> T:
+        return jax.tree_util.tree_map(_stop_gradient, self.tree)
+
+
+def _stop_gradient(x: Any) -> Any:
+    return jax.lax.stop_gradient(x) if _tree.is_array(x) else x
+
+
+def _is_inexact_array(x: Any) -> bool:
+    return _tree.is_array(x) and np.issubdtype(x.dtype, np.inexact)
+
+
+def non_trainable(tree: T, *, where: Any = None) -> T:
+    """Wrap every inexact (float or complex) array leaf in :class:`NonTrainable`.
+
+    Integer and boolean arrays and Python scalars are left alone, leaves that are
+    already inside a ``NonTrainable`` are never wrapped twice, and leaves inside
+    other wrappers' fields are reached too.
+
+    Args:
+        tree: Any pytree.
+        where: An optic (for example ``lf.at.encoder``) choosing the subtrees to
+            freeze; the whole tree if omitted.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> frozen = lf.non_trainable({"w": jnp.ones(2), "n": jnp.arange(2)})
+        >>> type(frozen["w"]).__name__, type(frozen["n"]).__name__
+        ('NonTrainable', 'ArrayImpl')
+    """
+    if where is not None:
+        return where.modify(tree, non_trainable)
+    return jax.tree_util.tree_map(
+        lambda x: NonTrainable(x) if _is_inexact_array(x) else x,
+        tree,
+        is_leaf=lambda x: type(x) is NonTrainable,
+    )
+
+
+class WeightNormalization(AbstractUnwrappable[jax.Array]):
+    """Weight normalisation (Salimans & Kingma, 2016): ``scale * w / ‖w‖`` by row.
+
+    The scale starts at the row norms of the weight, so wrapping a weight never
+    changes the model: ``unwrap(WeightNormalization(w)) == w``. (paramax starts the
+    scale at ``1/‖w‖``, which changes the model.) The scale is kept positive as
+    ``Parameterize(softplus, raw)``, of shape ``weight.shape[:-1] + (1,)``.
+
+    Args:
+        weight: The weight, possibly itself wrapped; rows along the last axis.
+
+    Raises:
+        ValueError: for a 0-d weight or a row of zeros (a zero row has no direction).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> w = jnp.array([[3.0, 4.0], [1.0, 0.0]])
+        >>> bool(jnp.allclose(lf.unwrap(lf.WeightNormalization(w)), w))
+        True
+    """
+
+    weight: jax.Array | AbstractUnwrappable[jax.Array]
+    scale: jax.Array | AbstractUnwrappable[jax.Array]
+
+    def __init__(self, weight: jax.Array | AbstractUnwrappable[jax.Array]) -> None:
+        value = jnp.asarray(unwrap(weight))
+        if value.ndim == 0:
+            raise ValueError(
+                "WeightNormalization needs a weight with at least one axis (rows along "
+                f"the last axis), got a 0-d array {value!r}."
+            )
+        norms = jnp.linalg.norm(value, axis=-1, keepdims=True)
+        norms = check_values(
+            norms,
+            lambda n: n == 0,
+            "WeightNormalization cannot normalise a weight with a row of zeros",
+        )
+        self.weight = weight
+        self.scale = Parameterize(jax.nn.softplus, inv_softplus(norms))
+
+    def unwrap(self) -> jax.Array:
+        weight, scale = jnp.asarray(self.weight), jnp.asarray(self.scale)
+        return scale * weight / jnp.linalg.norm(weight, axis=-1, keepdims=True)
+
+
+_ENDPOINTS = ("both", "neither", "lower", "upper")
+
+
+class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
+    """Map an unconstrained vector to increasing points on an interval.
+
+    A softmax of ``arr`` (along its last axis) gives ``d`` positive widths that,
+    after adding ``min_width`` to each, fill the interval; their cumulative sum
+    gives the points. The result has ``d + 1`` points with both endpoints, ``d``
+    with one, ``d - 1`` with neither. Leading axes of ``arr`` are batch axes.
+
+    Args:
+        arr: Unconstrained array whose last axis parameterises the widths.
+        interval: ``(lower, upper)`` with ``lower < upper``.
+        min_width: Minimum spacing between consecutive points, positive.
+        include_endpoints: ``"both"``, ``"neither"``, ``"lower"`` or ``"upper"``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> knots = lf.RealToIncreasingOnInterval(
+        ...     jnp.zeros(4), (0.0, 1.0), min_width=0.1, include_endpoints="both"
+        ... )
+        >>> lf.unwrap(knots)
+        Array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
+    """
+
+    arr: jax.Array
+    interval: tuple[float, float] = _records.field(static=True)
+    min_width: float = _records.field(static=True)
+    include_endpoints: Literal["both", "neither", "lower", "upper"] = _records.field(static=True)
+
+    def __init__(
+        self,
+        arr: jax.Array,
+        interval: tuple[float, float],
+        *,
+        min_width: float,
+        include_endpoints: Literal["both", "neither", "lower", "upper"],
+    ) -> None:
+        lower, upper = (float(b) for b in interval)
+        n_widths = jnp.shape(arr)[-1] if jnp.ndim(arr) else 0
+        if jnp.ndim(arr) == 0:
+            raise ValueError("RealToIncreasingOnInterval needs arr with at least one axis.")
+        if not upper > lower:
+            raise ValueError(f"interval must have lower < upper, got {interval!r}.")
+        if not min_width > 0:
+            raise ValueError(f"min_width must be positive, got {min_width!r}.")
+        if min_width * n_widths > upper - lower:
+            raise ValueError(
+                f"min_width * n_widths = {min_width} * {n_widths} exceeds the interval "
+                f"width {upper - lower}, so it cannot be satisfied."
+            )
+        if include_endpoints not in _ENDPOINTS:
+            raise ValueError(
+                f"include_endpoints must be one of {_ENDPOINTS}, got {include_endpoints!r}."
+            )
+        self.arr = arr
+        self.interval = (lower, upper)
+        self.min_width = float(min_width)
+        self.include_endpoints = include_endpoints
+
+    def unwrap(self) -> jax.Array:
+        lower, upper = self.interval
+        arr = jnp.asarray(self.arr)
+        n_widths = arr.shape[-1]
+        free = (upper - lower) - self.min_width * n_widths
+        widths = self.min_width + free * jax.nn.softmax(arr, axis=-1)
+        inner = lower + jnp.cumsum(widths, axis=-1)[..., :-1]
+        batch = arr.shape[:-1]
+        pieces = []
+        if self.include_endpoints in ("lower", "both"):
+            pieces.append(jnp.full((*batch, 1), lower, inner.dtype))
+        pieces.append(inner)
+        if self.include_endpoints in ("upper", "both"):
+            pieces.append(jnp.full((*batch, 1), upper, inner.dtype))
+        return jnp.concatenate(pieces, axis=-1)
