@@ -1,0 +1,1 @@
+"""Benchmarks comparing lensify with its peers; run with ``python -m benchmarks``."""

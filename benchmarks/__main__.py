@@ -1,0 +1,59 @@
+"""Run every ``benchmarks/bench_*.py`` and print ratio tables; ``--json PATH`` saves rows."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import platform
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import jax
+
+from benchmarks._harness import Row
+
+BASELINE = "tree_map identity"
+
+
+def _modules(only: list[str]) -> list[str]:
+    here = Path(__file__).parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    return [n for n in names if not only or any(o in n for o in only)]
+
+
+def _print_table(rows: list[Row]) -> None:
+    groups: dict[tuple[str, int], list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[(row["group"], row["n"])].append(row)
+    for (group, n), members in groups.items():
+        base = next((r["seconds"] for r in members if r["case"] == BASELINE), None)
+        print(f"\n{group}  (N = {n})")
+        for r in members:
+            ratio = f"{r['seconds'] / base:8.2f}x" if base else ""
+            print(f"  {r['case']:<40} {r['seconds'] * 1e6:12.1f} us {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("only", nargs="*", help="run only modules whose name contains this")
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"python {platform.python_version()}, jax {jax.__version__}, {platform.machine()}")
+    rows: list[Row] = []
+    for name in _modules(args.only):
+        module = importlib.import_module(f"benchmarks.{name}")
+        module_rows = module.run(sizes)
+        _print_table(module_rows)
+        rows.extend(module_rows)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"machine": platform.platform(), "rows": rows}, indent=1))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
