@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench fuzz docs clean
+.PHONY: demo test lint typecheck pytest bench bench-plot fuzz docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,22 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
+
+fuzz: $(STAMP)
+	LENSIFY_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/test_fuzz.py --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The site, built as CI builds it: a broken page or reference is an error.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Re-run the benchmarks and redraw the plot on the Benchmarks page (commit the PNG).
+bench-plot: $(STAMP)
+	$(BIN)/python -m benchmarks --json docs/assets/benchmarks.json
+	$(BIN)/python docs/scripts/plot_benchmarks.py docs/assets/benchmarks.json --out docs/assets/benchmarks.png
 
 clean:
 	rm -rf $(VENV)

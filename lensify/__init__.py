@@ -1,7 +1,35 @@
 """lensify: wrappers, the unwrap fold and composable optics for JAX pytrees."""
 
 from lensify._records import field as field
+from lensify.algebra import compose as compose
+from lensify.algebra import count_parameters as count_parameters
+from lensify.algebra import describe as describe
+from lensify.algebra import fold as fold
+from lensify.algebra import identity as identity
+from lensify.algebra import simplify as simplify
+from lensify.constraints import AbstractConstraint as AbstractConstraint
+from lensify.constraints import CholeskyFactor as CholeskyFactor
+from lensify.constraints import ConstraintError as ConstraintError
+from lensify.constraints import Interval as Interval
+from lensify.constraints import Positive as Positive
+from lensify.constraints import Simplex as Simplex
+from lensify.constraints import Symmetric as Symmetric
+from lensify.constraints import UnitVector as UnitVector
+from lensify.constraints import cholesky_factor as cholesky_factor
+from lensify.constraints import interval as interval
+from lensify.constraints import positive as positive
+from lensify.constraints import simplex as simplex
+from lensify.constraints import symmetric as symmetric
+from lensify.constraints import unit_vector as unit_vector
 from lensify.numerics import inv_softplus as inv_softplus
+from lensify.optics import FocusCountError as FocusCountError
+from lensify.optics import MissingStepError as MissingStepError
+from lensify.optics import Optic as Optic
+from lensify.optics import OpticError as OpticError
+from lensify.optics import OverlapError as OverlapError
+from lensify.optics import TracedPredicateError as TracedPredicateError
+from lensify.optics import at as at
+from lensify.optics import combine as combine
 from lensify.wrappers import AbstractUnwrappable as AbstractUnwrappable
 from lensify.wrappers import NonTrainable as NonTrainable
 from lensify.wrappers import Parameterize as Parameterize
@@ -15,15 +43,43 @@ from lensify.wrappers import unwrap as unwrap
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractConstraint",
     "AbstractUnwrappable",
+    "CholeskyFactor",
+    "ConstraintError",
+    "FocusCountError",
+    "Interval",
+    "MissingStepError",
     "NonTrainable",
+    "Optic",
+    "OpticError",
+    "OverlapError",
     "Parameterize",
+    "Positive",
     "RealToIncreasingOnInterval",
+    "Simplex",
+    "Symmetric",
+    "TracedPredicateError",
+    "UnitVector",
     "WeightNormalization",
+    "at",
+    "cholesky_factor",
+    "combine",
+    "compose",
     "contains_unwrappables",
+    "count_parameters",
+    "describe",
     "field",
+    "fold",
+    "identity",
+    "interval",
     "inv_softplus",
     "is_unwrappable",
     "non_trainable",
+    "positive",
+    "simplex",
+    "simplify",
+    "symmetric",
+    "unit_vector",
     "unwrap",
 ]

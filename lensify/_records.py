@@ -14,11 +14,15 @@ with placeholder leaves that no validator would accept.
 from __future__ import annotations
 
 import abc
+import operator
 import sys
 import threading
+import types
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import attrs
+import jax
 import optree
 from attrs.exceptions import FrozenInstanceError
 
@@ -77,7 +81,15 @@ def field(*, static: bool = False, **kwargs: Any) -> Any:
 class _Layout:
     """How one record class splits into children and structure; computed once."""
 
-    __slots__ = ("child_names", "entries", "in_dict", "keys", "names", "static_names")
+    __slots__ = (
+        "child_names",
+        "entries",
+        "get_children",
+        "get_static",
+        "keys",
+        "names",
+        "static_names",
+    )
 
     def __init__(self, cls: type) -> None:
         fields = attrs.fields(cls)
@@ -86,10 +98,18 @@ class _Layout:
         self.static_names = tuple(f.name for f in fields if f.metadata.get(_STATIC))
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
         self.entries = self.child_names
-        # Fields live in the instance __dict__ unless attrs made the class slotted.
-        self.in_dict = "__dict__" in dir(cls) and not any(
-            n in getattr(c, "__slots__", ()) for c in cls.__mro__ for n in self.names
-        )
+        self.get_children = _tuple_getter(self.child_names)
+        self.get_static = _tuple_getter(self.static_names)
+
+
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``obj -> tuple(getattr(obj, n) for n in names)``, done in C where possible."""
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        get_one = operator.attrgetter(names[0])
+        return lambda obj: (get_one(obj),)
+    return operator.attrgetter(*names)
 
 
 def _finalise(cls: type) -> None:
@@ -111,12 +131,29 @@ def _finalise(cls: type) -> None:
         )
 
 
+def _adopt_frozen_hooks(cls: type) -> None:
+    # ``@attrs.frozen`` installs its own __setattr__/__delattr__, whose message
+    # ("can't set attribute") names neither the field nor the fix. Records of
+    # both forms should fail the same helpful way.
+    for name in ("__setattr__", "__delattr__"):
+        hook = cls.__dict__.get(name)
+        if hook is None or getattr(hook, "__module__", None) != "attr._make":
+            continue
+        if hook.__name__.startswith("_frozen_"):
+            type.__setattr__(cls, name, getattr(Record, name))
+
+
 def _layout(cls: type) -> _Layout:
     layout = cls.__dict__.get("_lf_layout")
     if layout is None:
-        _finalise(cls)
-        layout = _Layout(cls)
-        type.__setattr__(cls, "_lf_layout", layout)
+        with _finalise_lock:
+            layout = cls.__dict__.get("_lf_layout")
+            if layout is None:
+                _finalise(cls)
+                _adopt_frozen_hooks(cls)
+                layout = _Layout(cls)
+                # Set last: its presence tells other threads the class is ready.
+                type.__setattr__(cls, "_lf_layout", layout)
     return layout
 
 
@@ -126,28 +163,40 @@ def record_fields(cls: type) -> tuple[attrs.Attribute, ...]:
     return tuple(attrs.fields(cls))
 
 
+# Function types that are never pytree nodes: checked before asking the registry.
+_FUNCTION_TYPES = frozenset(
+    {types.FunctionType, types.BuiltinFunctionType, types.MethodType, type(jax.jit(abs))}
+)
+
+
 def _is_function(value: Any) -> bool:
     # A callable that JAX treats as a leaf (a function, a jitted function, a
     # class) is not a parameter: it belongs in the structure, so that plain
     # jax.jit/grad/vmap see through the record. A callable pytree node (an
     # equinox Module, jax.tree_util.Partial) stays a child and its leaves train.
+    if type(value) in _FUNCTION_TYPES:
+        return True
     return callable(value) and not _tree.is_array(value) and not _tree.is_node(value)
 
 
+_NO_HOISTED: tuple[tuple[str, Any], ...] = ()
+
+
 def _flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    layout = _layout(type(obj))
-    get = obj.__dict__.__getitem__ if layout.in_dict else obj.__getattribute__
-    children: list[Any] = []
-    hoisted: list[tuple[str, Any]] = []
-    for name in layout.child_names:
-        value = get(name)
+    cls = type(obj)
+    layout = cls.__dict__.get("_lf_layout") or _layout(cls)
+    children = layout.get_children(obj)
+    # callable() is a cheap builtin that arrays and containers fail, so records
+    # without functions skip the loop below.
+    if not any(map(callable, children)):
+        return children, (layout.get_static(obj), _NO_HOISTED)
+    hoisted = _NO_HOISTED
+    kept = list(children)
+    for i, value in enumerate(children):
         if callable(value) and _is_function(value):
-            hoisted.append((name, value))
-            children.append(None)
-        else:
-            children.append(value)
-    static = tuple(get(name) for name in layout.static_names)
-    return tuple(children), (static, tuple(hoisted))
+            hoisted += ((layout.child_names[i], value),)
+            kept[i] = None
+    return tuple(kept), (layout.get_static(obj), hoisted)
 
 
 def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
@@ -176,6 +225,15 @@ def record_children(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], Any]:
     return _layout(type(obj)).keys, children, aux
 
 
+record_flatten = _flatten
+"""The children and structure of a record, as its pytree flatten gives them."""
+
+
+def record_keys(cls: type) -> tuple[Any, ...]:
+    """The JAX keys of a record class's children, in flatten order."""
+    return _layout(cls).keys
+
+
 def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
     """A record of class ``cls`` from its structure and children, without ``__init__``."""
     return _rebuild(cls, aux, children)
@@ -186,12 +244,42 @@ def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Any, tuple[str, ...]]:
     return children, aux, _layout(type(obj)).entries
 
 
+def _one_level_children(obj: Any) -> list[tuple[Any, Any]]:
+    # The children an optic steps into: the pytree children less the functions
+    # that flatten moves into the structure (their slots hold a None placeholder).
+    children, (_, hoisted) = _flatten(obj)
+    pairs = zip(_layout(type(obj)).keys, children, strict=True)
+    if not hoisted:
+        return list(pairs)
+    names = {name for name, _ in hoisted}
+    return [(key, child) for key, child in pairs if key.name not in names]
+
+
+def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
+    cls = type(obj)
+    children, aux = _flatten(obj)
+    names = {name for name, _ in aux[1]}
+    replacements = iter(new_children)
+    merged = [
+        child if key.name in names else next(replacements)
+        for key, child in zip(_layout(cls).keys, children, strict=True)
+    ]
+    if next(replacements, _END) is not _END:
+        raise ValueError(f"too many children to rebuild a {cls.__name__}")
+    return _rebuild(cls, aux, merged)
+
+
+_END = object()
+
+
 def _register(cls: type) -> None:
     _tree.register_node(
         cls,
         flatten_with_keys=_flatten_with_keys,
         flatten=_flatten,
         unflatten=lambda aux, children: _rebuild(cls, aux, children),
+        children=_one_level_children,
+        rebuild=_one_level_rebuild,
     )
     optree.register_pytree_node(
         cls,
@@ -218,8 +306,8 @@ class RecordMeta(abc.ABCMeta):
         _register(cls)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if "__attrs_attrs__" not in cls.__dict__:
-            _finalise(cls)
+        if "_lf_layout" not in cls.__dict__:
+            _layout(cls)
         obj: Any = cast(Any, cls).__new__(cls)
         ids = _initialising.__dict__.setdefault("ids", set())
         ids.add(id(obj))

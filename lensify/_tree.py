@@ -20,6 +20,7 @@ __all__ = [
     "FlattenedIndexKey",
     "GetAttrKey",
     "KeyPath",
+    "PLAIN_TYPES",
     "SequenceKey",
     "children",
     "flatten",
@@ -30,6 +31,7 @@ __all__ = [
     "rebuild",
     "register_node",
     "structure",
+    "tree_map",
     "tree_equal",
     "unflatten",
 ]
@@ -45,11 +47,16 @@ unflatten = jtu.tree_unflatten
 structure = jtu.tree_structure
 leaves_with_path = jtu.tree_leaves_with_path
 flatten_with_path = jtu.tree_flatten_with_path
+tree_map = jtu.tree_map
 
 _ARRAY_TYPES: tuple[type, ...] = (jax.Array, np.ndarray, np.generic)
 
 # Exact types JAX always treats as leaves; checked before asking the registry.
-_LEAF_TYPES = frozenset({int, float, complex, bool, str, bytes, np.ndarray})
+# Array types (jax's concrete array, tracers) join on first sight: they are never
+# nodes, and a set lookup is much cheaper than a registry query.
+_LEAF_TYPES: set[type] = {int, float, complex, bool, str, bytes, np.ndarray}
+# The leaf types and None: values that hold nothing to traverse.
+PLAIN_TYPES: set[type] = {*_LEAF_TYPES, type(None)}
 
 
 def keystr(path: Sequence[Any]) -> str:
@@ -67,7 +74,18 @@ def is_node(x: Any) -> bool:
     t = type(x)
     if t in _LEAF_TYPES:
         return False
-    return jtu.is_tree_node(t)
+    if jtu.is_tree_node(t):
+        return True
+    if issubclass(t, (jax.Array, jax.core.Tracer)):
+        _LEAF_TYPES.add(t)
+        PLAIN_TYPES.add(t)
+    return False
+
+
+# Node types that say for themselves what their children are, one level at a time.
+# Records use it to keep functions held in their structure out of the children.
+_Children = Callable[[Any], list[tuple[Any, Any]]]
+_ONE_LEVEL: dict[type, tuple[_Children, Callable[[Any, Any], Any]]] = {}
 
 
 def register_node(
@@ -76,9 +94,17 @@ def register_node(
     flatten_with_keys: Callable[[Any], tuple[Any, Hashable]],
     flatten: Callable[[Any], tuple[Any, Hashable]],
     unflatten: Callable[[Any, Any], Any],
+    children: _Children | None = None,
+    rebuild: Callable[[Any, Any], Any] | None = None,
 ) -> None:
-    """Register ``cls`` with JAX's registry, keys and all."""
+    """Register ``cls`` with JAX's registry, keys and all.
+
+    ``children`` and ``rebuild``, given together, replace the one-level view of
+    :func:`children` and :func:`rebuild` for instances of ``cls``.
+    """
     jtu.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten_func=flatten)
+    if children is not None and rebuild is not None:
+        _ONE_LEVEL[cls] = (children, rebuild)
 
 
 def children(node: Any) -> list[tuple[Any, Any]] | None:
@@ -88,8 +114,15 @@ def children(node: Any) -> list[tuple[Any, Any]] | None:
         return [(DictKey(k), node[k]) for k in sorted(node)]
     if t is list or t is tuple:
         return [(SequenceKey(i), c) for i, c in enumerate(node)]
+    hook = _ONE_LEVEL.get(t)
+    if hook is not None:
+        return hook[0](node)
     if t in _LEAF_TYPES or not jtu.is_tree_node(t):
         return None
+    if isinstance(node, tuple) and hasattr(t, "_fields"):
+        # A namedtuple. JAX's one-level flatten with keys misnames the children
+        # that follow a None child (jax 0.10), so the field names are used here.
+        return [(GetAttrKey(name), c) for name, c in zip(t._fields, node, strict=True)]
     pairs, _ = jtu.flatten_one_level_with_keys(node)
     return list(pairs)
 
@@ -103,6 +136,9 @@ def rebuild(node: Any, new_children: Sequence[Any]) -> Any:
         return list(new_children)
     if t is tuple:
         return tuple(new_children)
+    hook = _ONE_LEVEL.get(t)
+    if hook is not None:
+        return hook[1](node, new_children)
     # One level of structure: everything below the node is treated as a leaf.
     treedef = jtu.tree_structure(node, is_leaf=lambda x: x is not node)
     return jtu.tree_unflatten(treedef, list(new_children))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-__all__ = ["check_values", "inv_softplus"]
+__all__ = ["check_values", "check_where", "inv_softplus", "softplus"]
 
 
 def _is_concrete(x: Any) -> bool:
@@ -85,3 +85,83 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
     return x + jnp.log(-jnp.expm1(-x))
+
+
+def softplus(x: ArrayLike) -> jax.Array:
+    """``jax.nn.softplus`` as a plain module-level function.
+
+    jax's own ``jax.nn.softplus`` is a jitted function, which ``pickle`` cannot
+    store; wrappers that keep a softplus in their structure use this one so that
+    they pickle.
+
+    Example:
+        >>> import pickle
+        >>> from lensify.numerics import softplus
+        >>> pickle.loads(pickle.dumps(softplus)) is softplus
+        True
+    """
+    return jax.nn.softplus(x)
+
+
+def check_where(
+    x: ArrayLike,
+    bad: ArrayLike,
+    error: Callable[[np.ndarray, np.ndarray], Exception],
+) -> jax.Array:
+    """Return ``x`` unchanged, raising ``error(x, bad)`` if any entry of ``bad`` is True.
+
+    Like :func:`check_values`, but the mask ``bad`` is computed by the caller, in
+    JAX (so it may be any traceable test: a row sum, a comparison with array
+    bounds), and the exception is built by ``error`` from the values and the mask
+    as numpy arrays, broadcast to one shape. With concrete inputs the check runs at
+    once; under ``jax.jit`` or ``jax.vmap`` it runs when the computation does,
+    through a host callback, and the exception surfaces as a
+    ``jax.errors.JaxRuntimeError`` carrying its message. Use the returned array, not
+    ``x``, so that the check is not pruned from a traced computation. The check is
+    the identity for differentiation.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lensify.numerics import check_where
+        >>> x = jnp.array([1.0, -2.0])
+        >>> check_where(x, x < 0, lambda v, m: ValueError(f"negative: {v[m]}"))
+        Traceback (most recent call last):
+        ...
+        ValueError: negative: [-2.]
+    """
+    x = jnp.asarray(x)
+    bad = jnp.asarray(bad, dtype=bool)
+    if _is_concrete(x) and _is_concrete(bad):
+        _raise_where(np.asarray(x), np.asarray(bad), error)
+        return x
+    return _checked_where(error, x, bad)
+
+
+def _raise_where(
+    x: np.ndarray, bad: np.ndarray, error: Callable[[np.ndarray, np.ndarray], Exception]
+) -> None:
+    if bad.any():
+        value, mask = np.broadcast_arrays(x, bad)
+        raise error(value, mask)
+
+
+def _checked_where(
+    error: Callable[[np.ndarray, np.ndarray], Exception], x: jax.Array, bad: jax.Array
+) -> jax.Array:
+    def host(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        _raise_where(np.asarray(value), np.asarray(mask), error)
+        return np.asarray(value)
+
+    @jax.custom_jvp
+    def checked(value: jax.Array, mask: jax.Array) -> jax.Array:
+        shape = jax.ShapeDtypeStruct(value.shape, value.dtype)
+        return jax.pure_callback(host, shape, value, mask, vmap_method="expand_dims")
+
+    @checked.defjvp
+    def _(
+        primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]
+    ) -> tuple[jax.Array, jax.Array]:
+        (value, mask), (tangent, _) = primals, tangents
+        return checked(value, mask), tangent
+
+    return checked(x, bad)

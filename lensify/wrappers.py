@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensify import _records, _tree
-from lensify.numerics import check_values, inv_softplus
+from lensify.numerics import check_values, inv_softplus, softplus
 
 __all__ = [
     "AbstractUnwrappable",
@@ -75,17 +75,28 @@ def _prepend_path(error: BaseException, keys: tuple[Any, ...]) -> None:
     error.__dict__["_lf_path"] = keys + error.__dict__.get("_lf_path", ())
 
 
+# Exact types that hold no wrappers and need no traversal (leaves and None).
+# The very set object the registry boundary keeps, so array types it learns count.
+_PLAIN_TYPES = _tree.PLAIN_TYPES
+
+
 def _unwrap_node(wrapper: AbstractUnwrappable[Any]) -> Any:
     cls = type(wrapper)
-    keys, children, aux = _records.record_children(wrapper)
-    new_children = []
-    for key, child in zip(keys, children, strict=True):
+    children, aux = _records.record_flatten(wrapper)
+    new_children: list[Any] | None = None
+    for i, child in enumerate(children):
+        if type(child) in _PLAIN_TYPES:
+            continue  # the usual case: an array, a scalar, a hoisted function's None
         try:
-            new_children.append(_unwrap(child))
+            new = _unwrap(child)
         except Exception as error:
-            _prepend_path(error, (key,))
+            _prepend_path(error, (_records.record_keys(cls)[i],))
             raise
-    if any(n is not c for n, c in zip(new_children, children, strict=True)):
+        if new is not child:
+            if new_children is None:
+                new_children = list(children)
+            new_children[i] = new
+    if new_children is not None:
         wrapper = _records.record_rebuild(cls, aux, new_children)
     try:
         value = wrapper.unwrap()
@@ -93,14 +104,59 @@ def _unwrap_node(wrapper: AbstractUnwrappable[Any]) -> Any:
         error.__dict__.setdefault("_lf_wrapper", cls.__name__)
         raise
     # unwrap is total: a wrapper may unwrap to something holding wrappers.
-    if type(value) in _WRAPPER_TYPES or _tree.is_node(value):
-        return _unwrap(value)
-    return value
+    if type(value) in _PLAIN_TYPES:
+        return value
+    return _unwrap(value)
+
+
+def _unwrap_sequence(tree: list[Any] | tuple[Any, ...]) -> Any:
+    new: list[Any] | None = None
+    for i, child in enumerate(tree):
+        if type(child) in _PLAIN_TYPES:
+            continue
+        try:
+            value = _unwrap(child)
+        except Exception as error:
+            _prepend_path(error, (_tree.SequenceKey(i),))
+            raise
+        if value is not child:
+            if new is None:
+                new = list(tree)
+            new[i] = value
+    if new is None:
+        return tree
+    return new if type(tree) is list else tuple(new)
+
+
+def _unwrap_dict(tree: dict[Any, Any]) -> Any:
+    new: dict[Any, Any] | None = None
+    for key, child in tree.items():
+        if type(child) in _PLAIN_TYPES:
+            continue
+        try:
+            value = _unwrap(child)
+        except Exception as error:
+            _prepend_path(error, (_tree.DictKey(key),))
+            raise
+        if value is not child:
+            if new is None:
+                new = dict(tree)
+            new[key] = value
+    return tree if new is None else new
 
 
 def _unwrap(tree: Any) -> Any:
-    if type(tree) in _WRAPPER_TYPES:
+    t = type(tree)
+    if t in _WRAPPER_TYPES:
         return _unwrap_node(tree)
+    if t in _PLAIN_TYPES:
+        return tree
+    # The built-in containers are walked here, in Python: cheaper than a flatten
+    # with a Python is_leaf callback per node, and only changed ones are copied.
+    if t is list or t is tuple:
+        return _unwrap_sequence(tree)
+    if t is dict:
+        return _unwrap_dict(tree)
     if not _tree.is_node(tree):
         return tree
     found: list[Any] = []
@@ -224,6 +280,13 @@ class Parameterize(AbstractUnwrappable[T]):
         return self.fn(*self.args, **self.kwargs)
 
     def __repr__(self) -> str:
+        if type(self.args) is not tuple or type(self.kwargs) is not dict:
+            # Rebuilt from arbitrary children (an optic's set, say): a repr must not
+            # fail, because error messages and debuggers call it.
+            return (
+                f"Parameterize(fn={_describe_callable(self.fn)}, args={self.args!r}, "
+                f"kwargs={self.kwargs!r})"
+            )
         parts = [_describe_callable(self.fn), *map(repr, self.args)]
         parts += [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"Parameterize({', '.join(parts)})"
@@ -251,7 +314,12 @@ class NonTrainable(AbstractUnwrappable[T]):
 
 
 def _stop_gradient(x: Any) -> Any:
-    return jax.lax.stop_gradient(x) if _tree.is_array(x) else x
+    if isinstance(x, jax.Array):
+        return jax.lax.stop_gradient(x)
+    if _tree.is_array(x):
+        # A numpy array becomes a jax array, as it would inside any traced function.
+        return jax.lax.stop_gradient(jnp.asarray(x))
+    return x
 
 
 def _is_inexact_array(x: Any) -> bool:
@@ -325,7 +393,7 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
             "WeightNormalization cannot normalise a weight with a row of zeros",
         )
         self.weight = weight
-        self.scale = Parameterize(jax.nn.softplus, inv_softplus(norms))
+        self.scale = Parameterize(softplus, inv_softplus(norms))
 
     def unwrap(self) -> jax.Array:
         weight, scale = jnp.asarray(self.weight), jnp.asarray(self.scale)

@@ -1,0 +1,95 @@
+"""``unwrap`` against paramax and the ``tree_map`` identity.
+
+Three groups, each timed side by side in one process:
+
+- no wrappers: nothing to rebuild, so ``unwrap`` should cost no more than the baseline;
+- 10% of the leaves in an identity ``Parameterize`` (lensify and paramax);
+- nesting depth 1, 2 and 3 on every tenth leaf, reported per wrapper node, so a cost
+  linear in the number of wrapper nodes shows up as a flat per-node time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paramax
+
+import lensify as lf
+from benchmarks._harness import Row, best_time, identity_tree_map, make_tree
+
+BASELINE = "tree_map identity"
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _wrap_every(tree: list[dict[str, Any]], every: int, wrap: Any) -> list[dict[str, Any]]:
+    """Wrap one leaf in ``every`` (in flattening order) with ``wrap``."""
+    out = []
+    i = 0
+    for node in tree:
+        new = {}
+        for key in sorted(node):
+            new[key] = wrap(node[key]) if i % every == 0 else node[key]
+            i += 1
+        out.append(new)
+    return out
+
+
+def _nested(factory: Any, depth: int) -> Any:
+    def wrap(leaf: Any) -> Any:
+        for _ in range(depth):
+            leaf = factory(_identity, leaf)
+        return leaf
+
+    return wrap
+
+
+def _no_wrappers(n: int) -> list[Row]:
+    tree = make_tree(n)
+    group = "unwrap, no wrappers"
+    return [
+        Row(group=group, case=BASELINE, n=n, seconds=best_time(lambda: identity_tree_map(tree))),
+        Row(group=group, case="lensify", n=n, seconds=best_time(lambda: lf.unwrap(tree))),
+        Row(group=group, case="paramax", n=n, seconds=best_time(lambda: paramax.unwrap(tree))),
+    ]
+
+
+def _ten_percent(n: int) -> list[Row]:
+    plain = make_tree(n)
+    ours = _wrap_every(plain, 10, _nested(lf.Parameterize, 1))
+    theirs = _wrap_every(plain, 10, _nested(paramax.Parameterize, 1))
+    group = "unwrap, 10% identity Parameterize"
+    return [
+        Row(group=group, case=BASELINE, n=n, seconds=best_time(lambda: identity_tree_map(plain))),
+        Row(group=group, case="lensify", n=n, seconds=best_time(lambda: lf.unwrap(ours))),
+        Row(group=group, case="paramax", n=n, seconds=best_time(lambda: paramax.unwrap(theirs))),
+    ]
+
+
+def _depths(n: int) -> list[Row]:
+    plain = make_tree(n)
+    group = "unwrap, 10% nested Parameterize, per wrapper node"
+    n_wrapped = len(range(0, n, 10))
+    base = best_time(lambda: identity_tree_map(plain))
+    bare = best_time(lambda: lf.unwrap(plain))
+    rows = [Row(group=group, case=BASELINE, n=n, seconds=base / n_wrapped)]
+    for depth in (1, 2, 3):
+        tree = _wrap_every(plain, 10, _nested(lf.Parameterize, depth))
+        seconds = best_time(lambda tree=tree: lf.unwrap(tree))
+        # The cost of the wrapper nodes alone: the walk over the rest of the tree is
+        # what unwrap pays on the same tree without wrappers.
+        per_node = max(seconds - bare, 0.0) / (n_wrapped * depth)
+        rows.append(Row(group=group, case=f"lensify, depth {depth}", n=n, seconds=per_node))
+    return rows
+
+
+def run(sizes: list[int]) -> list[Row]:
+    """Time every group at every size; rows sharing group and size are comparable."""
+    rows: list[Row] = []
+    for n in sizes:
+        rows += _no_wrappers(n)
+        rows += _ten_percent(n)
+        rows += _depths(n)
+    return rows

@@ -1,0 +1,486 @@
+"""Constraint wrappers: the laws over the whole catalogue, then one test per edge case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lensify as lf
+from lensify.constraints import CATALOGUE, AbstractConstraint, Catalogued, Preimage
+
+LAWS = settings(max_examples=10, deadline=None, derandomize=True)
+ENTRIES = [pytest.param(entry, id=entry.name) for entry in CATALOGUE]
+
+
+def _close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+# A few shapes only: eager JAX compiles every operation once per shape, and a fresh
+# shape in each example would spend the whole time budget compiling.
+BATCH_SHAPES = st.sampled_from([(), (2,)])
+EVENT_SIZES = st.sampled_from([1, 3])
+
+# Transformed functions made once, so that their compilations are cached across
+# examples (a fresh jax.jit(f) per example would compile every time).
+JIT_BUILD = {entry.name: jax.jit(entry.build) for entry in CATALOGUE}
+JIT_VMAP_BUILD = {entry.name: jax.jit(jax.vmap(entry.build)) for entry in CATALOGUE}
+jit_unwrap = jax.jit(lf.unwrap)
+
+
+@jax.jit
+@jax.grad
+def grad_of_weighted_sum(tree: Any, weights: jax.Array) -> jax.Array:
+    return jnp.sum(lf.unwrap(tree) * weights)
+
+
+@jax.jit
+@jax.grad
+def grad_of_forward(raw: jax.Array, constraint: AbstractConstraint, weights: jax.Array) -> Any:
+    return jnp.sum(constraint.forward(raw) * weights)
+
+
+@st.composite
+def value_shapes(draw: st.DrawFn, entry: Catalogued) -> tuple[int, ...]:
+    return draw(BATCH_SHAPES) + entry.event_shape(draw(EVENT_SIZES))
+
+
+MODERATE = st.floats(-8.0, 8.0, width=32)
+ANY_FINITE = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@st.composite
+def raws(
+    draw: st.DrawFn, entry: Catalogued, elements: st.SearchStrategy[float] = MODERATE
+) -> tuple[AbstractConstraint, np.ndarray]:
+    """A constraint (built from an example value) and a raw array that fits it."""
+    template = entry.build(entry.example(draw(value_shapes(entry))))
+    raw_shape = np.shape(template.raw)
+    raw = draw(hnp.arrays(np.float32, raw_shape, elements=elements))
+    return template, raw
+
+
+@st.composite
+def values(draw: st.DrawFn, entry: Catalogued) -> jax.Array:
+    """A value in the support: the forward map of a raw array of moderate size."""
+    template, raw = draw(raws(entry))
+    return lf.unwrap(template.with_raw(jnp.asarray(raw)))
+
+
+# ---------------------------------------------------------------------------
+# The laws, for every constraint of the catalogue.
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@LAWS
+@given(data=st.data())
+def test_law_round_trip_at_construction(entry: Catalogued, data: st.DataObject) -> None:
+    x = data.draw(values(entry))
+    constrained = entry.build(x)
+    assert isinstance(constrained, AbstractConstraint)
+    assert _close(lf.unwrap(constrained), x)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@LAWS
+@given(data=st.data())
+def test_law_any_raw_value_unwraps_into_the_support(entry: Catalogued, data: st.DataObject) -> None:
+    template, raw = data.draw(raws(entry, ANY_FINITE))
+    value = lf.unwrap(template.with_raw(jnp.asarray(raw)))
+    assert value.shape == np.shape(entry.example(value.shape))
+    assert bool(jnp.all(template.in_closure(value))), (raw, value)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@LAWS
+@given(data=st.data())
+def test_law_jit_equals_eager(entry: Catalogued, data: st.DataObject) -> None:
+    x = data.draw(values(entry))
+    eager = entry.build(x)
+    assert _close(lf.unwrap(JIT_BUILD[entry.name](x)), lf.unwrap(eager))
+    assert _close(jit_unwrap(eager), lf.unwrap(eager))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@LAWS
+@given(data=st.data())
+def test_law_vmap_construction_is_invariant(entry: Catalogued, data: st.DataObject) -> None:
+    size = 2
+    shape = data.draw(value_shapes(entry))
+    template = entry.build(entry.example(shape))
+    raw_shape = (size, *np.shape(template.raw))
+    raw = data.draw(hnp.arrays(np.float32, raw_shape, elements=MODERATE))
+    xs = jnp.stack([lf.unwrap(template.with_raw(jnp.asarray(r))) for r in raw])
+    batched = jit_unwrap(JIT_VMAP_BUILD[entry.name](xs))
+    for i in range(size):
+        assert _close(batched[i], lf.unwrap(entry.build(xs[i])))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@LAWS
+@given(data=st.data())
+def test_law_non_trainable_either_order(entry: Catalogued, data: st.DataObject) -> None:
+    x = data.draw(values(entry))
+    weights = jnp.arange(x.size, dtype=x.dtype).reshape(x.shape) - 1.5
+    for tree in (lf.NonTrainable(entry.build(x)), entry.build(lf.NonTrainable(x))):
+        assert _close(lf.unwrap(tree), x)
+        grads = grad_of_weighted_sum(tree, weights)
+        assert all(bool(jnp.all(g == 0)) for g in jax.tree_util.tree_leaves(grads))
+    # Without NonTrainable the gradient lands on the raw parameter, and only there.
+    constrained = entry.build(x)
+    grads = grad_of_weighted_sum(constrained, weights)
+    assert type(grads) is type(constrained)
+    assert _close(grads.raw, grad_of_forward(constrained.raw, constrained, weights))
+
+
+# ---------------------------------------------------------------------------
+# Construction errors.
+
+
+def test_positive_rejects_a_negative_value_naming_it() -> None:
+    with pytest.raises(lf.ConstraintError, match=r"Positive got -2\.0 at index \(1,\)") as info:
+        lf.positive(jnp.array([1.0, -2.0, 3.0]))
+    assert isinstance(info.value, ValueError)
+    assert (info.value.constraint, info.value.value, info.value.count) == ("Positive", -2.0, 1)
+
+
+@pytest.mark.parametrize("bad", [0.0, np.nan, np.inf])
+def test_positive_rejects_zero_and_non_finite_values(bad: float) -> None:
+    with pytest.raises(lf.ConstraintError, match="outside its support x > 0"):
+        lf.positive(jnp.array([1.0, bad]))
+
+
+def test_interval_rejects_its_bounds() -> None:
+    with pytest.raises(lf.ConstraintError, match=r"Interval got 1\.0"):
+        lf.interval(jnp.array([0.5, 1.0]), 0.0, 1.0)
+
+
+@pytest.mark.parametrize(("lower", "upper"), [(1.0, 0.0), (0.0, 0.0), (-np.inf, 0.0)])
+def test_interval_rejects_bad_bounds(lower: float, upper: float) -> None:
+    with pytest.raises(lf.ConstraintError, match="lower < upper"):
+        lf.interval(0.5, lower, upper)
+
+
+def test_interval_rejects_array_bounds_that_do_not_broadcast_to_the_value() -> None:
+    with pytest.raises(lf.ConstraintError, match="must broadcast"):
+        lf.interval(jnp.zeros(2), -np.ones(3), 1.0)
+
+
+def test_interval_rejects_traced_bounds() -> None:
+    with pytest.raises(lf.ConstraintError, match="concrete lower bound"):
+        jax.jit(lambda lo: lf.interval(0.5, lo, 1.0))(0.0)
+
+
+def test_simplex_rejects_entries_not_summing_to_one() -> None:
+    with pytest.raises(lf.ConstraintError, match="summing to 1"):
+        lf.simplex(jnp.array([0.2, 0.3, 0.6]))
+
+
+def test_simplex_rejects_a_zero_entry() -> None:
+    with pytest.raises(lf.ConstraintError, match=r"got 0\.0 at index \(1,\)"):
+        lf.simplex(jnp.array([0.5, 0.0, 0.5]))
+
+
+def test_simplex_rejects_an_axis_out_of_range() -> None:
+    with pytest.raises(lf.ConstraintError, match="axis"):
+        lf.simplex(jnp.array([0.5, 0.5]), axis=1)
+
+
+def test_cholesky_factor_rejects_an_upper_entry_and_a_non_square_value() -> None:
+    with pytest.raises(lf.ConstraintError, match=r"at index \(0, 1\)"):
+        lf.cholesky_factor(jnp.array([[1.0, 0.1], [0.0, 1.0]]))
+    with pytest.raises(lf.ConstraintError, match="square"):
+        lf.cholesky_factor(jnp.ones((2, 3)))
+    with pytest.raises(lf.ConstraintError, match=r"got -1\.0 at index \(1, 1\)"):
+        lf.cholesky_factor(jnp.array([[1.0, 0.0], [0.0, -1.0]]))
+
+
+def test_symmetric_rejects_an_asymmetric_value() -> None:
+    with pytest.raises(lf.ConstraintError, match="symmetric"):
+        lf.symmetric(jnp.array([[1.0, 2.0], [3.0, 4.0]]))
+
+
+def test_symmetric_accepts_rounding_asymmetry_and_keeps_the_lower_triangle() -> None:
+    a = np.array([[1.0, 2.0], [np.nextafter(np.float32(2.0), np.float32(3.0)), 4.0]], np.float32)
+    value = lf.unwrap(lf.symmetric(a))
+    assert value[0, 1] == value[1, 0] == a[1, 0]
+
+
+def test_unit_vector_rejects_a_vector_of_another_norm() -> None:
+    with pytest.raises(lf.ConstraintError, match="norm 1"):
+        lf.unit_vector(jnp.array([1.0, 1.0]))
+
+
+def test_vmap_construction_without_jit() -> None:
+    xs = jnp.array([[0.2, 0.8], [0.5, 0.5]])
+    assert _close(lf.unwrap(jax.vmap(lf.simplex)(xs)), xs)
+    assert _close(lf.unwrap(jax.vmap(lf.positive)(xs)), xs)
+
+
+def test_errors_are_raised_under_jit_and_vmap() -> None:
+    with pytest.raises(Exception, match=r"Positive got -1\.0"):
+        jax.block_until_ready(lf.unwrap(jax.jit(lf.positive)(jnp.array([-1.0]))))
+    with pytest.raises(Exception, match="Simplex got"):
+        jax.block_until_ready(lf.unwrap(jax.vmap(lf.simplex)(jnp.array([[0.5, 0.6]]))))
+
+
+def test_with_path_prefixes_the_message_and_keeps_the_details() -> None:
+    with pytest.raises(lf.ConstraintError) as info:
+        lf.positive(-1.0)
+    error = info.value.with_path("['layers'][0].scale")
+    assert str(error).startswith("at ['layers'][0].scale: Positive got -1.0")
+    assert (error.path, error.constraint, error.value) == ("['layers'][0].scale", "Positive", -1.0)
+
+
+# ---------------------------------------------------------------------------
+# Edge behaviour at the float limits.
+
+
+def test_positive_underflows_to_zero_for_very_negative_raw_values() -> None:
+    value = lf.unwrap(lf.positive(1.0).with_raw(jnp.array([-87.0, -88.0, -3e38])))
+    assert value[0] > 0
+    assert (value[1:] == 0).all()
+
+
+def test_positive_counts_a_subnormal_value_as_zero() -> None:
+    # XLA flushes subnormal numbers to zero, comparisons included.
+    with pytest.raises(lf.ConstraintError, match="Positive got 1e-40"):
+        lf.positive(np.array([1e-40], np.float32))
+    # Just above the smallest normal number, softplus's exp flushes to zero too.
+    tiny = float(np.finfo(np.float32).tiny)
+    constrained = lf.positive(np.array([tiny, 1e-37, 1e-30], np.float32))
+    assert bool(jnp.isfinite(constrained.raw).all())
+    assert _close(lf.unwrap(constrained), [tiny, 1e-37, 1e-30], rtol=1e-5, atol=tiny)
+
+
+def test_positive_keeps_large_values() -> None:
+    x = jnp.array([1e30, 3e38])
+    assert _close(lf.unwrap(lf.positive(x)), x)
+
+
+def test_interval_saturates_to_its_bounds() -> None:
+    constrained = lf.interval(0.5, -1.0, 2.0).with_raw(jnp.array([-30.0, 30.0, -3e38, 3e38]))
+    assert lf.unwrap(constrained).tolist() == [-1.0, 2.0, -1.0, 2.0]
+
+
+def test_interval_is_precise_near_either_bound() -> None:
+    x = jnp.array([1e-6, 1.0 - 1e-6], jnp.float32)
+    assert _close(lf.unwrap(lf.interval(x, 0.0, 1.0)), x, rtol=1e-4, atol=0)
+
+
+def test_interval_with_array_bounds_has_no_leaves_but_the_raw_parameter() -> None:
+    constrained = lf.interval(jnp.array([0.5, 5.0]), np.array([0.0, 4.0]), np.array([1.0, 6.0]))
+    assert len(jax.tree_util.tree_leaves(constrained)) == 1
+    assert _close(lf.unwrap(constrained), [0.5, 5.0])
+    same = lf.interval(jnp.array([0.5, 5.0]), np.array([0.0, 4.0]), 7.0)
+    assert same.lower == constrained.lower
+    assert hash(same.lower) == hash(constrained.lower)
+
+
+def test_simplex_entries_underflow_to_zero_but_still_sum_to_one() -> None:
+    value = lf.unwrap(lf.simplex(jnp.full(3, 1 / 3)).with_raw(jnp.array([-200.0, 0.0])))
+    assert value[0] == 0
+    assert _close(value.sum(), 1.0)
+
+
+def test_simplex_of_one_entry_has_an_empty_raw_parameter() -> None:
+    constrained = lf.simplex(jnp.ones(1))
+    assert constrained.raw.shape == (0,)
+    assert lf.unwrap(constrained).tolist() == [1.0]
+
+
+def test_simplex_along_a_leading_axis_under_vmap() -> None:
+    x = jnp.array([[0.2, 0.5], [0.8, 0.5]])
+    constrained = lf.simplex(x, axis=0)
+    assert constrained.axis == -2
+    assert _close(lf.unwrap(constrained), x)
+    batched = jax.vmap(lambda v: lf.simplex(v, axis=0))(jnp.stack([x, x[:, ::-1]]))
+    assert _close(lf.unwrap(batched), jnp.stack([x, x[:, ::-1]]))
+
+
+def test_cholesky_factor_diagonal_underflows_to_zero() -> None:
+    value = lf.unwrap(lf.cholesky_factor(jnp.eye(2)).with_raw(jnp.full((2, 2), -100.0)))
+    assert value.tolist() == [[0.0, 0.0], [-100.0, 0.0]]
+
+
+def test_cholesky_factor_upper_triangle_gets_no_gradient() -> None:
+    constrained = lf.cholesky_factor(jnp.eye(3))
+    grads = jax.grad(lambda t: lf.unwrap(t).sum())(constrained)
+    assert (jnp.triu(grads.raw, 1) == 0).all()
+    assert (grads.raw[np.tril_indices(3)] != 0).all()
+
+
+def test_unit_vector_of_the_zero_raw_vector_is_the_first_basis_vector() -> None:
+    constrained = lf.unit_vector(jnp.array([0.0, 1.0]))
+    value = lf.unwrap(constrained.with_raw(jnp.zeros(3)))
+    assert value.tolist() == [1.0, 0.0, 0.0]
+    grads = jax.grad(lambda r: lf.unwrap(constrained.with_raw(r)).sum())(jnp.zeros(3))
+    assert bool(jnp.isfinite(grads).all())
+
+
+def test_unit_vector_neither_overflows_nor_underflows() -> None:
+    constrained = lf.unit_vector(jnp.array([1.0, 0.0]))
+    for raw in ([3e38, 3e38], [1e-37, -1e-37]):
+        value = lf.unwrap(constrained.with_raw(jnp.array(raw)))
+        assert _close(jnp.linalg.norm(value), 1.0)
+
+
+def test_python_numbers_give_a_strongly_typed_float_raw_parameter() -> None:
+    constrained = lf.positive(1)
+    assert constrained.raw.dtype == jnp.float32
+    assert not constrained.raw.weak_type
+
+
+# ---------------------------------------------------------------------------
+# Composition with the other wrappers, and the fold laws.
+
+
+def test_positive_of_non_trainable_keeps_the_wrapper_on_the_raw_parameter() -> None:
+    constrained = lf.positive(lf.NonTrainable(jnp.array([2.0])))
+    assert type(constrained.raw) is lf.NonTrainable
+    assert _close(lf.unwrap(constrained), [2.0])
+
+
+def test_nested_non_trainable_is_kept_whole() -> None:
+    constrained = lf.positive(lf.NonTrainable(lf.NonTrainable(jnp.array([2.0]))))
+    assert type(constrained.raw.tree) is lf.NonTrainable
+    assert _close(lf.unwrap(constrained), [2.0])
+
+
+def test_constraint_of_weight_normalization_keeps_it_and_its_parameters_train() -> None:
+    w = jnp.array([[1.0, 2.0], [3.0, 0.5]])
+    constrained = lf.positive(lf.WeightNormalization(w))
+    assert type(constrained.raw) is Preimage
+    assert type(constrained.raw.value) is lf.WeightNormalization
+    assert _close(lf.unwrap(constrained), w)
+    assert _close(jax.jit(lf.unwrap)(constrained), w)
+    grads = jax.grad(lambda t: lf.unwrap(t).sum())(constrained)
+    assert float(jnp.abs(grads.raw.value.scale.args[0]).sum()) > 0
+
+
+def test_weight_normalization_of_a_constraint() -> None:
+    w = jnp.array([[1.0, 2.0], [3.0, 0.5]])
+    normalised = lf.WeightNormalization(lf.positive(w))
+    assert _close(lf.unwrap(normalised), w)
+    grads = jax.grad(lambda t: lf.unwrap(t).sum())(normalised)
+    assert type(grads.weight) is lf.Positive
+
+
+def test_interval_of_a_parameterize_unwraps_to_its_value() -> None:
+    inner = lf.Parameterize(jnp.tanh, jnp.array([0.3, -0.2]))
+    constrained = lf.interval(inner, -1.0, 1.0)
+    assert _close(lf.unwrap(constrained), jnp.tanh(jnp.array([0.3, -0.2])))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_fold_laws_hold_for_constraints_in_a_tree(entry: Catalogued) -> None:
+    x = entry.example((2, *entry.event_shape(2)))
+    tree = {
+        "plain": entry.build(x),
+        "frozen": lf.NonTrainable(entry.build(x)),
+        "inner": entry.build(lf.NonTrainable(x)),
+    }
+    once = lf.unwrap(tree)
+    assert not lf.contains_unwrappables(once)
+    assert lf.unwrap(once) is once
+    for value in once.values():
+        assert _close(value, x)
+    # The fold's defining equation: children unwrapped first, then .unwrap().
+    node = tree["inner"]
+    rebuilt = node.with_raw(lf.unwrap(node.raw))
+    assert _close(rebuilt.unwrap(), once["inner"])
+
+
+def test_constraints_survive_placeholder_rebuilds() -> None:
+    constrained = lf.interval(jnp.array([0.5]), 0.0, 1.0)
+    placeholders = jax.tree_util.tree_map(lambda _: None, constrained)
+    assert type(placeholders) is lf.Interval
+    assert placeholders.raw is None
+
+
+def test_an_optic_wraps_leaves_in_a_constraint() -> None:
+    model = {"scale": jnp.array([0.5, 2.0]), "weights": jnp.array([0.3, 0.7])}
+    wrapped = lf.at["weights"].wrap(lf.at["scale"].wrap(model, lf.positive), lf.simplex)
+    assert type(wrapped["scale"]) is lf.Positive
+    assert _close(lf.unwrap(wrapped)["scale"], model["scale"])
+    assert _close(lf.unwrap(wrapped)["weights"], model["weights"])
+    with pytest.raises(lf.ConstraintError):
+        lf.at["scale"].wrap({"scale": jnp.array([-1.0])}, lf.positive)
+
+
+@pytest.mark.xfail(reason="optic.wrap naming the key path belongs to the optics", strict=False)
+def test_an_optic_names_the_key_path_of_a_value_outside_the_support() -> None:
+    with pytest.raises(ValueError, match=r"\['scale'\]"):
+        lf.at["scale"].wrap({"scale": jnp.array([-1.0])}, lf.positive)
+
+
+# ---------------------------------------------------------------------------
+# User-defined constraints.
+
+
+class Negative(AbstractConstraint):
+    support = "x < 0"
+
+    def forward(self, raw: jax.Array) -> jax.Array:
+        return -jax.nn.softplus(raw)
+
+    def inverse(self, value: jax.Array) -> jax.Array:
+        return lf.inv_softplus(-value)
+
+    def in_support(self, value: jax.Array) -> jax.Array:
+        return value < 0
+
+
+@attrs.frozen
+class Above(AbstractConstraint):
+    floor: float = lf.field(static=True, default=0.0)
+    support = "x > floor"
+
+    def forward(self, raw: jax.Array) -> jax.Array:
+        return self.floor + jnp.exp(raw)
+
+    def inverse(self, value: jax.Array) -> jax.Array:
+        return jnp.log(value - self.floor)
+
+    def in_support(self, value: jax.Array) -> jax.Array:
+        return value > self.floor
+
+
+def test_a_user_defined_constraint_is_value_preserving() -> None:
+    x = jnp.array([-0.5, -3.0])
+    constrained = Negative(x)
+    assert _close(lf.unwrap(constrained), x)
+    assert _close(jax.jit(lf.unwrap)(jax.jit(Negative)(x)), x)
+    with pytest.raises(lf.ConstraintError, match=r"Negative got 1\.0, outside its support x < 0"):
+        Negative(1.0)
+
+
+def test_a_decorated_user_constraint_takes_its_parameters_after_the_value() -> None:
+    assert _close(lf.unwrap(Above(jnp.array([3.0]), 2.0)), [3.0])
+    assert _close(lf.unwrap(Above(jnp.array([3.0]), floor=2.5)), [3.0])
+    assert Above(jnp.array([3.0])).floor == 0.0
+    with pytest.raises(lf.ConstraintError, match=r"Above got 1\.0"):
+        Above(1.0, floor=2.0)
+    with pytest.raises(TypeError, match="unexpected argument 'ceiling'"):
+        Above(1.0, ceiling=2.0)
+    with pytest.raises(TypeError, match="at most 1 more"):
+        Above(1.0, 0.0, 2.0)
+
+
+def test_a_user_constraint_joins_the_laws_through_a_catalogue_entry() -> None:
+    entry = Catalogued("negative", Negative, lambda n: (), lambda s: -jnp.ones(s))
+    x = jnp.array([-0.25, -4.0])
+    assert _close(lf.unwrap(entry.build(x)), x)
+    template = entry.build(entry.example((3,)))
+    assert bool(
+        template.in_closure(lf.unwrap(template.with_raw(jnp.array([-5.0, 0.0, 5.0])))).all()
+    )

@@ -1,0 +1,382 @@
+"""lensify.testing: the strategies draw what they promise, and the checkers catch bugs."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+import lensify as lf
+import lensify.testing as lt
+from lensify import _tree
+
+FAST = settings(max_examples=40, deadline=None)
+
+
+def _depth(tree: Any) -> int:
+    pairs = _tree.children(tree)
+    if pairs is None:
+        return 0
+    return 1 + max((_depth(child) for _, child in pairs), default=0)
+
+
+# ------------------------------------------------------------------------- strategies
+
+
+def test_pytrees_are_valid_and_compare_equal_after_a_round_trip():
+    @FAST
+    @given(lt.pytrees())
+    def check(tree: Any) -> None:
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        assert _tree.tree_equal(jax.tree_util.tree_unflatten(treedef, leaves), tree)
+        assert _tree.tree_equal(tree, tree)
+
+    check()
+
+
+@FAST
+@given(lt.pytrees(max_depth=2, max_children=2))
+def test_pytrees_respect_depth_and_width(tree: Any) -> None:
+    # None is an empty node, so it counts as one level.
+    assert _depth(tree) <= 3
+    assert len(jax.tree_util.tree_leaves(tree)) <= 4
+
+
+def test_pytrees_draw_every_container_kind():
+    kinds = (dict, list, tuple, lt.TreePair, lt.TreeRecord, type(None))
+    for kind in kinds:
+        find(lt.pytrees(), lambda t, k=kind: type(t) is k)
+
+
+def test_pytrees_draw_jax_and_numpy_arrays_and_scalars():
+    def leaf_types(tree: Any) -> set[type]:
+        return {type(x) for x in jax.tree_util.tree_leaves(tree)}
+
+    find(lt.pytrees(), lambda t: any(issubclass(k, jax.Array) for k in leaf_types(t)))
+    find(lt.pytrees(), lambda t: np.ndarray in leaf_types(t))
+    find(lt.pytrees(), lambda t: int in leaf_types(t))
+    find(lt.pytrees(), lambda t: float in leaf_types(t))
+
+
+def test_pytrees_custom_leaves():
+    @FAST
+    @given(lt.pytrees(leaves=st.just(7)))
+    def check(tree: Any) -> None:
+        assert all(x == 7 for x in jax.tree_util.tree_leaves(tree))
+
+    check()
+
+
+def test_wrapped_trees_nest_wrappers():
+    def nested(tree: Any) -> bool:
+        return any(
+            lf.contains_unwrappables(_tree.children(w))
+            for w in lf.at.instances_of(lf.AbstractUnwrappable).get_all(tree)
+        )
+
+    find(lt.wrapped_trees(), nested)
+    for cls in (lf.Parameterize, lf.NonTrainable, lf.WeightNormalization):
+        find(lt.wrapped_trees(), lambda t, c=cls: bool(lf.at.instances_of(c).get_all(t)))
+
+
+class Square(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self) -> jax.Array:
+        return self.x**2
+
+
+def squares(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Square]:
+    return st.builds(Square, inner)
+
+
+def test_wrapped_trees_take_user_wrappers_and_nest_builtins_inside():
+    strategy = lt.wrapped_trees(wrappers=[*lt.BUILTIN_WRAPPERS, squares])
+
+    def square_around_builtin(tree: Any) -> bool:
+        return any(lf.contains_unwrappables(s.x) for s in lf.at.instances_of(Square).get_all(tree))
+
+    find(strategy, square_around_builtin)
+
+
+@FAST
+@given(lt.wrapped_trees())
+def test_wrapped_trees_unwrap_to_finite_values(tree: Any) -> None:
+    for leaf in jax.tree_util.tree_leaves(lf.unwrap(tree)):
+        if _tree.is_array(leaf):
+            assert np.isfinite(np.asarray(leaf)).all()
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [lf.Parameterize, lf.NonTrainable, lf.WeightNormalization, lf.RealToIncreasingOnInterval],
+)
+def test_from_type_draws_each_builtin_wrapper(cls: type) -> None:
+    @settings(max_examples=10, deadline=None)
+    @given(st.from_type(cls))
+    def check(wrapper: Any) -> None:
+        assert isinstance(wrapper, cls)
+        assert not lf.contains_unwrappables(lf.unwrap(wrapper))
+
+    check()
+
+
+def test_from_type_of_the_base_class_draws_builtin_wrappers():
+    find(st.from_type(lf.AbstractUnwrappable), lambda w: isinstance(w, lf.WeightNormalization))
+
+
+def test_optics_for_draws_optics_that_apply():
+    @FAST
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        tree = data.draw(st.one_of(lt.pytrees(), lt.wrapped_trees()), label="tree")
+        optic = data.draw(lt.optics_for(tree), label="optic")
+        assert len(optic.paths(tree)) == len(optic.get_all(tree))
+
+    check()
+
+
+def test_lenses_for_draws_single_focus_paths():
+    @FAST
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        tree = data.draw(lt.pytrees(), label="tree")
+        optic = data.draw(lt.lenses_for(tree), label="optic")
+        assert len(optic.get_all(tree)) == 1
+
+    check()
+
+
+def test_traversals_for_draws_every_kind():
+    tree = {"a": [jnp.ones((2, 2)), 1.0], "b": lt.TreePair(None, np.zeros(2))}
+    reprs = [
+        repr(find(lt.traversals_for(tree), lambda o, w=w: w in repr(o)))
+        for w in (
+            ".each()",
+            ".leaves()",
+            ".where(",
+            ".instances_of(",
+            " | ",
+        )
+    ]
+    assert len(reprs) == 5
+
+
+# ---------------------------------------------------------------------- trees_close
+
+
+def test_trees_close_ignores_dtype_but_not_structure():
+    assert lt.trees_close({"a": 1}, {"a": jnp.array(1.0)})
+    assert not lt.trees_close({"a": 1.0}, {"a": 1.1})
+    assert not lt.trees_close([1.0, None], [1.0])
+    assert not lt.trees_close(jnp.ones(2), jnp.ones(3))
+
+
+# ----------------------------------------------------------------- wrapper law checker
+
+
+def test_wrapper_laws_hold_for_parameterize():
+    lt.check_wrapper_laws(lt.parameterizations(lt.float_arrays()), max_examples=15)
+
+
+def test_wrapper_laws_hold_for_non_trainable_with_zero_gradient():
+    lt.check_wrapper_laws(
+        lt.non_trainables(lt.float_arrays()),
+        gradient="zero",
+        construct=lf.NonTrainable,
+        arrays=lt.float_arrays(),
+        max_examples=10,
+    )
+
+
+def test_wrapper_laws_hold_for_weight_normalization():
+    lt.check_wrapper_laws(
+        lt.weight_normalizations(),
+        construct=lf.WeightNormalization,
+        arrays=lt.float_arrays([(2, 3), (3, 2)], nonzero=True),
+        max_examples=10,
+    )
+
+
+def _knots(x: jax.Array) -> lf.RealToIncreasingOnInterval:
+    return lf.RealToIncreasingOnInterval(x, (0.0, 1.0), min_width=0.05, include_endpoints="both")
+
+
+def test_wrapper_laws_hold_for_real_to_increasing_on_interval():
+    lt.check_wrapper_laws(
+        lt.increasing_on_intervals(),
+        construct=_knots,
+        arrays=lt.float_arrays([(3,), (2, 4)]),
+        max_examples=10,
+    )
+
+
+def test_wrapper_laws_hold_for_a_user_wrapper_nested_among_builtins():
+    lt.check_wrapper_laws(
+        lt.wrapped_trees(wrappers=[*lt.BUILTIN_WRAPPERS, squares], max_depth=2),
+        gradient=None,
+        max_examples=15,
+    )
+
+
+class TracerSensitive(lf.AbstractUnwrappable):
+    """Gives a different value under jax.jit: the bug 'jit equals eager' catches."""
+
+    x: jax.Array
+
+    def unwrap(self) -> jax.Array:
+        return self.x + (1.0 if isinstance(self.x, jax.core.Tracer) else 0.0)
+
+
+def test_wrapper_law_failure_names_jit_equals_eager_and_shows_the_tree():
+    with pytest.raises(AssertionError, match="jit equals eager") as info:
+        lt.check_wrapper_laws(st.builds(TracerSensitive, lt.float_arrays()), max_examples=5)
+    assert "TracerSensitive(" in str(info.value)
+
+
+_calls = itertools.count()
+
+
+class Impure(lf.AbstractUnwrappable):
+    """Gives a new value on every call: the defining equation catches it."""
+
+    x: jax.Array
+
+    def unwrap(self) -> jax.Array:
+        return self.x + float(next(_calls))
+
+
+def test_wrapper_law_failure_names_the_defining_equation():
+    with pytest.raises(AssertionError, match="defining equation"):
+        lt.check_wrapper_laws(st.builds(Impure, lt.float_arrays()), max_examples=5)
+
+
+def test_wrapper_law_failure_names_the_gradient_law():
+    with pytest.raises(AssertionError, match="gradient is zero"):
+        lt.check_wrapper_laws(
+            lt.parameterizations(lt.float_arrays()), gradient="zero", max_examples=5
+        )
+    with pytest.raises(AssertionError, match="gradient flows"):
+        lt.check_wrapper_laws(
+            lt.non_trainables(lt.float_arrays()), gradient="flows", max_examples=5
+        )
+
+
+def _batch_sensitive(x: jax.Array) -> lf.Parameterize[Any]:
+    shift = 1.0 if isinstance(x, jax.core.Tracer) else 0.0
+    return lf.Parameterize(jnp.add, x, shift)
+
+
+def test_wrapper_law_failure_names_vmap_construction_invariance():
+    with pytest.raises(AssertionError, match="vmap-construction invariance"):
+        lt.check_wrapper_laws(
+            st.builds(_batch_sensitive, lt.float_arrays()),
+            construct=_batch_sensitive,
+            arrays=lt.float_arrays(),
+            max_examples=5,
+        )
+
+
+def test_wrapper_law_checker_needs_construct_and_arrays_together():
+    with pytest.raises(ValueError, match="both construct and arrays"):
+        lt.check_wrapper_laws(lt.weight_normalizations(), construct=lf.WeightNormalization)
+
+
+def test_counter_example_is_shrunk():
+    # The smallest tree that breaks the law is a lone wrapper of a 0-d array.
+    with pytest.raises(AssertionError) as info:
+        lt.check_wrapper_laws(
+            lt.wrapped_trees(wrappers=[lambda inner: st.builds(TracerSensitive, inner)]),
+            gradient=None,
+            max_examples=50,
+        )
+    assert "tree: TracerSensitive(x=Array(0., dtype=float32))" in str(info.value)
+
+
+# ------------------------------------------------------------------- optic law checkers
+
+
+def test_lens_laws_hold_for_item_and_attribute_paths():
+    dicts = st.fixed_dictionaries({"w": lt.pytrees(), "b": lt.pytrees()})
+    lt.check_lens_laws(lf.at["w"], dicts, max_examples=20)
+    pairs = st.builds(lt.TreePair, lt.pytrees(max_depth=1), st.lists(lt.pytrees(), min_size=1))
+    lt.check_lens_laws(lf.at.right[0], pairs, max_examples=20)
+
+
+class ForgetfulLens:
+    """set ignores its value: the set-get law catches it."""
+
+    def get(self, tree: Any) -> Any:
+        return tree["w"]
+
+    def set(self, tree: Any, value: Any) -> Any:
+        return tree
+
+    def __repr__(self) -> str:
+        return "ForgetfulLens()"
+
+
+def test_lens_law_failure_names_set_get():
+    trees = st.fixed_dictionaries({"w": st.just(1.0)})
+    with pytest.raises(AssertionError, match=r"set-get: get\(set\(t, v\)\) == v"):
+        lt.check_lens_laws(ForgetfulLens(), trees, values=st.just(2.0), max_examples=5)
+
+
+@pytest.mark.parametrize(
+    "optic",
+    [
+        lf.at.leaves(),
+        lf.at.each(),
+        lf.at.instances_of(jax.Array, np.ndarray),
+        lf.at.leaves().where(lt.is_float_array),
+    ],
+    ids=repr,
+)
+def test_traversal_laws_hold_for_structural_traversals(optic: Any) -> None:
+    lt.check_traversal_laws(optic, lt.pytrees(), max_examples=20)
+
+
+class OverlappingTraversal:
+    """Focuses on the root and on every leaf: disjointness catches it."""
+
+    def get_all(self, tree: Any) -> list[Any]:
+        return [tree, *lf.at.leaves().get_all(tree)]
+
+    def paths(self, tree: Any) -> list[Any]:
+        return [(), *lf.at.leaves().paths(tree)]
+
+    def modify(self, tree: Any, fn: Any) -> Any:
+        return lf.at.leaves().modify(tree, fn)
+
+    def set(self, tree: Any, value: Any) -> Any:
+        return lf.at.leaves().set(tree, value)
+
+
+def test_traversal_law_failure_names_disjointness():
+    trees = st.lists(st.just(1.0), min_size=1, max_size=2)
+    with pytest.raises(AssertionError, match="disjointness"):
+        lt.check_traversal_laws(OverlappingTraversal(), trees, max_examples=5)
+
+
+def test_laws_hold_for_drawn_optics_on_drawn_trees():
+    """lensify's optics are lawful on the trees and optics lensify.testing draws."""
+
+    @FAST
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        tree = data.draw(st.one_of(lt.pytrees(), lt.wrapped_trees(max_depth=2)), label="tree")
+        lens = data.draw(lt.lenses_for(tree), label="lens")
+        values = lt.pytrees(max_depth=1)
+        lt.assert_lens_laws(lens, tree, data.draw(values), data.draw(values))
+        traversal = data.draw(lt.traversals_for(tree), label="traversal")
+        f = data.draw(st.sampled_from(lt.DEFAULT_UPDATES), label="f")
+        g = data.draw(st.sampled_from(lt.DEFAULT_UPDATES), label="g")
+        lt.assert_traversal_laws(traversal, tree, f, g)
+
+    check()
