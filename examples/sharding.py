@@ -28,7 +28,6 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import lensify as lf
-from lensify.numerics import softplus
 
 SIZES = (16, 64, 64, 8)
 
@@ -54,7 +53,7 @@ def wrap(params: dict[str, Any]) -> dict[str, Any]:
             {"weight": lf.WeightNormalization(first["weight"]), "bias": first["bias"]},
             {
                 "weight": lf.WeightNormalization(middle["weight"]),
-                "bias": lf.Parameterize(softplus, jnp.full(middle["bias"].shape, -1.0)),
+                "bias": lf.Parameterize(jax.nn.softplus, jnp.full(middle["bias"].shape, -1.0)),
             },
             lf.NonTrainable(last),
         ]

@@ -2,9 +2,9 @@
 
 A record class is an attrs class whose fields are pytree children unless marked
 static. Subclasses of :class:`Record` are registered with JAX's and optree's pytree
-registries as soon as they are defined; the attrs machinery is applied either by the
-user (``@attrs.frozen``) or, for the undecorated paramax/equinox form, in place on
-first use.
+registries as soon as they are defined, and attrs is applied to them in place at
+once, so the undecorated paramax/equinox form is an attrs class from the start. A
+user's ``@attrs.frozen`` on top rebuilds the class as attrs always does.
 
 Rebuilding a record from its children (unflatten) never runs ``__init__``:
 optimisers, ``eqx.partition`` and ``tree_map(lambda _: None, t)`` rebuild records
@@ -14,6 +14,8 @@ with placeholder leaves that no validator would accept.
 from __future__ import annotations
 
 import abc
+import dataclasses
+import importlib
 import operator
 import sys
 import threading
@@ -23,6 +25,7 @@ from typing import Any, ClassVar, cast
 
 import attrs
 import jax
+import jax.numpy
 import optree
 from attrs.exceptions import FrozenInstanceError
 
@@ -112,6 +115,26 @@ def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return operator.attrgetter(*names)
 
 
+def _translate_dataclass_fields(cls: type) -> None:
+    # Wrappers written for paramax declare fields with eqx.field(static=True),
+    # which is a dataclasses.Field: attrs would take it for a default value.
+    for name, value in list(cls.__dict__.items()):
+        if not isinstance(value, dataclasses.Field):
+            continue
+        metadata = dict(value.metadata)
+        kwargs: dict[str, Any] = {"init": value.init, "repr": value.repr}
+        if value.default is not dataclasses.MISSING:
+            kwargs["default"] = value.default
+        elif value.default_factory is not dataclasses.MISSING:
+            kwargs["factory"] = value.default_factory
+        if "converter" in metadata:
+            kwargs["converter"] = metadata.pop("converter")
+        if value.kw_only is True:
+            kwargs["kw_only"] = True
+        static = bool(metadata.pop("static", False))
+        type.__setattr__(cls, name, field(static=static, metadata=metadata, **kwargs))
+
+
 def _finalise(cls: type) -> None:
     """Apply attrs to an undecorated record class, in place."""
     with _finalise_lock:
@@ -120,6 +143,8 @@ def _finalise(cls: type) -> None:
         for base in cls.__mro__[1:]:
             if isinstance(base, RecordMeta) and "__attrs_attrs__" not in base.__dict__:
                 _finalise(base)
+        _translate_dataclass_fields(cls)
+        body = dict(cls.__dict__)
         attrs.define(
             cls,
             slots=False,
@@ -129,6 +154,13 @@ def _finalise(cls: type) -> None:
             auto_detect=True,
             auto_attribs=True,
         )
+        # attrs removes the field definitions (lf.field(...)) from the class. Put
+        # them back, so that an @attrs.frozen applied after this reads the same
+        # fields, defaults and metadata. Instances keep their values in __dict__,
+        # which takes precedence over these class attributes.
+        for name, value in body.items():
+            if name not in cls.__dict__:
+                type.__setattr__(cls, name, value)
 
 
 def _adopt_frozen_hooks(cls: type) -> None:
@@ -290,6 +322,51 @@ def _register(cls: type) -> None:
     )
 
 
+_JAX_FUNCTION_TYPES = frozenset({type(jax.jit(abs)), jax.numpy.ufunc})
+
+
+class _FunctionByName:
+    """Pickles as the import of a module-level jitted function (``jnp.exp``)."""
+
+    __slots__ = ("module", "qualname")
+
+    def __init__(self, module: str, qualname: str) -> None:
+        self.module, self.qualname = module, qualname
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _import_function, (self.module, self.qualname)
+
+
+def _import_function(module: str, qualname: str) -> Any:
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _by_name_if_jitted(value: Any) -> Any:
+    # jax's own functions (jnp.exp, jax.nn.softplus, the jnp ufuncs) are objects
+    # that pickle refuses, although they are importable by name: store the name.
+    if type(value) not in _JAX_FUNCTION_TYPES:
+        return value
+    module = getattr(value, "__module__", None)
+    qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    if not module or not qualname or "<" in qualname:
+        return value
+    try:
+        found = _import_function(module, qualname)
+    except (ImportError, AttributeError):
+        return value
+    return _FunctionByName(module, qualname) if found is value else value
+
+
+def _unpickle(cls: type, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    obj: Any = object.__new__(cls)
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
 class RecordMeta(abc.ABCMeta):
     """Registers every record class and applies attrs before the first instance."""
 
@@ -303,6 +380,12 @@ class RecordMeta(abc.ABCMeta):
             type.__setattr__(cls, "__eq__", Record.__eq__)
         if "__hash__" not in ns:
             type.__setattr__(cls, "__hash__", Record.__hash__)
+        # attrs is applied at once, so attrs.fields() works before any instance
+        # exists. A class that @attrs.frozen will rebuild is processed here too:
+        # attrs then keeps the methods made here (they are the class's own) and the
+        # rebuilt class, whose namespace already holds __attrs_attrs__, is left as is.
+        if "__attrs_attrs__" not in ns:
+            _finalise(cls)
         _register(cls)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -339,6 +422,12 @@ class Record(metaclass=RecordMeta):
         raise FrozenRecordError(
             f"cannot delete field {name!r} of {type(self).__name__}: records are immutable."
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled field by field and rebuilt without __init__, like unflatten.
+        names = _layout(type(self)).names
+        values = tuple(_by_name_if_jitted(getattr(self, name)) for name in names)
+        return _unpickle, (type(self), names, values)
 
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):

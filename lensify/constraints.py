@@ -21,6 +21,7 @@ import attrs
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import io_callback
 from jax.typing import ArrayLike
 
 from lensify import _records, _tree
@@ -144,7 +145,8 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     values :meth:`inverse` accepts). Its fields other than ``raw`` are parameters of
     the map (bounds, an axis), usually static. Calling the class on a value is
     value-preserving: ``unwrap(C(x)) == x``. A subclass that defines no
-    ``__init__`` gets one taking the value and then the other fields, in order.
+    ``__init__`` gets one taking the value and then the other fields, in order
+    (a subclass of another constraint inherits that constraint's ``__init__``).
 
     Construction from a wrapped value keeps the wrapper: ``C(NonTrainable(x))``
     stores ``NonTrainable(inverse(x))`` as its raw parameter (frozen, as asked), and
@@ -178,10 +180,11 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # attrs gives a class without an __init__ of its own one that takes the raw
-        # parameter, which would make ``C(x)`` silently store x as raw. Giving every
-        # subclass the value-taking __init__ keeps ``C(x)`` value-preserving.
+        # parameter, which would make ``C(x)`` silently store x as raw. Making the
+        # inherited, value-taking __init__ the class's own keeps ``C(x)``
+        # value-preserving.
         if "__init__" not in cls.__dict__:
-            type.__setattr__(cls, "__init__", AbstractConstraint.__init__)
+            type.__setattr__(cls, "__init__", cls.__init__)
 
     def __init__(self, value: Any, *args: Any, **kwargs: Any) -> None:
         names = [f.name for f in _records.record_fields(type(self)) if f.name != "raw"]
@@ -267,15 +270,67 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         template.check_shape(plain.shape)
         inside = jnp.broadcast_to(template.in_support(plain), plain.shape)
         bad = ~(inside & jnp.isfinite(plain))
-        checked = check_where(plain, bad, _support_error(type(self).__name__, self.support))
-        object.__setattr__(self, "raw", self._preimage(template, value, checked))
+        error = _support_error(type(self).__name__, self.support)
+        checked = check_where(plain, bad, error)
+        # Under a trace the check runs only if something stored is computed from
+        # ``checked``: every array leaf of ``raw`` is, but when none has an entry
+        # XLA drops them, and the check with them.
+        raw = self._preimage(template, value, checked)
+        if isinstance(checked, jax.core.Tracer) and not _holds_entries(raw):
+            _check_as_effect(plain, bad, error)
+        object.__setattr__(self, "raw", raw)
 
     def _preimage(self, template: AbstractConstraint, value: Any, checked: jax.Array) -> Any:
         if type(value) is NonTrainable:
             return NonTrainable(self._preimage(template, value.tree, checked))
         if contains_unwrappables(value):
-            return Preimage(self, value)
+            return _after(checked, Preimage(self, value))
         return template.inverse(checked)
+
+
+def _after(checked: jax.Array, tree: Any) -> Any:
+    """``tree``, every array leaf of it computed from ``checked`` under a trace.
+
+    A :class:`Preimage` stores the wrapped value, not anything computed from the
+    checked one, so without this XLA would prune the support check.
+    """
+    if not isinstance(checked, jax.core.Tracer):
+        return tree  # checked at once, eagerly
+    # ``checked`` passed the support check, finiteness included, so this mask is
+    # all False: passing each leaf through a check on it only orders the leaf
+    # after the support check.
+    unchecked = ~jnp.all(jnp.isfinite(checked))
+
+    def tie(leaf: Any) -> Any:
+        if not isinstance(leaf, (jax.Array, np.ndarray)):
+            return leaf
+        return check_where(leaf, unchecked, _unreachable)
+
+    return jax.tree_util.tree_map(tie, tree)
+
+
+def _unreachable(value: np.ndarray, bad: np.ndarray) -> Exception:
+    return RuntimeError(
+        "lensify: a constraint's support check let a non-finite value through; "
+        "please report this with the value."
+    )
+
+
+def _holds_entries(tree: Any) -> bool:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return any(isinstance(x, (jax.Array, np.ndarray)) and x.size > 0 for x in leaves)
+
+
+def _check_as_effect(
+    plain: jax.Array, bad: jax.Array, error: Callable[[np.ndarray, np.ndarray], Exception]
+) -> None:
+    # An effect, unlike the pure check, is never pruned: it runs whether or not
+    # anything uses a result. Only the values are checked, so no gradient flows.
+    def host(value: np.ndarray, mask: np.ndarray) -> None:
+        if mask.any():
+            raise error(np.asarray(value), np.asarray(mask))
+
+    io_callback(host, None, jax.lax.stop_gradient(plain), bad, ordered=False)
 
 
 class Preimage(AbstractUnwrappable[jax.Array]):
@@ -289,9 +344,11 @@ class Preimage(AbstractUnwrappable[jax.Array]):
     weight-normalised matrix for good, put the constraint inside,
     ``WeightNormalization(positive(w))``.
 
-    Constructed eagerly, the value is checked against the support as usual. Under
-    ``jax.jit`` nothing downstream uses the checked value on this path, so XLA
-    prunes the check: construct such constraints outside ``jit``.
+    The value is checked against the support as usual: at once when it is
+    concrete, and under ``jax.jit`` or ``jax.vmap`` when the computation runs
+    (every array leaf of the stored wrapper is computed after the check, so the
+    check cannot be pruned), as a ``jax.errors.JaxRuntimeError`` naming the
+    constraint.
 
     Args:
         constraint: The constraint whose inverse map is applied (its ``raw`` is
@@ -554,21 +611,30 @@ def interval(x: Any, lower: ArrayLike, upper: ArrayLike) -> Interval:
     return Interval(x, lower, upper)
 
 
-def _check_axis(c: AbstractConstraint, axis: int, shape: tuple[int, ...]) -> None:
-    if not -len(shape) <= axis < 0 or shape[axis] < 1:
-        raise c._error(
-            f"needs a value with a non-empty axis {axis}, got shape {shape}. Pass "
-            "axis counted from the end (axis=-1 is the last)."
-        )
-
-
 def _event_axis(axis: int, value: Any) -> int:
     # Stored negative, so that leading (batch) axes added by vmap are never counted.
     axis = int(axis)
     return axis - jnp.ndim(unwrap(value)) if axis >= 0 else axis
 
 
-class Simplex(AbstractConstraint):
+class _AlongAxis(AbstractConstraint):
+    """A constraint on the vectors along ``axis``; other axes are batch axes."""
+
+    axis: int = _records.field(static=True, default=-1)
+
+    def __init__(self, value: Any, axis: int = -1) -> None:
+        self.axis = _event_axis(axis, value)
+        self._set_raw(value)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if not -len(shape) <= self.axis < 0 or shape[self.axis] < 1:
+            raise self._error(
+                f"needs a value with a non-empty axis {self.axis}, got shape {shape}. Pass "
+                "axis counted from the end (axis=-1 is the last)."
+            )
+
+
+class Simplex(_AlongAxis):
     """Positive entries summing to 1 along ``axis``: a softmax with one fewer freedom.
 
     The raw parameter has ``n - 1`` entries along the axis: ``forward`` appends a 0
@@ -590,16 +656,7 @@ class Simplex(AbstractConstraint):
         ((2,), Array([0.2, 0.3, 0.5], dtype=float32))
     """
 
-    axis: int = _records.field(static=True, default=-1)
-
     support = "entries > 0 summing to 1 along the axis"
-
-    def __init__(self, value: Any, axis: int = -1) -> None:
-        self.axis = _event_axis(axis, value)
-        self._set_raw(value)
-
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        _check_axis(self, self.axis, shape)
 
     def forward(self, raw: jax.Array) -> jax.Array:
         pad = [(0, 0)] * raw.ndim
@@ -650,12 +707,18 @@ def simplex(x: Any, axis: int = -1) -> Simplex:
     return Simplex(x, axis=axis)
 
 
-def _check_square(c: AbstractConstraint, shape: tuple[int, ...]) -> None:
-    if len(shape) < 2 or shape[-1] != shape[-2]:
-        raise c._error(
-            f"needs square matrices in the last two axes, got shape {shape}. Leading "
-            "axes are batch axes."
-        )
+class _SquareMatrices(AbstractConstraint):
+    """A constraint on the square matrices in the last two axes; others are batch axes."""
+
+    def __init__(self, value: Any) -> None:
+        self._set_raw(value)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) < 2 or shape[-1] != shape[-2]:
+            raise self._error(
+                f"needs square matrices in the last two axes, got shape {shape}. Leading "
+                "axes are batch axes."
+            )
 
 
 def _diagonal_mask(x: jax.Array) -> jax.Array:
@@ -668,7 +731,7 @@ def _lower_mask(x: jax.Array) -> jax.Array:
     return jnp.tril(jnp.ones((n, n), dtype=bool))
 
 
-class CholeskyFactor(AbstractConstraint):
+class CholeskyFactor(_SquareMatrices):
     """A lower-triangular matrix with a positive diagonal (a Cholesky factor).
 
     The raw parameter is a square matrix: its strictly lower triangle is taken as
@@ -692,12 +755,6 @@ class CholeskyFactor(AbstractConstraint):
     """
 
     support = "lower-triangular with a diagonal > 0"
-
-    def __init__(self, value: Any) -> None:
-        self._set_raw(value)
-
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        _check_square(self, shape)
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_diagonal_mask(raw), _softplus(raw), jnp.tril(raw, -1))
@@ -741,7 +798,7 @@ def cholesky_factor(x: Any) -> CholeskyFactor:
     return CholeskyFactor(x)
 
 
-class Symmetric(AbstractConstraint):
+class Symmetric(_SquareMatrices):
     """A symmetric matrix: the lower triangle of the raw parameter, mirrored.
 
     The raw parameter is a square matrix whose upper triangle is unused (zero at
@@ -763,12 +820,6 @@ class Symmetric(AbstractConstraint):
     """
 
     support = "symmetric matrices"
-
-    def __init__(self, value: Any) -> None:
-        self._set_raw(value)
-
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        _check_square(self, shape)
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_lower_mask(raw), raw, jnp.swapaxes(raw, -1, -2))
@@ -808,7 +859,7 @@ def symmetric(x: Any) -> Symmetric:
     return Symmetric(x)
 
 
-class UnitVector(AbstractConstraint):
+class UnitVector(_AlongAxis):
     """A vector of Euclidean norm 1 along ``axis``: ``raw / ‖raw‖``.
 
     The raw parameter is the vector itself (the inverse is the identity); the norm
@@ -829,16 +880,7 @@ class UnitVector(AbstractConstraint):
         Array([0.6, 0.8], dtype=float32)
     """
 
-    axis: int = _records.field(static=True, default=-1)
-
     support = "norm 1 along the axis"
-
-    def __init__(self, value: Any, axis: int = -1) -> None:
-        self.axis = _event_axis(axis, value)
-        self._set_raw(value)
-
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        _check_axis(self, self.axis, shape)
 
     def forward(self, raw: jax.Array) -> jax.Array:
         nonzero = jnp.any(raw != 0, axis=self.axis, keepdims=True)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-__all__ = ["check_values", "check_where", "inv_softplus", "softplus"]
+__all__ = ["check_values", "check_where", "inv_softplus"]
 
 
 def _is_concrete(x: Any) -> bool:
@@ -85,22 +85,6 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
     return x + jnp.log(-jnp.expm1(-x))
-
-
-def softplus(x: ArrayLike) -> jax.Array:
-    """``jax.nn.softplus`` as a plain module-level function.
-
-    jax's own ``jax.nn.softplus`` is a jitted function, which ``pickle`` cannot
-    store; wrappers that keep a softplus in their structure use this one so that
-    they pickle.
-
-    Example:
-        >>> import pickle
-        >>> from lensify.numerics import softplus
-        >>> pickle.loads(pickle.dumps(softplus)) is softplus
-        True
-    """
-    return jax.nn.softplus(x)
 
 
 def check_where(

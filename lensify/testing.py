@@ -92,7 +92,14 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_
 
 
 class TreePair(NamedTuple):
-    """A namedtuple node, as :func:`pytrees` draws them."""
+    """A namedtuple node, as :func:`pytrees` draws them.
+
+    Example:
+        >>> import jax
+        >>> from lensify.testing import TreePair
+        >>> jax.tree_util.tree_leaves(TreePair(1.0, {"a": 2.0}))
+        [1.0, 2.0]
+    """
 
     left: Any
     right: Any
@@ -157,11 +164,27 @@ def _scalars() -> SearchStrategy[Any]:
     )
 
 
+@functools.cache
 def _default_leaves() -> SearchStrategy[Any]:
     return st.one_of(st.none(), _scalars(), float_arrays(), _numpy_arrays())
 
 
 # ------------------------------------------------------------------------------- trees
+
+
+class _Nesting(NamedTuple):
+    """How one public tree strategy nests: its leaves, width and wrapper of subtrees.
+
+    Its repr is that public call, so the strategies built from it print short.
+    """
+
+    call: str
+    leaves: SearchStrategy[Any]
+    width: int
+    wrap: Callable[[SearchStrategy[Any]], SearchStrategy[Any]] | None = None
+
+    def __repr__(self) -> str:
+        return self.call
 
 
 def _containers(children: SearchStrategy[Any], width: int) -> SearchStrategy[Any]:
@@ -174,27 +197,45 @@ def _containers(children: SearchStrategy[Any], width: int) -> SearchStrategy[Any
     )
 
 
-def _nested(
-    leaves: SearchStrategy[Any],
-    depth: int,
-    width: int,
-    wrap: Callable[[SearchStrategy[Any]], SearchStrategy[Any]] | None = None,
-) -> SearchStrategy[Any]:
+@functools.lru_cache(maxsize=256)
+def _level(nesting: _Nesting, depth: int) -> SearchStrategy[Any]:
+    """Leaves, or containers (and wrappers) of subtrees at most ``depth`` deep."""
     if depth <= 0:
-        return leaves
-    children = _nested(leaves, depth - 1, width, wrap)
-    options = [leaves, _containers(children, width)]
-    if wrap is not None:
-        options.append(wrap(children))
+        return nesting.leaves
+    children = _subtrees(nesting, depth - 1)
+    options = [nesting.leaves, _containers(children, nesting.width)]
+    if nesting.wrap is not None:
+        options.append(nesting.wrap(children))
     return st.one_of(*options)
+
+
+# Each level is drawn through a composite, which prints as its call
+# (``_subtrees(nesting=pytrees(...), depth=2)``). Nested plainly, every level would print the whole
+# level below it once per container kind: a repr exponential in the depth, which
+# hypothesis builds (and warns about) while shrinking.
+@st.composite
+def _subtrees(draw: st.DrawFn, nesting: _Nesting, depth: int) -> Any:
+    return draw(_level(nesting, depth))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(_shown, value)) + "]"
+    return getattr(value, "__name__", None) or repr(value)
+
+
+def _call(name: str, **arguments: Any) -> str:
+    shown = ", ".join(f"{key}={_shown(value)}" for key, value in arguments.items())
+    return f"{name}({shown})"
 
 
 @functools.lru_cache(maxsize=64)
 def _pytrees(
     max_depth: int, max_children: int, leaves: SearchStrategy[Any] | None
 ) -> SearchStrategy[Any]:
+    call = _call("pytrees", max_depth=max_depth, max_children=max_children, leaves=leaves)
     leaf = _default_leaves() if leaves is None else leaves
-    return _nested(leaf, max_depth, max_children)
+    return _level(_Nesting(call, leaf, max_children), max_depth)
 
 
 # A composite, so the strategy's repr is the call that built it, not the whole
@@ -234,13 +275,19 @@ def pytrees(
 
 # ---------------------------------------------------------------------------- wrappers
 
-# Module-level functions only: two draws of the same tree then compare equal, and
-# jax.jit caches on them.
+# Module-level functions only: two draws of the same tree then compare equal,
+# jax.jit caches on them, and the trees pickle (a record pickles jax's own jitted
+# functions, such as jnp.tanh, by name).
 _ELEMENTWISE: tuple[Callable[[Any], Any], ...] = (jnp.tanh, jax.nn.softplus, identity)
 
 
+def _times(x: Any, factor: float) -> Any:
+    return x * factor
+
+
 def _scaled(x: Any, factor: float) -> Parameterize[Any]:
-    return Parameterize(jnp.multiply, x, factor)
+    # _times, not jnp.multiply: a jnp ufunc does not pickle, and drawn trees must.
+    return Parameterize(_times, x, factor)
 
 
 def _leaky(x: Any) -> Parameterize[Any]:
@@ -255,7 +302,7 @@ def parameterizations(inner: SearchStrategy[Any]) -> SearchStrategy[Parameterize
     """``Parameterize`` wrappers around values drawn from ``inner``.
 
     Draws ``Parameterize(f, x)`` for ``f`` in ``tanh``, ``softplus`` and
-    :func:`~lensify.identity`, ``Parameterize(jnp.multiply, x, c)``,
+    :func:`~lensify.identity`, ``Parameterize(times, x, c)``,
     ``Parameterize(leaky_relu, x, negative_slope=0.1)``, and ``Parameterize(exp, a)``
     of a raw array ``a`` (so nesting never overflows).
 
@@ -315,6 +362,7 @@ def weight_normalizations(
             inner value need not be); accepted so this is a :data:`WrapperFactory`.
 
     Example:
+        >>> import jax.numpy as jnp
         >>> import lensify as lf
         >>> from hypothesis import given, settings
         >>> from lensify.testing import weight_normalizations
@@ -322,7 +370,6 @@ def weight_normalizations(
         ... @given(weight_normalizations())
         ... def test_identity_at_construction(w):
         ...     assert bool(jnp.allclose(lf.unwrap(w), lf.unwrap(w.weight), atol=1e-5))
-        >>> import jax.numpy as jnp
         >>> test_identity_at_construction()
     """
     del inner
@@ -412,8 +459,9 @@ def wrapped_arrays(
 def _wrapped_trees(
     wrappers: tuple[WrapperFactory, ...], max_depth: int, max_children: int
 ) -> SearchStrategy[Any]:
+    call = _call("wrapped_trees", wrappers=wrappers, max_depth=max_depth, max_children=max_children)
     leaves = st.one_of(_default_leaves(), _wrapped_arrays(wrappers, max_depth))
-    return _nested(leaves, max_depth, max_children, wrap=non_trainables)
+    return _level(_Nesting(call, leaves, max_children, non_trainables), max_depth)
 
 
 @st.composite
@@ -428,7 +476,11 @@ def wrapped_trees(
 
     Wrappers appear where leaves do, nested up to ``max_depth`` deep around float
     arrays (``Parameterize(tanh, NonTrainable(WeightNormalization(w)))``, say), and
-    ``NonTrainable`` also wraps whole subtrees.
+    ``NonTrainable`` also wraps whole subtrees. The built-in wrappers hold only
+    functions that pickle, so every tree drawn pickles (if your own wrappers do).
+
+    Call it wherever a test needs it, ``@given(wrapped_trees())`` included: each set
+    of arguments builds its strategy once, and later calls reuse it.
 
     Args:
         wrappers: :data:`WrapperFactory` functions, each turning a strategy of
@@ -893,32 +945,44 @@ def check_lens_laws(
     lens_laws()
 
 
+def _same_kind(leaf: Any, new: Any) -> Any:
+    """``new`` as the kind of leaf ``leaf`` is: same type, and same dtype for arrays."""
+    if isinstance(leaf, np.ndarray):
+        # numpy turns 0-d results into numpy scalars, which instances_of(np.ndarray)
+        # would no longer select.
+        return np.asarray(new, dtype=leaf.dtype)
+    if isinstance(leaf, np.generic):  # before float: np.float64 is a float too
+        return leaf.dtype.type(new)
+    if isinstance(leaf, float):
+        return float(new)
+    return jnp.asarray(new, dtype=leaf.dtype)
+
+
 def _map_floats(x: Any, fn: Callable[[Any], Any]) -> Any:
     def one(leaf: Any) -> Any:
-        if not _is_inexact_array(leaf):
-            return leaf
-        if isinstance(leaf, np.ndarray):
-            # numpy turns 0-d results into scalars; keep the leaf's type.
-            return np.asarray(fn(leaf), dtype=leaf.dtype)
-        return fn(leaf)
+        if type(leaf) is float or _is_inexact_array(leaf):
+            return _same_kind(leaf, fn(leaf))
+        return leaf
 
     return jax.tree_util.tree_map(one, x)
 
 
 def _scale_floats(factor: float) -> Callable[[Any], Any]:
     def scale(x: Any) -> Any:
-        return _map_floats(x, lambda leaf: leaf * np.float32(factor))
+        return _map_floats(x, lambda leaf: leaf * factor)
 
     scale.__name__ = scale.__qualname__ = f"scale_floats_by_{factor:g}"
     return scale
 
 
 def _shift_floats(x: Any) -> Any:
-    return _map_floats(x, lambda leaf: leaf + np.float32(1.0))
+    return _map_floats(x, lambda leaf: leaf + 1.0)
 
 
-#: Updates :func:`check_traversal_laws` tries by default. They change float array
-#: values only, so they never change what a structural optic selects.
+#: Updates :func:`check_traversal_laws` tries by default. They change the values of
+#: float leaves only (jax and numpy float arrays, numpy floats, Python floats) and
+#: keep each leaf's type, dtype and shape, so they never change what a structural
+#: optic selects.
 DEFAULT_UPDATES: tuple[Callable[[Any], Any], ...] = (
     _scale_floats(2.0),
     _scale_floats(-1.0),
@@ -1041,9 +1105,9 @@ def check_traversal_laws(
 
     The updates ``f`` and ``g`` must not change which parts of the tree the optic
     selects. The default updates (:data:`DEFAULT_UPDATES`) only scale or shift float
-    array leaves, which suits structural optics (paths, ``each``, ``leaves``,
-    ``instances_of``, and ``where`` with a predicate on types or shapes); pass your
-    own for an optic whose predicate reads values.
+    leaves, keeping each leaf's type, dtype and shape, which suits structural optics
+    (paths, ``each``, ``leaves``, ``instances_of``, and ``where`` with a predicate on
+    types or shapes); pass your own for an optic whose predicate reads values.
 
     Args:
         optic: An optic (any number of foci, including none).
@@ -1073,17 +1137,39 @@ def check_traversal_laws(
 
 
 def is_float_array(x: Any) -> bool:
-    """True for a jax or numpy array of floats: a structural :meth:`where` predicate."""
+    """True for a jax or numpy array of floats: a structural :meth:`where` predicate.
+
+    Example:
+        >>> import numpy as np
+        >>> import lensify as lf
+        >>> from lensify.testing import is_float_array
+        >>> tree = {"w": np.ones(2), "n": np.arange(2), "s": 1.0}
+        >>> lf.at.leaves().where(is_float_array).paths(tree) == lf.at["w"].paths(tree)
+        True
+    """
     return _is_inexact_array(x)
 
 
 def is_matrix(x: Any) -> bool:
-    """True for an array with two axes: a structural :meth:`where` predicate."""
+    """True for an array with two axes: a structural :meth:`where` predicate.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lensify.testing import is_matrix
+        >>> is_matrix(jnp.ones((2, 3))), is_matrix(jnp.ones(3)), is_matrix([[1.0]])
+        (True, False, False)
+    """
     return _tree.is_array(x) and np.ndim(x) == 2
 
 
 def is_container(x: Any) -> bool:
-    """True for a node with children: a structural :meth:`where` predicate."""
+    """True for a node with children: a structural :meth:`where` predicate.
+
+    Example:
+        >>> from lensify.testing import is_container
+        >>> is_container([1.0]), is_container([]), is_container(None), is_container(1.0)
+        (True, False, False, False)
+    """
     return bool(_tree.children(x))
 
 

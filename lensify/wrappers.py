@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensify import _records, _tree
-from lensify.numerics import check_values, inv_softplus, softplus
+from lensify.numerics import check_values, inv_softplus
 
 __all__ = [
     "AbstractUnwrappable",
@@ -393,7 +393,7 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
             "WeightNormalization cannot normalise a weight with a row of zeros",
         )
         self.weight = weight
-        self.scale = Parameterize(softplus, inv_softplus(norms))
+        self.scale = Parameterize(jax.nn.softplus, inv_softplus(norms))
 
     def unwrap(self) -> jax.Array:
         weight, scale = jnp.asarray(self.weight), jnp.asarray(self.scale)

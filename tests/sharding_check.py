@@ -28,7 +28,6 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import lensify as lf
-from lensify.numerics import softplus
 
 N_DEVICES = 8
 CHECKS: list[Callable[[], None]] = []
@@ -86,7 +85,7 @@ def wrap_params(params: dict[str, Any]) -> dict[str, Any]:
             {"weight": lf.WeightNormalization(first["weight"]), "bias": first["bias"]},
             {
                 "weight": middle["weight"],
-                "bias": lf.Parameterize(softplus, lf.inv_softplus(jnp.abs(middle["bias"]))),
+                "bias": lf.Parameterize(jax.nn.softplus, lf.inv_softplus(jnp.abs(middle["bias"]))),
             },
             lf.NonTrainable(last),
         ]
@@ -132,7 +131,7 @@ def _unwrap_keeps_shardings(axis_type: Any) -> None:
     c = jax.device_put(jnp.zeros(3), replicated(m))
     tree = {
         "normalised": lf.WeightNormalization(w),
-        "positive": lf.Parameterize(softplus, b),
+        "positive": lf.Parameterize(jax.nn.softplus, b),
         "frozen": lf.NonTrainable({"w": w, "c": c}),
         "knots": lf.RealToIncreasingOnInterval(
             c, (0.0, 1.0), min_width=0.1, include_endpoints="both"

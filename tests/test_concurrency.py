@@ -19,7 +19,6 @@ import pytest
 
 import lensify as lf
 from lensify import _records, _tree
-from lensify.numerics import softplus
 
 N_THREADS = 8
 
@@ -162,7 +161,7 @@ def shared_tree() -> dict[str, Any]:
     return {
         "encoder": {
             "weight": lf.WeightNormalization(jax.random.normal(k1, (4, 3))),
-            "bias": lf.Parameterize(softplus, jnp.zeros(4)),
+            "bias": lf.Parameterize(jax.nn.softplus, jnp.zeros(4)),
         },
         "decoder": lf.NonTrainable({"weight": jax.random.normal(k2, (3, 4)), "n": 2}),
         "knots": lf.RealToIncreasingOnInterval(

@@ -367,6 +367,7 @@ def test_predicate_that_needs_a_traced_value() -> None:
     message = str(info.value)
     assert ".where(" in message
     assert "traced" in message
+    assert "['layers'][0]['bias']" in message  # the first focus whose predicate failed
     assert "ndim" in message  # the fix: select on shape, dtype or type
     assert isinstance(info.value, TypeError)
 

@@ -738,6 +738,143 @@ def test_errors_raised_by_the_update_function_pass_through() -> None:
         lf.at.leaves().modify({"a": 1}, fails)
 
 
+class UnluckyError(Exception):
+    """Raised by ``_fails_on_three``; the tests check it comes back as itself."""
+
+
+def _fails_on_three(x: Any) -> Any:
+    if x == 3:
+        raise UnluckyError(f"cannot take {x}")
+    return x
+
+
+def _note_of(error: BaseException) -> str:
+    notes = [n for n in getattr(error, "__notes__", []) if n.startswith("lensify:")]
+    assert len(notes) == 1, notes
+    return notes[0]
+
+
+def test_wrap_with_a_constraint_names_the_key_path_of_a_bad_value() -> None:
+    params = {"layers": [{"scale": jnp.ones(2)}, {"scale": jnp.array([1.0, -1.0])}]}
+    with pytest.raises(lf.ConstraintError, match=r"^at \['layers'\]\[1\]\['scale'\]: ") as info:
+        lf.at["layers"].each()["scale"].wrap(params, lf.positive)
+    assert info.value.path == "['layers'][1]['scale']"
+    assert info.value.index == (1,) and info.value.value == -1.0
+    assert isinstance(info.value.__cause__, lf.ConstraintError)  # the error as raised
+
+
+def test_wrap_with_a_constraint_on_a_path_optic() -> None:
+    with pytest.raises(lf.ConstraintError, match=r"^at \['scale'\]: Positive got -1\.0"):
+        lf.at["scale"].wrap({"scale": jnp.array([-1.0])}, lf.positive)
+
+
+def test_constraint_error_from_an_optic_inside_fn_names_the_whole_path() -> None:
+    tree = {"enc": {"w": -jnp.ones(2)}}
+    with pytest.raises(lf.ConstraintError, match=r"^at \['enc'\]\['w'\]: Positive") as info:
+        lf.at["enc"].modify(tree, lambda sub: lf.at["w"].wrap(sub, lf.positive))
+    assert info.value.path == "['enc']['w']"
+
+
+def test_modify_error_inside_a_traversal_is_the_same_error_with_a_note() -> None:
+    raised = []
+
+    def fn(x: Any) -> Any:
+        try:
+            return _fails_on_three(x)
+        except UnluckyError as error:
+            raised.append(error)
+            raise
+
+    with pytest.raises(UnluckyError, match="cannot take 3") as info:
+        lf.at.leaves().modify({"a": [1, 2], "b": {"c": 3, "d": 4}}, fn)
+    assert info.value is raised[0]
+    assert _note_of(info.value) == (
+        "lensify: raised by fn at ['b']['c'], a focus of lf.at.leaves()"
+    )
+
+
+def test_modify_error_after_where_and_each_names_the_focus() -> None:
+    optic = lf.at.each().where(lambda x: x > 1)
+    with pytest.raises(UnluckyError) as info:
+        optic.modify([1, 2, 3, 4], _fails_on_three)
+    assert "at [2]," in _note_of(info.value)
+
+
+def test_modify_error_in_a_union_names_the_focus() -> None:
+    optic = lf.at["b"] | lf.at["a"][1]
+    with pytest.raises(UnluckyError) as info:
+        optic.modify({"a": [0, 3], "b": 2}, _fails_on_three)
+    assert "at ['a'][1]," in _note_of(info.value)
+
+
+def test_modify_error_on_a_path_optic_names_the_path() -> None:
+    with pytest.raises(UnluckyError) as info:
+        lf.at["layers"][-1]["w"].modify({"layers": [{"w": 1}, {"w": 3}]}, _fails_on_three)
+    assert _note_of(info.value) == (
+        "lensify: raised by _fails_on_three at ['layers'][1]['w'], "
+        "a focus of lf.at['layers'][-1]['w']"
+    )
+
+
+def test_modify_error_on_a_focus_inside_wrappers_names_the_full_path() -> None:
+    tree = {"frozen": lf.NonTrainable({"w": 3}), "fn": lf.Parameterize(jnp.exp, 3)}
+    with pytest.raises(UnluckyError) as info:
+        lf.at["frozen"].tree["w"].modify(tree, _fails_on_three)
+    assert "at ['frozen'].tree['w']," in _note_of(info.value)
+    with pytest.raises(UnluckyError) as info:
+        lf.at.leaves().modify(tree, _fails_on_three)
+    assert "at ['fn'].args[0]," in _note_of(info.value)
+
+
+def test_wrap_error_names_the_factory_and_the_focus() -> None:
+    params = {"layers": [{"w": jnp.ones((2, 2))}, {"w": jnp.zeros((2, 2))}]}
+    with pytest.raises(ValueError, match="row of zeros") as info:
+        lf.at["layers"].each()["w"].wrap(params, lf.WeightNormalization)
+    assert "raised by WeightNormalization at ['layers'][1]['w']" in _note_of(info.value)
+
+
+def test_unwrap_of_the_foci_names_the_focus_and_the_wrapper() -> None:
+    class Explode(lf.AbstractUnwrappable):
+        x: Any
+
+        def unwrap(self) -> Any:
+            raise UnluckyError("no")
+
+    with pytest.raises(UnluckyError) as info:
+        lf.at["a"].unwrap({"a": [Explode(1.0)], "b": Explode(2.0)})
+    notes = info.value.__notes__
+    assert any("unwrapping Explode at [0]" in n for n in notes)  # from unwrap, below the focus
+    assert any("raised by unwrap at ['a']" in n for n in notes)  # from the optic
+
+
+def test_error_from_a_predicate_gets_no_note_about_fn() -> None:
+    def pred(x: Any) -> bool:
+        raise KeyError("user bug")
+
+    with pytest.raises(KeyError, match="user bug") as info:
+        lf.at.leaves().where(pred).modify({"a": 1}, lambda x: x)
+    assert not getattr(info.value, "__notes__", [])
+
+
+@pytest.mark.parametrize(
+    "optic",
+    [
+        lf.at.leaves(),
+        lf.at.each().each(),
+        lf.at["b"] | lf.at["a"],
+        lf.at.each().where(lambda x: isinstance(x, list)).each(),
+        lf.at.instances_of(list) | lf.at["c"],
+    ],
+    ids=repr,
+)
+def test_modify_calls_fn_on_the_foci_in_get_all_order(optic: lf.Optic) -> None:
+    # An error in fn is located by asking fn again focus by focus, in this order.
+    tree = {"a": [object(), object()], "b": [object()], "c": object()}
+    seen: list[Any] = []
+    optic.modify(tree, lambda x: seen.append(x) or x)
+    assert [id(x) for x in seen] == [id(x) for x in optic.get_all(tree)]
+
+
 # ---------------------------------------------------------------------- transforms
 
 
@@ -804,5 +941,52 @@ def test_traced_predicate_gives_a_clear_error(pred: Any) -> None:
 
 def test_traced_predicate_error_under_vmap() -> None:
     positive = lf.at.leaves().where(lambda x: x > 0)
-    with pytest.raises(lf.TracedPredicateError):
+    with pytest.raises(lf.TracedPredicateError, match=r"focus at \['a'\]"):
         jax.vmap(lambda t: positive.get_all(t))({"a": jnp.ones(3)})
+
+
+@pytest.mark.parametrize("operation", ["get", "get_all", "paths", "set", "modify", "mask"])
+def test_traced_predicate_error_names_the_focus_path(operation: str) -> None:
+    tree = {"a": [jnp.ones((2, 2)), jnp.ones(2)], "b": jnp.ones(3)}
+    optics = [
+        lf.at.leaves().where(lambda x: x.ndim == 1).where(lambda x: x.sum() > 0),
+        lf.at["a"].each().where(lambda x: x.ndim == 1).where(lambda x: x.sum() > 0),
+        lf.at["b"] | lf.at["a"].each().where(lambda x: x.ndim == 1 and x.sum() > 0),
+    ]
+    for optic in optics:
+        apply = getattr(optic, operation)
+        args = (0.0,) if operation == "set" else (jnp.abs,) if operation == "modify" else ()
+        with pytest.raises(lf.TracedPredicateError, match=r"focus at \['a'\]\[1\]:") as info:
+            jax.jit(lambda t, apply=apply, args=args: apply(t, *args))(tree)
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("operation", "error"),
+    [
+        (lambda t: lf.at.each().get(t), lf.FocusCountError),
+        (lambda t: lf.at.each().where(lambda x: False).get(t), lf.FocusCountError),
+        (lambda t: lf.at["c"].set(t, 0.0), lf.MissingStepError),
+        (lambda t: lf.at["a"].shape.set(t, 0.0), lf.MissingStepError),
+        (lambda t: lf.at.each()["w"].get_all(t), lf.MissingStepError),
+        (lambda t: (lf.at["a"] | lf.at.leaves()).modify(t, jnp.abs), lf.OverlapError),
+    ],
+)
+def test_errors_under_jit_are_the_same_errors_with_the_same_messages(
+    operation: Any, error: type[Exception]
+) -> None:
+    tree = {"a": jnp.ones(2), "b": jnp.ones(2)}
+    with pytest.raises(error) as eager:
+        operation(tree)
+    with pytest.raises(error) as jitted:
+        jax.jit(operation)(tree)
+    assert str(jitted.value) == str(eager.value)
+
+
+def test_error_from_fn_under_jit_names_the_focus() -> None:
+    def branchy(x: jax.Array) -> jax.Array:
+        return x if x.sum() > 0 else -x
+
+    with pytest.raises(jax.errors.ConcretizationTypeError) as info:
+        jax.jit(lambda t: lf.at.leaves().modify(t, branchy))({"a": [jnp.ones(2)]})
+    assert "raised by branchy at ['a'][0]," in _note_of(info.value)

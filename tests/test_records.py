@@ -332,3 +332,76 @@ def test_record_fields_applies_attrs_first() -> None:
             return self.a
 
     assert [f.name for f in _records.record_fields(Late)] == ["a", "b"]
+
+
+def test_attrs_sees_an_undecorated_record_before_any_instance() -> None:
+    class Fresh(lf.AbstractUnwrappable):
+        x: Any
+        k: int = lf.field(static=True, default=3)
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    assert attrs.has(Fresh)
+    assert [f.name for f in attrs.fields(Fresh)] == ["x", "k"]
+    assert attrs.fields(Fresh).k.metadata["lensify.static"] is True
+
+
+def test_decorated_record_keeps_static_field_and_default() -> None:
+    @attrs.frozen
+    class Decorated(lf.AbstractUnwrappable):
+        x: Any
+        k: int = lf.field(static=True, default=3)
+
+        def unwrap(self) -> Any:
+            return self.x * self.k
+
+    record = Decorated(jnp.ones(2))
+    assert record.k == 3
+    assert jax.tree_util.tree_leaves(record) == [record.x]
+    assert attrs.fields(Decorated).k.default == 3
+
+
+@pytest.mark.parametrize("fn", [jnp.exp, jnp.tanh, jnp.multiply, jax.nn.softplus, jax.nn.sigmoid])
+def test_pickle_parameterize_with_jax_function(fn: Any) -> None:
+    args = (jnp.linspace(-1.0, 1.0, 3),) * (2 if fn is jnp.multiply else 1)
+    record = lf.Parameterize(fn, *args)
+    restored = pickle.loads(pickle.dumps(record))
+    assert restored.fn is fn
+    assert _tree.tree_equal(lf.unwrap(restored), lf.unwrap(record))
+
+
+def test_pickle_does_not_run_init() -> None:
+    calls = []
+
+    class Counted(lf.AbstractUnwrappable):
+        x: Any
+
+        def __attrs_post_init__(self) -> None:
+            calls.append(1)
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    globals()["Counted"] = Counted  # pickle finds classes by module and name
+    Counted.__qualname__ = "Counted"
+    record = Counted(1.0)
+    pickle.loads(pickle.dumps(record))
+    assert calls == [1]
+
+
+def test_equinox_field_declarations_are_understood() -> None:
+    # A wrapper written for paramax, with only the import changed.
+    class Scaled(lf.AbstractUnwrappable):
+        x: Any
+        factor: float = eqx.field(static=True, default=2.0)
+        offset: Any = eqx.field(converter=jnp.asarray, default=0.0)
+
+        def unwrap(self) -> Any:
+            return self.x * self.factor + self.offset
+
+    record = Scaled(jnp.ones(2))
+    assert jax.tree_util.tree_leaves(record) == [record.x, record.offset]
+    assert isinstance(record.offset, jax.Array)
+    assert attrs.fields(Scaled).factor.metadata["lensify.static"] is True
+    assert jnp.allclose(lf.unwrap(record), 2.0)

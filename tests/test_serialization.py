@@ -15,7 +15,6 @@ import optax
 
 import lensify as lf
 from lensify._tree import tree_equal
-from lensify.numerics import softplus
 
 
 def double(x: jax.Array) -> jax.Array:
@@ -46,7 +45,7 @@ def wrapped_tree() -> dict[str, Any]:
     """One of every built-in wrapper, two user wrappers, and nesting."""
     return {
         "weight": lf.WeightNormalization(jnp.arange(1.0, 7.0).reshape(3, 2)),
-        "positive": lf.Parameterize(softplus, jnp.array([-1.0, 0.0, 2.0])),
+        "positive": lf.Parameterize(jax.nn.softplus, jnp.array([-1.0, 0.0, 2.0])),
         "numpy": lf.Parameterize(np.exp, np.zeros(2)),
         "kwargs": lf.Parameterize(affine, jnp.ones(2), jnp.zeros(2), scale=3.0),
         "frozen": lf.NonTrainable((1.0, "label", None, jnp.ones(2))),
@@ -107,7 +106,7 @@ def wrapped_mlp(key: jax.Array) -> eqx.nn.MLP:
     mlp = eqx.tree_at(
         lambda m: m.layers[1].bias,
         mlp,
-        replace_fn=lambda b: lf.Parameterize(softplus, b),
+        replace_fn=lambda b: lf.Parameterize(jax.nn.softplus, b),
     )
     return eqx.tree_at(lambda m: m.layers[2], mlp, replace_fn=lf.NonTrainable)
 
@@ -185,7 +184,7 @@ def test_optax_update_keeps_every_wrapper() -> None:
 def test_optax_update_over_all_leaves_of_a_plain_wrapped_tree() -> None:
     tree = {
         "w": lf.WeightNormalization(jnp.ones((2, 3))),
-        "b": lf.Parameterize(softplus, jnp.zeros(3)),
+        "b": lf.Parameterize(jax.nn.softplus, jnp.zeros(3)),
         "c": lf.NonTrainable(jnp.ones(3)),
     }
     optimiser = optax.sgd(0.1)

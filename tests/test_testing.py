@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 from typing import Any
 
 import jax
@@ -111,6 +112,28 @@ def test_wrapped_trees_unwrap_to_finite_values(tree: Any) -> None:
     for leaf in jax.tree_util.tree_leaves(lf.unwrap(tree)):
         if _tree.is_array(leaf):
             assert np.isfinite(np.asarray(leaf)).all()
+
+
+@FAST
+@given(st.one_of(lt.wrapped_trees(), lt.pytrees(), st.from_type(lf.AbstractUnwrappable)))
+def test_drawn_trees_round_trip_through_pickle(tree: Any) -> None:
+    # Users checkpoint their trees; jax's own functions in them (jnp.tanh) included.
+    assert _tree.tree_equal(pickle.loads(pickle.dumps(tree)), tree)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6])
+def test_tree_strategies_print_short_however_deep(depth: int) -> None:
+    # hypothesis prints the strategies a composite draws from while it shrinks;
+    # nested plainly, that repr grew exponentially with the depth (117 kB at 3).
+    assert len(repr(lt._wrapped_trees(lt.BUILTIN_WRAPPERS, depth, 4))) < 10_000
+    assert len(repr(lt._pytrees(depth, 4, None))) < 10_000
+
+
+def test_tree_strategies_are_built_once_per_argument_set():
+    assert lt._wrapped_trees(lt.BUILTIN_WRAPPERS, 3, 3) is lt._wrapped_trees(
+        lt.BUILTIN_WRAPPERS, 3, 3
+    )
+    assert lt._pytrees(3, 4, None) is lt._pytrees(3, 4, None)
 
 
 @pytest.mark.parametrize(
@@ -340,6 +363,53 @@ def test_lens_law_failure_names_set_get():
 )
 def test_traversal_laws_hold_for_structural_traversals(optic: Any) -> None:
     lt.check_traversal_laws(optic, lt.pytrees(), max_examples=20)
+
+
+_LEAF_KINDS = [
+    np.array(1.5, np.float32),
+    np.ones((2, 3), np.float16),
+    np.float32(1.5),
+    np.float64(1.5),
+    jnp.array(1.5),
+    jnp.ones(2, jnp.float16),
+    jnp.ones(2, jnp.bfloat16),
+    1.5,
+    3,
+    None,
+    "label",
+]
+
+
+@pytest.mark.parametrize("update", lt.DEFAULT_UPDATES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "leaf", _LEAF_KINDS, ids=lambda x: f"{type(x).__name__}-{getattr(x, 'dtype', '')}"
+)
+def test_default_updates_keep_each_leafs_type_dtype_and_shape(leaf: Any, update: Any) -> None:
+    new = update({"x": leaf})["x"]
+    assert type(new) is type(leaf)
+    assert np.shape(new) == np.shape(leaf)
+    assert getattr(new, "dtype", None) == getattr(leaf, "dtype", None)
+
+
+def test_default_updates_change_float_values():
+    double, negate, shift = lt.DEFAULT_UPDATES[:3]
+    assert double(1.5) == 3.0
+    assert negate(np.array(1.5, np.float32)) == -1.5
+    assert float(shift(jnp.ones(()))) == 2.0
+    assert double(3) == 3  # ints are not floats: an int leaf stays as it is
+
+
+@FAST
+@given(st.one_of(lt.pytrees(), lt.wrapped_trees()), st.sampled_from(lt.DEFAULT_UPDATES))
+def test_default_updates_keep_what_structural_optics_select(tree: Any, update: Any) -> None:
+    updated = update(tree)
+    for optic in (
+        lf.at.instances_of(np.ndarray),
+        lf.at.instances_of(jax.Array),
+        lf.at.instances_of(float),
+        lf.at.leaves().where(lt.is_float_array),
+    ):
+        assert optic.paths(updated) == optic.paths(tree)
 
 
 class OverlappingTraversal:

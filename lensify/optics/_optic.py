@@ -9,7 +9,12 @@ from typing import Any, NoReturn
 
 from lensify import _tree, wrappers
 from lensify.optics import _steps
-from lensify.optics._errors import FocusCountError, MissingStepError
+from lensify.optics._errors import (
+    FocusCountError,
+    MissingStepError,
+    OpticError,
+    TracedPredicateError,
+)
 
 __all__ = ["Optic", "at", "combine"]
 
@@ -315,20 +320,60 @@ class Optic:
             for path, node in found:
                 try:
                     pairs = step.items(node)
-                except _steps.StepLookupError as failure:
+                except _steps.StepError as failure:
                     failure.path = path + failure.path
                     raise
                 nxt += [(path + sub, child) for sub, child in pairs]
             found = nxt
         return found
 
-    def _explain(self, tree: Any, failure: _steps.StepLookupError) -> MissingStepError:
+    def _explain(self, tree: Any, failure: _steps.StepError) -> OpticError:
         """The user-facing error for a failed step, with the path it failed on."""
+        # The fast paths do not track key paths; walking again with them finds
+        # the same failure, located.
         try:
             self._items(tree)
-        except _steps.StepLookupError as located:
+        except _steps.StepError as located:
             failure = located
-        return _missing_error(self, failure)
+        return _public_error(self, failure)
+
+    def _locate(
+        self, error: Exception, tree: Any, fn: Callable[[Any], Any], origin: Any
+    ) -> Exception:
+        """``error``, raised while modifying ``tree``, naming the focus ``fn`` raised it on.
+
+        The fast paths do not track which focus ``fn`` is working on, so after an
+        error ``fn`` is asked again, focus by focus in order, until it raises the
+        same kind of error. An error that does not come back that way (raised by a
+        step, or by an ``fn`` that changed its mind) is returned as it is.
+        """
+        path = self._focus_that_raises(tree, fn, type(error))
+        if path is None:
+            return error
+        if callable(getattr(error, "with_path", None)):
+            return _error_with_path(error, path)
+        note = (
+            f"lensify: raised by {_steps.callable_name(origin)} at {_tree.keystr(path)}, "
+            f"a focus of {self!r}"
+        )
+        error.add_note(note)
+        return error
+
+    def _focus_that_raises(
+        self, tree: Any, fn: Callable[[Any], Any], kind: type[Exception]
+    ) -> Path | None:
+        try:
+            foci = self._items(tree)
+        except Exception:
+            return None
+        for path, focus in foci:
+            try:
+                fn(focus)
+            except kind:
+                return path
+            except Exception:
+                return None
+        return None
 
     def get_all(self, tree: Any) -> list[Any]:
         """Every focus, in JAX's flatten order.
@@ -346,7 +391,7 @@ class Optic:
                 else:
                     nodes = [v for node in nodes for v in step.values(node)]
             return list(nodes)
-        except _steps.StepLookupError as failure:
+        except _steps.StepError as failure:
             raise self._explain(tree, failure) from None
 
     def paths(self, tree: Any) -> list[Path]:
@@ -362,8 +407,8 @@ class Optic:
         """
         try:
             return [path for path, _ in self._items(tree)]
-        except _steps.StepLookupError as failure:
-            raise _missing_error(self, failure) from None
+        except _steps.StepError as failure:
+            raise _public_error(self, failure) from None
 
     def get(self, tree: Any) -> Any:
         """The single focus; an error if there are none or several.
@@ -372,6 +417,7 @@ class Optic:
             FocusCountError: if the optic has no focus or several in ``tree``; the
                 message gives the count and the first few paths.
             MissingStepError: if a key, attribute or index is not in the tree.
+            TracedPredicateError: if a ``where`` predicate needs a traced value.
 
         Example:
             >>> import lensify as lf
@@ -384,7 +430,7 @@ class Optic:
                 for step in self._compiled():
                     node = step.get(node)
                 return node
-        except _steps.StepLookupError as failure:
+        except _steps.StepError as failure:
             raise self._explain(tree, failure) from None
         foci = self.get_all(tree)
         if len(foci) != 1:
@@ -410,6 +456,14 @@ class Optic:
         Only the nodes on the way to a focus are rebuilt; everything else is shared
         with ``tree``, which is never mutated.
 
+        Raises:
+            MissingStepError: if a key, attribute or index is not in the tree.
+            TracedPredicateError: if a ``where`` predicate needs a traced value.
+            Exception: whatever ``fn`` raises, the same exception with a note naming
+                the key path of the focus; a :class:`~lensify.ConstraintError`
+                becomes one whose message starts with that path. To find the focus,
+                ``fn`` is called again after the error, on the foci up to that one.
+
         Example:
             >>> import lensify as lf
             >>> tree = {"a": [1, 2], "b": 3}
@@ -417,7 +471,16 @@ class Optic:
             {'a': [101, 2], 'b': 3}
             >>> tree
             {'a': [1, 2], 'b': 3}
+            >>> lf.at["a"].each().modify(tree, lambda x: 1 / (x - 2))
+            Traceback (most recent call last):
+            ...
+            ZeroDivisionError: division by zero
+            lensify: raised by <lambda> at ['a'][1], a focus of lf.at['a'].each()
         """
+        return self._modify(tree, fn, fn)
+
+    def _modify(self, tree: Any, fn: Callable[[Any], Any], origin: Any) -> Any:
+        # ``origin`` is what the user passed (fn, or wrap's factory), named in errors.
         plan = self._compiled()
         try:
             if self._is_lens():
@@ -426,8 +489,13 @@ class Optic:
             for step in reversed(plan):
                 k = _lift(step, k)
             return k(tree)
-        except _steps.StepLookupError as failure:
+        except _steps.StepError as failure:
             raise self._explain(tree, failure) from None
+        except Exception as error:
+            located = self._locate(error, tree, fn, origin)
+            if located is error:
+                raise
+            raise located from error
 
     def set(self, tree: Any, value: Any) -> Any:
         """``tree`` with every focus replaced by ``value``.
@@ -437,10 +505,20 @@ class Optic:
             >>> lf.at.leaves().set({"a": 1, "b": (2, 3)}, 0)
             {'a': 0, 'b': (0, 0)}
         """
-        return self.modify(tree, lambda _: value)
+
+        def constant(_: Any) -> Any:
+            return value
+
+        return self._modify(tree, constant, constant)
 
     def wrap(self, tree: Any, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``tree`` with every focus replaced by ``factory(focus, *args, **kwargs)``.
+
+        Raises:
+            ConstraintError: if ``factory`` is a constraint and a focus lies outside
+                its support; the message starts with the key path of the focus.
+            Exception: whatever else ``factory`` raises, with a note naming the key
+                path of the focus (see :meth:`modify`).
 
         Example:
             >>> import jax, jax.numpy as jnp
@@ -452,7 +530,7 @@ class Optic:
             >>> bool(jnp.allclose(lf.unwrap(wrapped)["w"], params["w"]))
             True
         """
-        return self.modify(tree, lambda focus: factory(focus, *args, **kwargs))
+        return self._modify(tree, lambda focus: factory(focus, *args, **kwargs), factory)
 
     def unwrap(self, tree: Any) -> Any:
         """``tree`` with the wrappers in each focus unwrapped, and no others.
@@ -464,7 +542,7 @@ class Optic:
             >>> lf.at["a"].unwrap(tree)
             {'a': 1.0, 'b': NonTrainable(tree=2.0)}
         """
-        return self.modify(tree, wrappers.unwrap)
+        return self._modify(tree, wrappers.unwrap, wrappers.unwrap)
 
     def mask(self, tree: Any) -> Any:
         """A bool pytree with the structure of ``tree``: True on leaves inside a focus.
@@ -544,6 +622,39 @@ def _modify_path(plan: tuple[Any, ...], tree: Any, fn: Callable[[Any], Any]) -> 
     for step, parent in zip(reversed(plan), reversed(spine), strict=True):
         value = step.replace(parent, value)
     return value
+
+
+def _public_error(optic: Optic, failure: _steps.StepError) -> OpticError:
+    if isinstance(failure, _steps.StepLookupError):
+        return _missing_error(optic, failure)
+    assert isinstance(failure, _steps.StepTracedError)
+    return _traced_error(optic, failure)
+
+
+def _traced_error(optic: Optic, failure: _steps.StepTracedError) -> TracedPredicateError:
+    return TracedPredicateError(
+        f"the predicate of .where({failure.pred_name}) needs the value of a traced "
+        f"array in the focus at {_tree.keystr(failure.path)}: inside jax.jit, jax.grad "
+        "or jax.vmap an array has a shape and a dtype but no value. Select on shape, "
+        "dtype or type instead, for example .where(lambda x: x.ndim == 2), or apply "
+        f"the optic outside the transform. (while applying {optic!r})"
+    )
+
+
+def _error_with_path(error: Any, path: Path) -> Exception:
+    """``error`` with its message starting with ``path``, the key path of its value.
+
+    Errors that can name where they happened (a ``lf.ConstraintError``) have a
+    ``with_path(keystr)`` method and a ``path`` attribute; optics ask for no more.
+    """
+    inner = error.__cause__
+    if getattr(error, "path", None) is None or type(inner) is not type(error):
+        return error.with_path(_tree.keystr(path))
+    # An optic applied by fn has named the path below this focus already.
+    if not path:
+        return error
+    below = "" if error.path == _tree.keystr(()) else error.path
+    return inner.with_path(_tree.keystr(path) + below)
 
 
 def _missing_error(optic: Optic, failure: _steps.StepLookupError) -> MissingStepError:

@@ -24,7 +24,6 @@ import jax
 import numpy as np
 
 from lensify import _tree
-from lensify.optics._errors import TracedPredicateError
 
 if TYPE_CHECKING:
     from lensify.optics._optic import Optic
@@ -37,9 +36,12 @@ __all__ = [
     "LeafScan",
     "Leaves",
     "Slice",
+    "StepError",
     "StepLookupError",
+    "StepTracedError",
     "Union",
     "Where",
+    "callable_name",
     "step_for_key",
 ]
 
@@ -65,12 +67,19 @@ _TRACER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class StepLookupError(Exception):
-    """A lens step found nothing to focus on; the optic adds the path and explains.
+class StepError(Exception):
+    """A step could not run on a node; the optic adds the key path and explains.
 
-    Internal: it never leaves lensify, which turns it into a
-    :class:`~lensify.optics.MissingStepError` naming the key path of the node.
+    Internal: a failure never leaves lensify. A step only knows the path from the
+    node it was given, so ``path`` starts there; the optic, which knows where that
+    node is, prefixes the rest and raises the matching public error.
     """
+
+    path: Path = ()
+
+
+class StepLookupError(StepError):
+    """A lens step found nothing to focus on: a :class:`~lensify.MissingStepError`."""
 
     def __init__(self, missing: str, node: Any, available: Sequence[str], target: str) -> None:
         super().__init__(missing)
@@ -78,8 +87,16 @@ class StepLookupError(Exception):
         self.node = node
         self.available = list(available)
         self.target = target
-        self.path: Path = ()
         self.hint = ""
+
+
+class StepTracedError(StepError):
+    """A ``where`` predicate needed a traced value: a :class:`~lensify.TracedPredicateError`."""
+
+    def __init__(self, pred: Callable[[Any], Any], path: Path = ()) -> None:
+        self.pred_name = callable_name(pred)
+        super().__init__(self.pred_name)
+        self.path = path
 
 
 def closest_first(target: str, available: Sequence[str]) -> list[str]:
@@ -91,9 +108,15 @@ def closest_first(target: str, available: Sequence[str]) -> list[str]:
 
 
 def describe_node(node: Any) -> str:
-    """A short name for a node's kind, for error messages: ``dict``, ``MLP``, ..."""
+    """A short name for a node's kind, for error messages: ``dict``, ``MLP``, ...
+
+    Every JAX array is a ``jax.Array``, so a message reads the same under ``jax.jit``
+    (where the array is a tracer) as outside it.
+    """
     if node is None:
         return "None"
+    if isinstance(node, jax.Array):
+        return "jax.Array"
     return type(node).__name__
 
 
@@ -112,16 +135,7 @@ def _key_payload(key: Any) -> Any:
     return key
 
 
-def _raise_traced(pred: Callable[[Any], Any], error: BaseException) -> None:
-    raise TracedPredicateError(
-        f"the predicate of .where({_callable_name(pred)}) needs the value of a traced "
-        "array: inside jax.jit, jax.grad or jax.vmap an array has a shape and a dtype "
-        "but no value. Select on shape, dtype or type instead, for example "
-        ".where(lambda x: x.ndim == 2), or apply the optic outside the transform."
-    ) from None  # the concretization traceback would only distract
-
-
-def _callable_name(fn: Any) -> str:
+def callable_name(fn: Any) -> str:
     return getattr(fn, "__name__", None) or repr(fn)
 
 
@@ -494,14 +508,14 @@ class Where:
     pred: Callable[[Any], Any]
 
     def code(self, method_names: frozenset[str]) -> str:
-        return f".where({_callable_name(self.pred)})"
+        return f".where({callable_name(self.pred)})"
 
     def _keep(self, node: Any) -> bool:
         try:
             return bool(self.pred(node))
-        except _TRACER_ERRORS as error:
-            _raise_traced(self.pred, error)
-            raise  # unreachable: for type checkers
+        except _TRACER_ERRORS:
+            # The concretization traceback would only distract from the fix.
+            raise StepTracedError(self.pred) from None
 
     def values(self, node: Any) -> list[Any]:
         return [node] if self._keep(node) else []
@@ -546,10 +560,28 @@ class LeafScan:
             return [
                 (types is None or isinstance(x, types)) and all(p(x) for p in preds) for x in leaves
             ]
-        except _TRACER_ERRORS as error:
-            failing = next((p for p in preds if _fails(p, leaves)), pred)
-            _raise_traced(failing, error)
-            raise  # unreachable: for type checkers
+        except _TRACER_ERRORS:
+            raise self._traced(leaves) or StepTracedError(pred) from None
+
+    def _traced(
+        self, leaves: list[Any], paths: Sequence[Path] | None = None
+    ) -> StepTracedError | None:
+        """The first predicate to need a traced value, asked in the filter's order.
+
+        Its path is that of the leaf, when ``paths`` are given; None if no
+        predicate needs a traced value (the tracer error came from elsewhere).
+        """
+        types = self.types
+        for i, x in enumerate(leaves):
+            if types is not None and not isinstance(x, types):
+                continue
+            for pred in self.preds:
+                try:
+                    if not pred(x):
+                        break
+                except _TRACER_ERRORS:
+                    return StepTracedError(pred, paths[i] if paths else ())
+        return None
 
     def values(self, node: Any) -> list[Any]:
         leaves = _tree.flatten(node, is_leaf=self.is_leaf)[0]
@@ -561,7 +593,12 @@ class LeafScan:
 
     def items(self, node: Any) -> list[tuple[Path, Any]]:
         pairs = _tree.flatten_with_path(node, is_leaf=self.is_leaf)[0]
-        flags = self._flags([x for _, x in pairs])
+        leaves = [x for _, x in pairs]
+        try:
+            flags = self._flags(leaves)
+        except StepTracedError as failure:
+            located = self._traced(leaves, [tuple(p) for p, _ in pairs])
+            raise located or failure from None
         if flags is None:
             return [(tuple(p), x) for p, x in pairs]
         return [(tuple(p), x) for (p, x), f in zip(pairs, flags, strict=True) if f]
@@ -589,9 +626,10 @@ class LeafScan:
             if types is None:
                 return [k(x) if pred(x) else x for x in leaves]
             return [k(x) if isinstance(x, types) and pred(x) else x for x in leaves]
-        except _TRACER_ERRORS as error:
-            if _fails(pred, leaves):
-                _raise_traced(pred, error)
+        except _TRACER_ERRORS:
+            failure = self._traced(leaves)
+            if failure is not None:
+                raise failure from None
             raise
 
 
@@ -605,16 +643,6 @@ def _select_map(leaves: list[Any], types: tuple[type, ...], k: Continuation) -> 
     if len(sure) == len(distinct):
         return [k(x) for x in leaves]
     return [k(x) if type(x) in sure or isinstance(x, types) else x for x in leaves]
-
-
-def _fails(pred: Callable[[Any], Any], leaves: list[Any]) -> bool:
-    """True if ``pred`` raises a tracer error on one of ``leaves``."""
-    try:
-        for x in leaves:
-            bool(pred(x))
-    except _TRACER_ERRORS:
-        return True
-    return False
 
 
 # ---------------------------------------------------------------------------------
