@@ -36,11 +36,34 @@ def _print_table(rows: list[Row]) -> None:
             print(f"  {r['case']:<40} {r['seconds'] * 1e6:12.1f} us {ratio}")
 
 
+def markdown_tables(rows: list[Row]) -> str:
+    """One Markdown table per group: a row per case, a column per tree size."""
+    groups: dict[str, dict[str, dict[int, float]]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], {}).setdefault(row["case"], {})[row["n"]] = row["seconds"]
+    out = []
+    for group, cases in groups.items():
+        sizes = sorted({n for times in cases.values() for n in times})
+        base = cases.get(BASELINE, {})
+        out.append(f"### {group}\n")
+        out.append("| case | " + " | ".join(f"N = {n}" for n in sizes) + " |")
+        out.append("|---|" + "---|" * len(sizes))
+        for case, times in cases.items():
+            cells = [
+                f"{times[n] * 1e6:.1f} µs ({times[n] / base[n]:.2f}x)" if n in base else "-"
+                for n in sizes
+            ]
+            out.append(f"| {case} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("only", nargs="*", help="run only modules whose name contains this")
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {platform.python_version()}, jax {jax.__version__}, {platform.machine()}")
@@ -50,6 +73,8 @@ def main() -> None:
         module_rows = module.run(sizes)
         _print_table(module_rows)
         rows.extend(module_rows)
+    if args.markdown:
+        print("\n" + markdown_tables(rows))
     if args.json is not None:
         args.json.write_text(json.dumps({"machine": platform.platform(), "rows": rows}, indent=1))
     sys.stdout.flush()
