@@ -9,9 +9,10 @@ behave exactly as JAX says.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
+import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
@@ -25,11 +26,13 @@ __all__ = [
     "children",
     "flatten",
     "is_array",
+    "is_inexact_array",
     "is_node",
     "keystr",
     "leaves_with_path",
     "rebuild",
     "register_node",
+    "register_static",
     "structure",
     "tree_map",
     "tree_equal",
@@ -69,6 +72,12 @@ def is_array(x: Any) -> bool:
     return isinstance(x, _ARRAY_TYPES)
 
 
+def is_inexact_array(x: Any) -> bool:
+    """True for float and complex arrays, bfloat16 and the float8 types included."""
+    # numpy does not count JAX's extra float types (bfloat16, float8_*) as inexact.
+    return isinstance(x, _ARRAY_TYPES) and jnp.issubdtype(cast(Any, x).dtype, jnp.inexact)
+
+
 def is_node(x: Any) -> bool:
     """True if JAX's registry flattens ``x`` (``None`` and empty containers included)."""
     t = type(x)
@@ -105,6 +114,15 @@ def register_node(
     jtu.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten_func=flatten)
     if children is not None and rebuild is not None:
         _ONE_LEVEL[cls] = (children, rebuild)
+
+
+def register_static(cls: type) -> None:
+    """Register ``cls`` as a node with no children: its instances are tree structure.
+
+    Instances must be hashable and compare equal when interchangeable; ``jax.jit``
+    then takes them as (static) arguments like any tree, retracing only for a new value.
+    """
+    jtu.register_static(cls)
 
 
 def children(node: Any) -> list[tuple[Any, Any]] | None:

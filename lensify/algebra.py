@@ -356,7 +356,7 @@ class ParameterCounts:
 
 
 def _is_parameter(x: Any) -> bool:
-    return _tree.is_array(x) and np.issubdtype(np.dtype(x.dtype), np.inexact)
+    return _tree.is_inexact_array(x)
 
 
 def _is_counts(x: Any) -> bool:

@@ -509,7 +509,9 @@ class Interval(AbstractConstraint):
     bound, which keeps values close to either bound precise. Construction needs
     ``lower < x < upper``; any raw value unwraps into the closed interval
     ``[lower, upper]``: in float32 the sigmoid saturates and the value equals a
-    bound once ``|raw|`` exceeds about 17 (less for a wide interval around 0).
+    nonzero bound once ``|raw|`` exceeds about ``17 + log(width / |bound|)`` (less
+    for a narrow interval far from 0), and a bound of 0 only once the sigmoid
+    underflows, near ``|raw| = 87.5``.
 
     Args:
         value: The value to start from, inside the interval.
@@ -863,11 +865,11 @@ class UnitVector(_AlongAxis):
     """A vector of Euclidean norm 1 along ``axis``: ``raw / ‖raw‖``.
 
     The raw parameter is the vector itself (the inverse is the identity); the norm
-    is computed after dividing by the largest entry, so it neither overflows nor
-    underflows for any finite raw value. The zero vector has no direction and
-    unwraps to the first basis vector along the axis. Construction needs a norm of
-    1 to a few ulps per entry; any raw value unwraps to a norm of 1 to float
-    tolerance.
+    is computed after scaling by a power of two near the largest entry (exactly),
+    so it neither overflows nor underflows for any finite raw value. The zero
+    vector has no direction and unwraps to the first basis vector along the axis.
+    Construction needs a norm of 1 to a few ulps per entry; any raw value unwraps
+    to a norm of 1 to float tolerance.
 
     Args:
         value: The unit vector to start from.

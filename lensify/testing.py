@@ -647,7 +647,7 @@ def _jit_unwrap(tree: Any) -> Any:
 
 
 def _is_inexact_array(x: Any) -> bool:
-    return _tree.is_array(x) and np.issubdtype(x.dtype, np.inexact)
+    return _tree.is_inexact_array(x)
 
 
 def _probe_loss(tree: Any) -> jax.Array:

@@ -8,7 +8,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lensify import _records, _tree
 from lensify.numerics import check_values, inv_softplus
@@ -322,10 +321,6 @@ def _stop_gradient(x: Any) -> Any:
     return x
 
 
-def _is_inexact_array(x: Any) -> bool:
-    return _tree.is_array(x) and np.issubdtype(x.dtype, np.inexact)
-
-
 def non_trainable(tree: T, *, where: Any = None) -> T:
     """Wrap every inexact (float or complex) array leaf in :class:`NonTrainable`.
 
@@ -345,13 +340,28 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         >>> type(frozen["w"]).__name__, type(frozen["n"]).__name__
         ('NonTrainable', 'ArrayImpl')
     """
-    if where is not None:
-        return where.modify(tree, non_trainable)
-    return jax.tree_util.tree_map(
-        lambda x: NonTrainable(x) if _is_inexact_array(x) else x,
-        tree,
-        is_leaf=lambda x: type(x) is NonTrainable,
-    )
+    if where is None:
+        return jax.tree_util.tree_map(_freeze, tree, is_leaf=_is_non_trainable)
+    from lensify.optics import Optic  # the optics package imports this module
+
+    if not isinstance(where, Optic):
+        raise TypeError(
+            f"non_trainable(tree, where=...) takes an optic, such as lf.at.encoder or "
+            f"lf.at.leaves().where(pred), got {where!r}. The "
+            "equinox-style selector lambda m: m.encoder is written lf.at.encoder."
+        )
+    # Freezing by mask, not by modifying each focus, so that a focus inside a
+    # NonTrainable (a leaf reached by .leaves(), say) is not wrapped twice.
+    return jax.tree_util.tree_map(_freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
+
+
+def _is_non_trainable(x: Any) -> bool:
+    return type(x) is NonTrainable
+
+
+def _freeze(x: Any, selected: Any = True) -> Any:
+    # Under a NonTrainable, ``selected`` is the mask's subtree there, never True.
+    return NonTrainable(x) if selected is True and _tree.is_inexact_array(x) else x
 
 
 class WeightNormalization(AbstractUnwrappable[jax.Array]):

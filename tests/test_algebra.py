@@ -336,3 +336,11 @@ def test_wrap_law_for_value_preserving_factories(factory: Callable[[Any], Any]) 
         assert lt.trees_close(lf.unwrap(optic.wrap(tree, factory)), tree)
 
     check()
+
+
+def test_count_parameters_counts_bfloat16_leaves() -> None:
+    tree = {
+        "w": jnp.ones((2, 3), jnp.bfloat16),
+        "frozen": lf.NonTrainable(jnp.ones(4, jnp.bfloat16)),
+    }
+    assert lf.count_parameters(tree) == lf.algebra.ParameterCounts(trainable=6, frozen=4)

@@ -411,3 +411,18 @@ def test_repr_of_a_wrapper_rebuilt_with_odd_children_does_not_fail() -> None:
     assert "Parameterize" in repr(odd)
     placeholders = jax.tree_util.tree_map(lambda _: None, lf.WeightNormalization(jnp.ones((2, 2))))
     assert "WeightNormalization" in repr(placeholders)
+
+
+def test_non_trainable_where_takes_an_optic_not_a_lambda() -> None:
+    model = {"encoder": jnp.ones(2)}
+    with pytest.raises(TypeError, match=r"takes an optic.*lf\.at\.encoder"):
+        lf.non_trainable(model, where=lambda m: m["encoder"])
+
+
+def test_setting_a_computed_attribute_names_the_path_of_its_owner() -> None:
+    tree = {"layers": [{"w": jnp.ones((2, 2))}]}
+    where = re.escape("'T' in the jax.Array at ['layers'][0]['w'].")
+    with pytest.raises(lf.MissingStepError, match=where):
+        lf.at["layers"][0]["w"].T.set(tree, 1)
+    with pytest.raises(lf.MissingStepError, match=where):
+        lf.at["layers"].each()["w"].T.set(tree, 1)

@@ -27,12 +27,6 @@ _FAST = settings(
 _COMPILING = settings(_FAST, max_examples=10)
 
 
-def _wrappers_in(tree: Any) -> list[Any]:
-    """The outermost wrappers of ``tree``."""
-    leaves = jax.tree_util.tree_leaves(tree, is_leaf=lf.is_unwrappable)
-    return [x for x in leaves if lf.is_unwrappable(x)]
-
-
 def _traceable(tree: Any) -> bool:
     return all(
         _tree.is_array(x) or type(x) in (int, float, bool) for x in jax.tree_util.tree_leaves(tree)
@@ -61,14 +55,23 @@ def test_no_wrappers_left(tree: Any) -> None:
     assert not lf.contains_unwrappables(lf.unwrap(tree))
 
 
+def _every_wrapper(tree: Any) -> list[Any]:
+    """Every wrapper node of ``tree``, nested ones included."""
+    found = [tree] if lf.is_unwrappable(tree) else []
+    for _, child in _tree.children(tree) or []:
+        found += _every_wrapper(child)
+    return found
+
+
 @_FAST
 @given(lt.wrapped_trees())
 def test_defining_equation(tree: Any) -> None:
-    for wrapper in _wrappers_in(tree):
+    for wrapper in _every_wrapper(tree):
         pairs = _tree.children(wrapper)
         assert pairs is not None
         rebuilt = _tree.rebuild(wrapper, [lf.unwrap(child) for _, child in pairs])
-        assert not lf.contains_unwrappables(jax.tree_util.tree_leaves(rebuilt))
+        assert type(rebuilt) is type(wrapper)
+        assert not lf.contains_unwrappables([child for _, child in _tree.children(rebuilt) or []])
         assert lt.trees_close(lf.unwrap(wrapper), lf.unwrap(rebuilt.unwrap()))
 
 
@@ -146,18 +149,39 @@ def test_vmap_construction_invariance(
     assert lt.trees_close(at_first, lf.unwrap(build(x[first])))
 
 
+def _probe_gradients(tree: Any) -> list[Any]:
+    """Gradient of ``sum(sin(unwrap(tree)))`` with respect to the float array leaves."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    positions = [i for i, x in enumerate(leaves) if lt.is_float_array(x)]
+
+    def loss(params: list[jax.Array]) -> jax.Array:
+        merged = list(leaves)
+        for i, p in zip(positions, params, strict=True):
+            merged[i] = p
+        out = lf.unwrap(jax.tree_util.tree_unflatten(treedef, merged))
+        floats = [x for x in jax.tree_util.tree_leaves(out) if lt.is_float_array(x)]
+        return sum((jnp.sum(jnp.sin(x)) for x in floats), jnp.zeros(()))
+
+    return list(jax.grad(loss)([jnp.asarray(leaves[i]) for i in positions]))
+
+
 @_FAST
 @given(lt.pytrees(max_depth=2))
 def test_non_trainable_of_non_trainable(tree: Any) -> None:
-    assert lt.trees_close(
-        lf.unwrap(lf.NonTrainable(lf.NonTrainable(tree))), lf.unwrap(lf.NonTrainable(tree))
-    )
+    twice, once = lf.NonTrainable(lf.NonTrainable(tree)), lf.NonTrainable(tree)
+    assert lt.trees_close(lf.unwrap(twice), lf.unwrap(once))
+    gradients = _probe_gradients(twice)
+    assert lt.trees_close(gradients, _probe_gradients(once))
+    assert all(not np.any(np.asarray(g)) for g in gradients)
+
+
+_ELEMENTWISE = [jnp.tanh, jnp.exp, jnp.negative, jnp.sin, jax.nn.softplus, lf.identity]
 
 
 @_FAST
-@given(lt.float_arrays(), st.sampled_from([jnp.tanh, jnp.exp, jnp.negative]))
-def test_parameterize_composes(x: Any, f: Callable[[Any], Any]) -> None:
-    g = jnp.sin
+@given(lt.float_arrays(), st.sampled_from(_ELEMENTWISE), st.sampled_from(_ELEMENTWISE))
+def test_parameterize_composes(x: Any, f: Callable[[Any], Any], g: Callable[[Any], Any]) -> None:
     nested = lf.Parameterize(f, lf.Parameterize(g, x))
     composed = lf.Parameterize(lambda v: f(g(v)), x)
     assert lt.trees_close(lf.unwrap(nested), lf.unwrap(composed))
+    assert lt.trees_close(_probe_gradients(nested), _probe_gradients(composed))

@@ -63,8 +63,8 @@ def test_paramax_docs_diag_example() -> None:
 
 
 def test_paramax_docs_tril_example() -> None:
-    tril = jnp.tril(jnp.ones((3, 3)))
-    tril = paramax.Parameterize(jnp.tril, tril)
+    # A full matrix in, so the result shows that jnp.tril was applied.
+    tril = paramax.Parameterize(jnp.tril, jnp.ones((3, 3)))
     np.testing.assert_allclose(paramax.unwrap(tril), np.tril(np.ones((3, 3))))
 
 

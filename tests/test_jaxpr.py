@@ -1,8 +1,12 @@
-"""``unwrap`` adds nothing to the traced computation: its jaxpr is the hand-written one."""
+"""``unwrap`` adds nothing to the traced computation: its jaxpr is the hand-written one.
+
+The jaxprs are compared equation by equation: the same primitive, the same parameters
+(sub-jaxprs compared the same way, recursively), the same operand avals and the same
+wiring (each operand is the same input, literal or earlier result in both).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +31,73 @@ def _primitives(jaxpr: Any) -> list[str]:
     return names
 
 
+def _assert_same_param(ours: Any, theirs: Any, where: str) -> None:
+    if isinstance(ours, jex_core.ClosedJaxpr):
+        assert isinstance(theirs, jex_core.ClosedJaxpr), where
+        assert [str(c) for c in ours.consts] == [str(c) for c in theirs.consts], where
+        _assert_same_jaxpr(ours.jaxpr, theirs.jaxpr, where)
+    elif isinstance(ours, jex_core.Jaxpr):
+        assert isinstance(theirs, jex_core.Jaxpr), where
+        _assert_same_jaxpr(ours, theirs, where)
+    elif isinstance(ours, (list, tuple)):
+        assert type(ours) is type(theirs) and len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            _assert_same_param(a, b, f"{where}[{i}]")
+    elif callable(ours) and not isinstance(ours, type):
+        # A custom rule (a jvp, say) is a fresh wrapper object on every trace.
+        assert callable(theirs) and type(ours) is type(theirs), where
+    else:
+        assert ours == theirs, f"{where}: {ours!r} != {theirs!r}"
+
+
+def _assert_same_jaxpr(ours: Any, theirs: Any, where: str = "jaxpr") -> None:
+    """Assert two jaxprs have the same equations, parameters and wiring."""
+    assert len(ours.eqns) == len(theirs.eqns), (
+        f"{where}: {[e.primitive.name for e in ours.eqns]} != "
+        f"{[e.primitive.name for e in theirs.eqns]}"
+    )
+    # Each variable of ours, mapped to the variable of theirs in the same place.
+    names: dict[Any, Any] = {}
+
+    def bind(a: Any, b: Any, what: str) -> None:
+        assert a.aval == b.aval, f"{what}: {a.aval} != {b.aval}"
+        names[a] = b
+
+    def same_operand(a: Any, b: Any, what: str) -> None:
+        if isinstance(a, jex_core.Literal):
+            assert isinstance(b, jex_core.Literal), what
+            assert a.aval == b.aval and str(a) == str(b), f"{what}: {a} != {b}"
+        else:
+            assert not isinstance(b, jex_core.Literal), what
+            assert names[a] is b, f"{what}: operand {a} is not wired like {b}"
+
+    assert len(ours.constvars) == len(theirs.constvars), where
+    assert len(ours.invars) == len(theirs.invars), where
+    for i, (a, b) in enumerate(
+        zip(ours.constvars + ours.invars, theirs.constvars + theirs.invars, strict=True)
+    ):
+        bind(a, b, f"{where} input {i}")
+    for n, (ea, eb) in enumerate(zip(ours.eqns, theirs.eqns, strict=True)):
+        at = f"{where} equation {n} ({ea.primitive.name})"
+        assert ea.primitive == eb.primitive, f"{at}: {ea.primitive} != {eb.primitive}"
+        assert sorted(ea.params) == sorted(eb.params), at
+        for key in ea.params:
+            _assert_same_param(ea.params[key], eb.params[key], f"{at} param {key}")
+        assert len(ea.invars) == len(eb.invars), at
+        for i, (a, b) in enumerate(zip(ea.invars, eb.invars, strict=True)):
+            same_operand(a, b, f"{at} operand {i}")
+        assert len(ea.outvars) == len(eb.outvars), at
+        for i, (a, b) in enumerate(zip(ea.outvars, eb.outvars, strict=True)):
+            bind(a, b, f"{at} result {i}")
+    assert len(ours.outvars) == len(theirs.outvars), where
+    for i, (a, b) in enumerate(zip(ours.outvars, theirs.outvars, strict=True)):
+        same_operand(a, b, f"{where} output {i}")
+
+
 def _same_equations(fn: Callable[..., Any], reference: Callable[..., Any], *args: Any) -> None:
-    ours = _primitives(jax.make_jaxpr(fn)(*args).jaxpr)
-    theirs = _primitives(jax.make_jaxpr(reference)(*args).jaxpr)
-    assert ours == theirs
-    assert Counter(ours) == Counter(theirs)
+    ours, theirs = jax.make_jaxpr(fn)(*args), jax.make_jaxpr(reference)(*args)
+    _assert_same_jaxpr(ours.jaxpr, theirs.jaxpr)
+    assert str(ours) == str(theirs)
 
 
 def test_parameterize_exp_jaxpr() -> None:

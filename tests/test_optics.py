@@ -154,8 +154,26 @@ def test_optic_pickles_and_copies() -> None:
 
 
 def test_at_is_a_value_not_a_tree() -> None:
-    assert jax.tree_util.tree_leaves([lf.at.a]) == [lf.at.a]
+    # No leaves: an optic is structure, like a static field.
+    assert jax.tree_util.tree_leaves([lf.at.a]) == []
+    assert jax.tree_util.tree_structure([lf.at.a]) == jax.tree_util.tree_structure([lf.at.a])
+    assert jax.tree_util.tree_structure([lf.at.a]) != jax.tree_util.tree_structure([lf.at.b])
     assert not isinstance(lf.at, lf.AbstractUnwrappable)
+
+
+def test_plain_jit_takes_an_optic_argument() -> None:
+    traces = []
+
+    @jax.jit
+    def scaled(optic: lf.Optic, tree: Any) -> Any:
+        traces.append(optic)
+        return optic.modify(tree, lambda x: 2 * x)
+
+    tree = {"a": jnp.ones(2), "b": jnp.ones(2)}
+    assert jnp.allclose(scaled(lf.at["a"], tree)["a"], 2.0)
+    assert jnp.allclose(scaled(lf.at["a"], tree)["b"], 1.0)
+    assert jnp.allclose(scaled(lf.at["b"], tree)["b"], 2.0)
+    assert len(traces) == 2  # one trace per distinct optic, reused when equal
 
 
 def test_optic_is_not_iterable() -> None:
@@ -847,13 +865,14 @@ def test_unwrap_of_the_foci_names_the_focus_and_the_wrapper() -> None:
     assert any("raised by unwrap at ['a']" in n for n in notes)  # from the optic
 
 
-def test_error_from_a_predicate_gets_no_note_about_fn() -> None:
+def test_error_from_a_predicate_is_blamed_on_the_predicate_not_fn() -> None:
     def pred(x: Any) -> bool:
         raise KeyError("user bug")
 
     with pytest.raises(KeyError, match="user bug") as info:
         lf.at.leaves().where(pred).modify({"a": 1}, lambda x: x)
-    assert not getattr(info.value, "__notes__", [])
+    (note,) = info.value.__notes__
+    assert "predicate of .where(pred)" in note and "['a']" in note
 
 
 @pytest.mark.parametrize(
@@ -990,3 +1009,35 @@ def test_error_from_fn_under_jit_names_the_focus() -> None:
     with pytest.raises(jax.errors.ConcretizationTypeError) as info:
         jax.jit(lambda t: lf.at.leaves().modify(t, branchy))({"a": [jnp.ones(2)]})
     assert "raised by branchy at ['a'][0]," in _note_of(info.value)
+
+
+def test_non_trainable_where_never_wraps_twice() -> None:
+    model = {"w": lf.NonTrainable(jnp.ones(2)), "b": jnp.ones(2)}
+    frozen = lf.non_trainable(model, where=lf.at.leaves())
+    assert frozen["w"] is model["w"]
+    assert type(frozen["b"]) is lf.NonTrainable
+
+
+def test_a_raising_predicate_keeps_its_error_and_names_the_focus() -> None:
+    tree = {"a": [1.0, "s"], "b": jnp.ones(2)}
+    optic = lf.at["a"].each().where(lambda x: x > 0)
+    for call in (optic.get_all, optic.paths, optic.mask, lambda t: optic.modify(t, abs)):
+        with pytest.raises(TypeError, match="not supported") as info:
+            call(tree)
+        assert any("['a'][1]" in note and ".where(" in note for note in info.value.__notes__)
+
+
+def test_a_raising_predicate_in_a_leaf_scan_names_the_leaf() -> None:
+    model = eqx.nn.MLP(2, 2, 4, 1, key=jax.random.key(0))
+    optic = lf.at.leaves().where(lambda x: x.ndim == 2)
+    with pytest.raises(AttributeError) as info:
+        optic.modify(model, lambda x: x)
+    assert any(".activation" in note for note in info.value.__notes__)
+
+
+def test_an_error_of_the_update_is_not_blamed_on_the_predicate() -> None:
+    tree = {"a": [1.0, "s"]}
+    with pytest.raises(TypeError, match="concatenate") as info:
+        lf.at.leaves().where(lambda x: True).modify(tree, lambda x: x + 1)
+    notes = info.value.__notes__
+    assert len(notes) == 1 and "predicate" not in notes[0] and "['a'][1]" in notes[0]

@@ -12,8 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import paramax
 import pytest
+from hypothesis import given, settings
 
 import lensify as lf
+import lensify.testing as lt
 
 Pair = collections.namedtuple("Pair", ["first", "second"])
 
@@ -309,12 +311,14 @@ def test_non_trainable_leaves_python_values_alone() -> None:
     assert out["o"] is marker
 
 
-def test_non_trainable_first_and_second_derivatives_are_zero() -> None:
+@settings(max_examples=15, deadline=None)
+@given(lt.float_arrays([(2,), (3,)], nonzero=True))
+def test_non_trainable_first_and_second_derivatives_are_zero(x: jax.Array) -> None:
     def f(x: jax.Array) -> jax.Array:
         return jnp.sum(lf.unwrap(lf.NonTrainable(x)) ** 3)
 
-    np.testing.assert_array_equal(jax.grad(f)(jnp.ones(2)), np.zeros(2))
-    np.testing.assert_array_equal(jax.hessian(f)(jnp.ones(2)), np.zeros((2, 2)))
+    np.testing.assert_array_equal(jax.grad(f)(x), np.zeros(x.shape))
+    np.testing.assert_array_equal(jax.hessian(f)(x), np.zeros(x.shape * 2))
 
 
 def test_non_trainable_of_non_trainable_is_non_trainable() -> None:
@@ -362,9 +366,10 @@ def test_non_trainable_function_reaches_into_wrappers() -> None:
 # --- WeightNormalization --------------------------------------------------------------
 
 
-def test_weight_normalization_is_the_identity_at_construction() -> None:
-    w = jax.random.normal(jax.random.key(0), (4, 3))
-    np.testing.assert_allclose(lf.unwrap(lf.WeightNormalization(w)), w, rtol=1e-5)
+@settings(max_examples=30, deadline=None)
+@given(lt.float_arrays([(3,), (1, 2), (4, 3), (2, 3, 2)], nonzero=True))
+def test_weight_normalization_is_the_identity_at_construction(w: jax.Array) -> None:
+    np.testing.assert_allclose(lf.unwrap(lf.WeightNormalization(w)), w, rtol=1e-5, atol=1e-6)
 
 
 def test_weight_normalization_row_norms_equal_scale() -> None:
@@ -545,3 +550,10 @@ def test_construction_under_vmap(name: str, batch: tuple[int, ...]) -> None:
     first = (0,) * len(batch)
     at_first = jax.tree_util.tree_map(lambda v: v[first] if np.ndim(v) else v, batched)
     _assert_tree_close(at_first, lf.unwrap(factory(x[first])))
+
+
+def test_non_trainable_freezes_bfloat16_and_float8_leaves() -> None:
+    tree = {"bf16": jnp.ones(2, jnp.bfloat16), "f8": jnp.ones(2, jnp.float8_e4m3fn)}
+    frozen = lf.non_trainable(tree)
+    assert type(frozen["bf16"]) is lf.NonTrainable
+    assert type(frozen["f8"]) is lf.NonTrainable

@@ -12,7 +12,6 @@ from lensify.optics import _steps
 from lensify.optics._errors import (
     FocusCountError,
     MissingStepError,
-    OpticError,
     TracedPredicateError,
 )
 
@@ -327,7 +326,7 @@ class Optic:
             found = nxt
         return found
 
-    def _explain(self, tree: Any, failure: _steps.StepError) -> OpticError:
+    def _explain(self, tree: Any, failure: _steps.StepError) -> Exception:
         """The user-facing error for a failed step, with the path it failed on."""
         # The fast paths do not track key paths; walking again with them finds
         # the same failure, located.
@@ -335,7 +334,21 @@ class Optic:
             self._items(tree)
         except _steps.StepError as located:
             failure = located
+        else:
+            if isinstance(failure, _steps.StepLookupError):
+                # Every focus is there, so a rebuild failed (setting a computed
+                # attribute, say) on a node that is one of the foci on the way.
+                failure.path = self._path_to(tree, failure.node) + failure.path
         return _public_error(self, failure)
+
+    def _path_to(self, tree: Any, node: Any) -> Path:
+        found: list[tuple[Path, Any]] = [((), tree)]
+        for step in self._compiled():
+            for path, candidate in found:
+                if candidate is node:
+                    return path
+            found = [(path + sub, child) for path, n in found for sub, child in step.items(n)]
+        return ()
 
     def _locate(
         self, error: Exception, tree: Any, fn: Callable[[Any], Any], origin: Any
@@ -624,9 +637,16 @@ def _modify_path(plan: tuple[Any, ...], tree: Any, fn: Callable[[Any], Any]) -> 
     return value
 
 
-def _public_error(optic: Optic, failure: _steps.StepError) -> OpticError:
+def _public_error(optic: Optic, failure: _steps.StepError) -> Exception:
     if isinstance(failure, _steps.StepLookupError):
         return _missing_error(optic, failure)
+    if isinstance(failure, _steps.StepPredicateError):
+        # The predicate's own error, of its own type, told where it happened.
+        failure.error.add_note(
+            f"lensify: raised by the predicate of .where({failure.pred_name}) on the focus "
+            f"at {_tree.keystr(failure.path)} (while applying {optic!r})"
+        )
+        return failure.error
     assert isinstance(failure, _steps.StepTracedError)
     return _traced_error(optic, failure)
 
@@ -732,6 +752,10 @@ def combine(*trees: Any) -> Any:
 def _is_none(x: Any) -> bool:
     return x is None
 
+
+# An optic is configuration, not data: as a node with no children it is part of a
+# tree's structure, so plain jax.jit accepts it as an argument or inside a model.
+_tree.register_static(Optic)
 
 at = Optic()
 """The identity optic: its single focus is the whole tree. Every optic starts here.

@@ -38,6 +38,7 @@ __all__ = [
     "Slice",
     "StepError",
     "StepLookupError",
+    "StepPredicateError",
     "StepTracedError",
     "Union",
     "Where",
@@ -97,6 +98,22 @@ class StepTracedError(StepError):
         self.pred_name = callable_name(pred)
         super().__init__(self.pred_name)
         self.path = path
+
+
+class StepPredicateError(StepError):
+    """A ``where`` predicate raised: the optic re-raises that error, located."""
+
+    def __init__(self, pred: Callable[[Any], Any], error: Exception, path: Path = ()) -> None:
+        self.pred_name = callable_name(pred)
+        super().__init__(self.pred_name)
+        self.error = error
+        self.path = path
+
+
+def _predicate_failure(pred: Callable[[Any], Any], error: Exception, path: Path = ()) -> StepError:
+    if isinstance(error, _TRACER_ERRORS):
+        return StepTracedError(pred, path)
+    return StepPredicateError(pred, error, path)
 
 
 def closest_first(target: str, available: Sequence[str]) -> list[str]:
@@ -513,9 +530,12 @@ class Where:
     def _keep(self, node: Any) -> bool:
         try:
             return bool(self.pred(node))
-        except _TRACER_ERRORS:
-            # The concretization traceback would only distract from the fix.
-            raise StepTracedError(self.pred) from None
+        except StepError:
+            raise
+        except Exception as error:
+            # A concretization traceback would only distract from the fix; any
+            # other error goes back to the user with the key path of the focus.
+            raise _predicate_failure(self.pred, error) from None
 
     def values(self, node: Any) -> list[Any]:
         return [node] if self._keep(node) else []
@@ -560,16 +580,14 @@ class LeafScan:
             return [
                 (types is None or isinstance(x, types)) and all(p(x) for p in preds) for x in leaves
             ]
-        except _TRACER_ERRORS:
-            raise self._traced(leaves) or StepTracedError(pred) from None
+        except Exception as error:
+            raise self._failure(leaves) or _predicate_failure(pred, error) from None
 
-    def _traced(
-        self, leaves: list[Any], paths: Sequence[Path] | None = None
-    ) -> StepTracedError | None:
-        """The first predicate to need a traced value, asked in the filter's order.
+    def _failure(self, leaves: list[Any], paths: Sequence[Path] | None = None) -> StepError | None:
+        """The first predicate to raise, asked in the filter's order.
 
         Its path is that of the leaf, when ``paths`` are given; None if no
-        predicate needs a traced value (the tracer error came from elsewhere).
+        predicate raises (the error came from elsewhere).
         """
         types = self.types
         for i, x in enumerate(leaves):
@@ -579,8 +597,8 @@ class LeafScan:
                 try:
                     if not pred(x):
                         break
-                except _TRACER_ERRORS:
-                    return StepTracedError(pred, paths[i] if paths else ())
+                except Exception as error:
+                    return _predicate_failure(pred, error, paths[i] if paths else ())
         return None
 
     def values(self, node: Any) -> list[Any]:
@@ -596,8 +614,8 @@ class LeafScan:
         leaves = [x for _, x in pairs]
         try:
             flags = self._flags(leaves)
-        except StepTracedError as failure:
-            located = self._traced(leaves, [tuple(p) for p, _ in pairs])
+        except StepError as failure:
+            located = self._failure(leaves, [tuple(p) for p, _ in pairs])
             raise located or failure from None
         if flags is None:
             return [(tuple(p), x) for p, x in pairs]
@@ -619,15 +637,17 @@ class LeafScan:
 
     def _filter_map(self, leaves: list[Any], k: Continuation) -> list[Any]:
         # The common case (one predicate) in a single comprehension: no list of
-        # flags, no zip. A tracer error may come from the predicate or from k, so
-        # the predicate is asked again, alone, to tell which.
+        # flags, no zip. An error may come from the predicate or from k, so the
+        # predicate is asked again, alone, to tell which.
         pred, types = self.preds[0], self.types
         try:
             if types is None:
                 return [k(x) if pred(x) else x for x in leaves]
             return [k(x) if isinstance(x, types) and pred(x) else x for x in leaves]
-        except _TRACER_ERRORS:
-            failure = self._traced(leaves)
+        except StepError:
+            raise
+        except Exception:
+            failure = self._failure(leaves)
             if failure is not None:
                 raise failure from None
             raise
