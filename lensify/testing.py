@@ -66,6 +66,7 @@ __all__ = [
     "non_trainables",
     "optics_for",
     "parameterizations",
+    "probe_gradients",
     "pytrees",
     "traversals_for",
     "trees_close",
@@ -662,7 +663,23 @@ def _probe_loss(tree: Any) -> jax.Array:
     return total
 
 
-def _gradients(tree: Any) -> list[jax.Array]:
+def probe_gradients(tree: Any) -> list[jax.Array]:
+    """The gradient of a fixed probe of ``unwrap(tree)`` for each float array leaf of ``tree``.
+
+    The probe is a weighted sum of every float array in the unwrapped tree, with
+    weights that differ by position, so no symmetry of a wrapper hides a gradient.
+    Two trees that unwrap to the same function of the same raw leaves have equal
+    probe gradients: compare them to check that a rewrite keeps the gradient.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> from lensify.testing import probe_gradients
+        >>> [g.tolist() for g in probe_gradients(lf.NonTrainable(jnp.ones(2)))]
+        [[0.0, 0.0]]
+        >>> len(probe_gradients({"w": lf.Parameterize(jnp.exp, jnp.zeros(3))}))
+        1
+    """
     leaves, treedef = _tree.flatten(tree)
     positions = [i for i, x in enumerate(leaves) if _is_inexact_array(x)]
 
@@ -680,7 +697,7 @@ def _outermost_wrappers(tree: Any) -> list[Any]:
 
 
 def _check_gradient(tree: Any, gradient: Literal["flows", "zero"]) -> None:
-    grads = _gradients(tree)
+    grads = probe_gradients(tree)
     if gradient == "zero":
         if any(bool(jnp.any(g != 0)) for g in grads):
             raise _violated("gradient is zero through the wrapper", tree=tree, gradient=grads)

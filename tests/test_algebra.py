@@ -28,21 +28,6 @@ def _float_leaves(tree: Any) -> list[Any]:
     return [x for x in jax.tree_util.tree_leaves(tree) if lt.is_float_array(x)]
 
 
-def _gradients(tree: Any) -> list[jax.Array]:
-    """Gradient of a fixed probe of unwrap(tree) with respect to its float array leaves."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    positions = [i for i, x in enumerate(leaves) if lt.is_float_array(x)]
-
-    def loss(params: list[jax.Array]) -> jax.Array:
-        merged = list(leaves)
-        for i, p in zip(positions, params, strict=True):
-            merged[i] = p
-        out = lf.unwrap(jax.tree_util.tree_unflatten(treedef, merged))
-        return sum((jnp.sum(jnp.sin(x)) for x in _float_leaves(out)), jnp.zeros(()))
-
-    return list(jax.grad(loss)([jnp.asarray(leaves[i]) for i in positions]))
-
-
 # -------------------------------------------------------------------------------- fold
 
 
@@ -271,7 +256,7 @@ def test_simplify_keeps_the_raw_parameters(tree: Any) -> None:
 @FAST
 @given(lt.wrapped_trees())
 def test_simplify_preserves_the_gradient(tree: Any) -> None:
-    before, after = _gradients(tree), _gradients(lf.simplify(tree))
+    before, after = lt.probe_gradients(tree), lt.probe_gradients(lf.simplify(tree))
     assert lt.trees_close(after, before)
 
 
@@ -293,7 +278,7 @@ def test_simplify_composition_law_value_and_gradient(
         simple.args[0], lf.Parameterize
     )
     assert lt.trees_close(lf.unwrap(simple), lf.unwrap(tree))
-    assert lt.trees_close(_gradients(simple), _gradients(tree))
+    assert lt.trees_close(lt.probe_gradients(simple), lt.probe_gradients(tree))
 
 
 @FAST
@@ -302,7 +287,7 @@ def test_simplify_non_trainable_law_value_and_gradient(tree: Any) -> None:
     nested = lf.NonTrainable(lf.NonTrainable(tree))
     simple = lf.simplify(nested)
     assert lt.trees_close(lf.unwrap(simple), lf.unwrap(nested))
-    assert lt.trees_close(_gradients(simple), _gradients(nested))
+    assert lt.trees_close(lt.probe_gradients(simple), lt.probe_gradients(nested))
 
 
 # ------------------------------------------------------------------ laws of the wrappers
@@ -315,7 +300,7 @@ def test_non_trainable_commutes_with_parameterize(x: jax.Array, f: Callable[[Any
     inside = lf.Parameterize(f, lf.NonTrainable(x))
     assert lt.trees_close(lf.unwrap(outside), lf.unwrap(inside))
     for tree in (outside, inside):
-        assert all(not np.any(np.asarray(g)) for g in _gradients(tree))
+        assert all(not np.any(np.asarray(g)) for g in lt.probe_gradients(tree))
 
 
 @FAST

@@ -149,29 +149,13 @@ def test_vmap_construction_invariance(
     assert lt.trees_close(at_first, lf.unwrap(build(x[first])))
 
 
-def _probe_gradients(tree: Any) -> list[Any]:
-    """Gradient of ``sum(sin(unwrap(tree)))`` with respect to the float array leaves."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    positions = [i for i, x in enumerate(leaves) if lt.is_float_array(x)]
-
-    def loss(params: list[jax.Array]) -> jax.Array:
-        merged = list(leaves)
-        for i, p in zip(positions, params, strict=True):
-            merged[i] = p
-        out = lf.unwrap(jax.tree_util.tree_unflatten(treedef, merged))
-        floats = [x for x in jax.tree_util.tree_leaves(out) if lt.is_float_array(x)]
-        return sum((jnp.sum(jnp.sin(x)) for x in floats), jnp.zeros(()))
-
-    return list(jax.grad(loss)([jnp.asarray(leaves[i]) for i in positions]))
-
-
 @_FAST
 @given(lt.pytrees(max_depth=2))
 def test_non_trainable_of_non_trainable(tree: Any) -> None:
     twice, once = lf.NonTrainable(lf.NonTrainable(tree)), lf.NonTrainable(tree)
     assert lt.trees_close(lf.unwrap(twice), lf.unwrap(once))
-    gradients = _probe_gradients(twice)
-    assert lt.trees_close(gradients, _probe_gradients(once))
+    gradients = lt.probe_gradients(twice)
+    assert lt.trees_close(gradients, lt.probe_gradients(once))
     assert all(not np.any(np.asarray(g)) for g in gradients)
 
 
@@ -184,4 +168,4 @@ def test_parameterize_composes(x: Any, f: Callable[[Any], Any], g: Callable[[Any
     nested = lf.Parameterize(f, lf.Parameterize(g, x))
     composed = lf.Parameterize(lambda v: f(g(v)), x)
     assert lt.trees_close(lf.unwrap(nested), lf.unwrap(composed))
-    assert lt.trees_close(_probe_gradients(nested), _probe_gradients(composed))
+    assert lt.trees_close(lt.probe_gradients(nested), lt.probe_gradients(composed))
