@@ -548,3 +548,23 @@ def test_a_user_constraint_joins_the_laws_through_a_catalogue_entry() -> None:
     assert bool(
         template.in_closure(lf.unwrap(template.with_raw(jnp.array([-5.0, 0.0, 5.0])))).all()
     )
+
+
+def test_one_line_through_a_predicate_optic() -> None:
+    model = {
+        "layers": [
+            {"w": jnp.array([[1.0, -2.0]]), "scale": jnp.array([0.5, 2.0])},
+            {"w": jnp.array([[3.0, 0.5]]), "scale": jnp.array([1.5, 0.1])},
+        ]
+    }
+
+    def is_scale(x: jax.Array) -> bool:
+        return x.ndim == 1
+
+    wrapped = lf.at.leaves().where(is_scale).wrap(model, lf.positive)
+    assert [type(layer["scale"]) for layer in wrapped["layers"]] == [lf.Positive, lf.Positive]
+    assert all(isinstance(layer["w"], jax.Array) for layer in wrapped["layers"])
+    unwrapped = lf.unwrap(wrapped)
+    for got, want in zip(unwrapped["layers"], model["layers"], strict=True):
+        assert got["w"] is want["w"]
+        np.testing.assert_allclose(got["scale"], want["scale"], rtol=1e-6)
