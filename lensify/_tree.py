@@ -78,12 +78,34 @@ def is_inexact_array(x: Any) -> bool:
     return isinstance(x, _ARRAY_TYPES) and jnp.issubdtype(cast(Any, x).dtype, jnp.inexact)
 
 
+def _one_level_structure(x: Any) -> Any:
+    return jtu.tree_structure(x, is_leaf=lambda y: y is not x)
+
+
+if hasattr(jtu, "is_tree_node"):
+
+    def _is_tree_node(x: Any) -> bool:
+        return bool(jtu.is_tree_node(type(x)))
+
+    def _flatten_one_level_with_keys(node: Any) -> list[tuple[Any, Any]]:
+        return list(jtu.flatten_one_level_with_keys(node)[0])
+
+else:  # jax < 0.7 (the last releases for Python 3.10) lacks the one-level API.
+
+    def _is_tree_node(x: Any) -> bool:
+        return not jtu.treedef_is_leaf(_one_level_structure(x)) or x is None
+
+    def _flatten_one_level_with_keys(node: Any) -> list[tuple[Any, Any]]:
+        pairs = jtu.tree_flatten_with_path(node, is_leaf=lambda y: y is not node)[0]
+        return [(path[0], child) for path, child in pairs]
+
+
 def is_node(x: Any) -> bool:
     """True if JAX's registry flattens ``x`` (``None`` and empty containers included)."""
     t = type(x)
     if t in _LEAF_TYPES:
         return False
-    if jtu.is_tree_node(t):
+    if _is_tree_node(x):
         return True
     if issubclass(t, (jax.Array, jax.core.Tracer)):
         _LEAF_TYPES.add(t)
@@ -135,14 +157,13 @@ def children(node: Any) -> list[tuple[Any, Any]] | None:
     hook = _ONE_LEVEL.get(t)
     if hook is not None:
         return hook[0](node)
-    if t in _LEAF_TYPES or not jtu.is_tree_node(t):
+    if t in _LEAF_TYPES or not _is_tree_node(node):
         return None
     if isinstance(node, tuple) and hasattr(t, "_fields"):
         # A namedtuple. JAX's one-level flatten with keys misnames the children
         # that follow a None child (jax 0.10), so the field names are used here.
         return [(GetAttrKey(name), c) for name, c in zip(t._fields, node, strict=True)]
-    pairs, _ = jtu.flatten_one_level_with_keys(node)
-    return list(pairs)
+    return _flatten_one_level_with_keys(node)
 
 
 def rebuild(node: Any, new_children: Sequence[Any]) -> Any:
@@ -158,8 +179,7 @@ def rebuild(node: Any, new_children: Sequence[Any]) -> Any:
     if hook is not None:
         return hook[1](node, new_children)
     # One level of structure: everything below the node is treated as a leaf.
-    treedef = jtu.tree_structure(node, is_leaf=lambda x: x is not node)
-    return jtu.tree_unflatten(treedef, list(new_children))
+    return jtu.tree_unflatten(_one_level_structure(node), list(new_children))
 
 
 def _leaf_equal(a: Any, b: Any) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 import jax
 import jax.numpy as jnp
 
-from lensify import _records, _tree
+from lensify import _notes, _records, _tree
 from lensify.numerics import check_values, inv_softplus
 
 __all__ = [
@@ -214,7 +214,9 @@ def unwrap(tree: Any) -> Any:
         info = error.__dict__
         if "_lf_wrapper" in info:
             path = _tree.keystr(info.pop("_lf_path", ()))
-            error.add_note(f"lensify: raised while unwrapping {info.pop('_lf_wrapper')} at {path}")
+            _notes.add_note(
+                error, f"lensify: raised while unwrapping {info.pop('_lf_wrapper')} at {path}"
+            )
         info.pop("_lf_path", None)
         raise
 

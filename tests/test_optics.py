@@ -941,6 +941,16 @@ def test_inside_vmap() -> None:
     assert out["a"].sum() == 12.0 and out["b"].sum() == 3.0
 
 
+def _caused_by_a_tracer_error(error: BaseException) -> bool:
+    # The concretization traceback is hidden: no tracer error as cause or context.
+    cause = error.__cause__
+    if type(cause).__name__ == "SimplifiedTraceback":
+        return False  # jax < 0.7 hangs its filtered traceback here; it shows no tracer error
+    seen = cause or (None if error.__suppress_context__ else error.__context__)
+    tracer_errors = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError)
+    return isinstance(seen, tracer_errors)
+
+
 @pytest.mark.parametrize(
     "pred",
     [
@@ -954,7 +964,7 @@ def test_traced_predicate_gives_a_clear_error(pred: Any) -> None:
     for optic in (lf.at.leaves().where(pred), lf.at["a"].where(pred), lf.at.each().where(pred)):
         with pytest.raises(lf.TracedPredicateError, match="shape, dtype or type") as info:
             jax.jit(lambda t, optic=optic: optic.set(t, 0.0))({"a": jnp.ones(2)})
-        assert info.value.__cause__ is None and info.value.__suppress_context__
+        assert not _caused_by_a_tracer_error(info.value)
         assert isinstance(info.value, TypeError)
 
 
@@ -977,7 +987,7 @@ def test_traced_predicate_error_names_the_focus_path(operation: str) -> None:
         args = (0.0,) if operation == "set" else (jnp.abs,) if operation == "modify" else ()
         with pytest.raises(lf.TracedPredicateError, match=r"focus at \['a'\]\[1\]:") as info:
             jax.jit(lambda t, apply=apply, args=args: apply(t, *args))(tree)
-        assert info.value.__cause__ is None and info.value.__suppress_context__
+        assert not _caused_by_a_tracer_error(info.value)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, NoReturn
 
-from lensify import _tree, wrappers
+from lensify import _notes, _tree, wrappers
 from lensify.optics import _steps
 from lensify.optics._errors import (
     FocusCountError,
@@ -369,7 +369,7 @@ class Optic:
             f"lensify: raised by {_steps.callable_name(origin)} at {_tree.keystr(path)}, "
             f"a focus of {self!r}"
         )
-        error.add_note(note)
+        _notes.add_note(error, note)
         return error
 
     def _focus_that_raises(
@@ -484,11 +484,11 @@ class Optic:
             {'a': [101, 2], 'b': 3}
             >>> tree
             {'a': [1, 2], 'b': 3}
-            >>> lf.at["a"].each().modify(tree, lambda x: 1 / (x - 2))
-            Traceback (most recent call last):
-            ...
-            ZeroDivisionError: division by zero
-            lensify: raised by <lambda> at ['a'][1], a focus of lf.at['a'].each()
+            >>> try:
+            ...     lf.at["a"].each().modify(tree, lambda x: 1 / (x - 2))
+            ... except ZeroDivisionError as error:
+            ...     print(error.__notes__)
+            ["lensify: raised by <lambda> at ['a'][1], a focus of lf.at['a'].each()"]
         """
         return self._modify(tree, fn, fn)
 
@@ -642,9 +642,10 @@ def _public_error(optic: Optic, failure: _steps.StepError) -> Exception:
         return _missing_error(optic, failure)
     if isinstance(failure, _steps.StepPredicateError):
         # The predicate's own error, of its own type, told where it happened.
-        failure.error.add_note(
+        _notes.add_note(
+            failure.error,
             f"lensify: raised by the predicate of .where({failure.pred_name}) on the focus "
-            f"at {_tree.keystr(failure.path)} (while applying {optic!r})"
+            f"at {_tree.keystr(failure.path)} (while applying {optic!r})",
         )
         return failure.error
     assert isinstance(failure, _steps.StepTracedError)
