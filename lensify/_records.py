@@ -251,12 +251,6 @@ def _rebuild(cls: type, aux: tuple[Any, ...], children: Any) -> Any:
     return obj
 
 
-def record_children(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], Any]:
-    """The keys, children and structure of a record, as its pytree flatten gives them."""
-    children, aux = _flatten(obj)
-    return _layout(type(obj)).keys, children, aux
-
-
 record_flatten = _flatten
 """The children and structure of a record, as its pytree flatten gives them."""
 

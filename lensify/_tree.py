@@ -29,7 +29,6 @@ __all__ = [
     "is_inexact_array",
     "is_node",
     "keystr",
-    "leaves_with_path",
     "rebuild",
     "register_node",
     "register_static",
@@ -48,7 +47,6 @@ KeyPath = tuple[Any, ...]
 flatten = jtu.tree_flatten
 unflatten = jtu.tree_unflatten
 structure = jtu.tree_structure
-leaves_with_path = jtu.tree_leaves_with_path
 flatten_with_path = jtu.tree_flatten_with_path
 tree_map = jtu.tree_map
 

@@ -647,16 +647,12 @@ def _jit_unwrap(tree: Any) -> Any:
     return _tree.unflatten(out_def, out_leaves)
 
 
-def _is_inexact_array(x: Any) -> bool:
-    return _tree.is_inexact_array(x)
-
-
 def _probe_loss(tree: Any) -> jax.Array:
     # A fixed, position-dependent weighting, so no symmetry of the wrapper hides a
     # gradient that flows.
     total = jnp.zeros(())
     for leaf in jax.tree_util.tree_leaves(tree):
-        if _is_inexact_array(leaf):
+        if _tree.is_inexact_array(leaf):
             flat = jnp.ravel(leaf)
             weights = 1.0 + 0.5 * jnp.sin(jnp.arange(flat.size) + 1.0)
             total = total + jnp.sum(weights * flat)
@@ -681,7 +677,7 @@ def probe_gradients(tree: Any) -> list[jax.Array]:
         1
     """
     leaves, treedef = _tree.flatten(tree)
-    positions = [i for i, x in enumerate(leaves) if _is_inexact_array(x)]
+    positions = [i for i, x in enumerate(leaves) if _tree.is_inexact_array(x)]
 
     def loss(params: list[jax.Array]) -> jax.Array:
         merged = list(leaves)
@@ -977,7 +973,7 @@ def _same_kind(leaf: Any, new: Any) -> Any:
 
 def _map_floats(x: Any, fn: Callable[[Any], Any]) -> Any:
     def one(leaf: Any) -> Any:
-        if type(leaf) is float or _is_inexact_array(leaf):
+        if type(leaf) is float or _tree.is_inexact_array(leaf):
             return _same_kind(leaf, fn(leaf))
         return leaf
 
@@ -1164,7 +1160,7 @@ def is_float_array(x: Any) -> bool:
         >>> lf.at.leaves().where(is_float_array).paths(tree) == lf.at["w"].paths(tree)
         True
     """
-    return _is_inexact_array(x)
+    return _tree.is_inexact_array(x)
 
 
 def is_matrix(x: Any) -> bool:

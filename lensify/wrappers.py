@@ -344,9 +344,8 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
     """
     if where is None:
         return jax.tree_util.tree_map(_freeze, tree, is_leaf=_is_non_trainable)
-    from lensify.optics import Optic  # the optics package imports this module
-
-    if not isinstance(where, Optic):
+    # Anything with an optic's mask will do: wrappers know nothing of optics.
+    if not callable(getattr(where, "mask", None)):
         raise TypeError(
             f"non_trainable(tree, where=...) takes an optic, such as lf.at.encoder or "
             f"lf.at.leaves().where(pred), got {where!r}. The "
