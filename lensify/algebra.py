@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import attrs
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lensify import _records, _tree
@@ -232,21 +233,31 @@ def _is_stack(x: Any) -> bool:
 
 
 def _describe_algebra(wrapper: Any) -> WrapperStack:
-    label = _callable_name(wrapper.fn) if isinstance(wrapper, Parameterize) else None
+    label = None
+    if isinstance(wrapper, Parameterize) and not _is_stack(wrapper.fn):
+        label = _callable_name(wrapper.fn)
     pairs, _ = _tree.flatten_with_path(wrapper, is_leaf=_is_stack)
     inner = tuple((_tree.keystr(path).lstrip("."), leaf) for path, leaf in pairs if _is_stack(leaf))
     return WrapperStack(type(wrapper).__name__, label, inner)
 
 
+def _is_array_like(x: Any) -> bool:
+    # An abstract model (jax.eval_shape's output) holds ShapeDtypeStructs where
+    # arrays would be: they stand for parameters all the same.
+    return _tree.is_array(x) or isinstance(x, jax.ShapeDtypeStruct)
+
+
 def _summary(leaf: Any) -> str:
-    if _tree.is_array(leaf):
-        dims = ",".join(map(str, np.shape(leaf)))
-        return f"{_dtype_name(leaf)}[{dims}]"
+    if _is_array_like(leaf):
+        dims = ",".join(map(str, leaf.shape))
+        return f"{_dtype_name(leaf.dtype)}[{dims}]"
     return type(leaf).__name__
 
 
-def _dtype_name(leaf: Any) -> str:
-    dtype = np.dtype(leaf.dtype)
+def _dtype_name(dtype: Any) -> str:
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return str(dtype)  # key<fry>: numpy has no such dtype
+    dtype = np.dtype(dtype)
     short = {"f": "f", "i": "i", "u": "u", "c": "c", "b": "bool"}.get(dtype.kind)
     if short is None or dtype.kind == "b":
         return short or str(dtype)
@@ -356,7 +367,7 @@ class ParameterCounts:
 
 
 def _is_parameter(x: Any) -> bool:
-    return _tree.is_inexact_array(x)
+    return _is_array_like(x) and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
 def _is_counts(x: Any) -> bool:
@@ -411,7 +422,7 @@ def _strip_non_trainable(tree: Any) -> Any:
 
 def _has_arrays_or_wrappers(tree: Any) -> bool:
     leaves = jax.tree_util.tree_leaves(tree, is_leaf=is_unwrappable)
-    return any(is_unwrappable(x) or _tree.is_array(x) for x in leaves)
+    return any(is_unwrappable(x) or _is_array_like(x) for x in leaves)
 
 
 def _single_argument(wrapper: Any) -> bool:

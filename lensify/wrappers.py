@@ -243,7 +243,8 @@ def _describe_callable(fn: Any) -> str:
 class Parameterize(AbstractUnwrappable[T]):
     """Unwraps to ``fn(*args, **kwargs)``.
 
-    ``fn``, ``args`` and ``kwargs`` may all hold parameters. A plain function (one
+    ``fn``, ``args`` and ``kwargs`` may all hold parameters, and ``fn`` may itself be
+    a wrapper (``NonTrainable(module)``): it is unwrapped first. A plain function (one
     with no array leaves: ``jnp.exp``, a ``lambda``, a jitted function) is kept in
     the tree structure rather than as a leaf, so ``jax.jit``, ``jax.grad`` and
     ``jax.vmap`` work on trees holding it with no filtering. A callable that is a
@@ -268,10 +269,12 @@ class Parameterize(AbstractUnwrappable[T]):
     kwargs: dict[str, Any]
 
     def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
-        if not callable(fn):
+        # A wrapper as fn (paramax allows it) is a child: unwrap evaluates it first.
+        if not callable(fn) and not is_unwrappable(fn):
             raise TypeError(
-                f"Parameterize needs a callable fn as its first argument, got "
-                f"{type(fn).__name__} {fn!r}. Did you mean Parameterize(fn, {fn!r})?"
+                "Parameterize needs as its first argument a callable fn, or a wrapper "
+                f"that unwraps to one, got {type(fn).__name__} {fn!r}. Did you mean "
+                f"Parameterize(fn, {fn!r})?"
             )
         self.fn = fn
         self.args = tuple(args)
@@ -397,9 +400,8 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
                 "WeightNormalization needs a weight with at least one axis (rows along "
                 f"the last axis), got a 0-d array {value!r}."
             )
-        norms = jnp.linalg.norm(value, axis=-1, keepdims=True)
         norms = check_values(
-            norms,
+            _row_norms(value),
             lambda n: n == 0,
             "WeightNormalization cannot normalise a weight with a row of zeros",
         )
@@ -408,7 +410,16 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
 
     def unwrap(self) -> jax.Array:
         weight, scale = jnp.asarray(self.weight), jnp.asarray(self.scale)
-        return scale * weight / jnp.linalg.norm(weight, axis=-1, keepdims=True)
+        return scale * weight / _row_norms(weight)
+
+
+def _row_norms(weight: jax.Array) -> jax.Array:
+    # Scaled by the row's largest magnitude, so that the sum of squares cannot
+    # overflow (a float16 row of 1024 eights) nor underflow; the dtype is kept.
+    # The norm is homogeneous, so the gradient is that of the plain norm.
+    biggest = jnp.max(jnp.abs(weight), axis=-1, keepdims=True)
+    safe = jnp.where(biggest == 0, jnp.ones_like(biggest), biggest)
+    return biggest * jnp.linalg.norm(weight / safe, axis=-1, keepdims=True)
 
 
 _ENDPOINTS = ("both", "neither", "lower", "upper")
@@ -439,42 +450,56 @@ class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
     """
 
     arr: jax.Array
-    interval: tuple[float, float] = _records.field(static=True)
+    interval: tuple[float, float] | None = _records.field(static=True)
     min_width: float = _records.field(static=True)
     include_endpoints: Literal["both", "neither", "lower", "upper"] = _records.field(static=True)
+    # The bounds when they were traced at construction (built under jit from traced
+    # hyperparameters), as a child array [lower, upper]; interval is then None.
+    traced_bounds: jax.Array | None
 
     def __init__(
         self,
         arr: jax.Array,
-        interval: tuple[float, float],
+        interval: tuple[Any, Any],
         *,
         min_width: float,
         include_endpoints: Literal["both", "neither", "lower", "upper"],
     ) -> None:
-        lower, upper = (float(b) for b in interval)
-        n_widths = jnp.shape(arr)[-1] if jnp.ndim(arr) else 0
         if jnp.ndim(arr) == 0:
             raise ValueError("RealToIncreasingOnInterval needs arr with at least one axis.")
-        if not upper > lower:
-            raise ValueError(f"interval must have lower < upper, got {interval!r}.")
+        n_widths = jnp.shape(arr)[-1]
         if not min_width > 0:
             raise ValueError(f"min_width must be positive, got {min_width!r}.")
-        if min_width * n_widths > upper - lower:
-            raise ValueError(
-                f"min_width * n_widths = {min_width} * {n_widths} exceeds the interval "
-                f"width {upper - lower}, so it cannot be satisfied."
-            )
         if include_endpoints not in _ENDPOINTS:
             raise ValueError(
                 f"include_endpoints must be one of {_ENDPOINTS}, got {include_endpoints!r}."
             )
         self.arr = arr
-        self.interval = (lower, upper)
         self.min_width = float(min_width)
         self.include_endpoints = include_endpoints
+        if any(isinstance(b, jax.core.Tracer) for b in interval):
+            self.interval = None
+            self.traced_bounds = _checked_bounds(interval, self.min_width, n_widths)
+            return
+        lower, upper = (float(b) for b in interval)
+        if not upper > lower:
+            raise ValueError(f"interval must have lower < upper, got {interval!r}.")
+        if min_width * n_widths > upper - lower:
+            raise ValueError(
+                f"min_width * n_widths = {min_width} * {n_widths} exceeds the interval "
+                f"width {upper - lower}, so it cannot be satisfied."
+            )
+        self.interval = (lower, upper)
+        self.traced_bounds = None
+
+    def _bounds(self) -> tuple[Any, Any]:
+        if self.interval is not None:
+            return self.interval
+        bounds = jnp.asarray(self.traced_bounds)
+        return bounds[..., 0], bounds[..., 1]
 
     def unwrap(self) -> jax.Array:
-        lower, upper = self.interval
+        lower, upper = self._bounds()
         arr = jnp.asarray(self.arr)
         n_widths = arr.shape[-1]
         free = (upper - lower) - self.min_width * n_widths
@@ -483,8 +508,24 @@ class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
         batch = arr.shape[:-1]
         pieces = []
         if self.include_endpoints in ("lower", "both"):
-            pieces.append(jnp.full((*batch, 1), lower, inner.dtype))
+            pieces.append(jnp.broadcast_to(jnp.asarray(lower, inner.dtype), (*batch, 1)))
         pieces.append(inner)
         if self.include_endpoints in ("upper", "both"):
-            pieces.append(jnp.full((*batch, 1), upper, inner.dtype))
+            pieces.append(jnp.broadcast_to(jnp.asarray(upper, inner.dtype), (*batch, 1)))
         return jnp.concatenate(pieces, axis=-1)
+
+
+def _checked_bounds(interval: tuple[Any, Any], min_width: float, n_widths: int) -> jax.Array:
+    # Traced bounds are checked when the computation runs, as numerics checks values.
+    bounds = jnp.stack([jnp.asarray(b, float) for b in interval])
+    bounds = check_values(
+        bounds,
+        lambda b: b[..., 1] <= b[..., 0],
+        "RealToIncreasingOnInterval: interval must have lower < upper",
+    )
+    return check_values(
+        bounds,
+        lambda b: min_width * n_widths > b[..., 1] - b[..., 0],
+        f"RealToIncreasingOnInterval: min_width * n_widths = {min_width} * {n_widths} "
+        "exceeds the interval width, so it cannot be satisfied",
+    )

@@ -557,3 +557,61 @@ def test_non_trainable_freezes_bfloat16_and_float8_leaves() -> None:
     frozen = lf.non_trainable(tree)
     assert type(frozen["bf16"]) is lf.NonTrainable
     assert type(frozen["f8"]) is lf.NonTrainable
+
+
+# --- trust defects (issue 13) ---------------------------------------------------------
+
+
+def test_trust_08_parameterize_accepts_a_wrapper_as_fn() -> None:
+    linear = eqx.nn.Linear(2, 3, key=jax.random.key(0))
+    x = jnp.array([1.0, -2.0])
+    wrapper = lf.Parameterize(lf.NonTrainable(linear), x)
+    np.testing.assert_allclose(lf.unwrap(wrapper), linear(x), rtol=1e-6)
+    theirs = paramax.unwrap(paramax.Parameterize(paramax.NonTrainable(linear), x))
+    np.testing.assert_allclose(lf.unwrap(wrapper), theirs, rtol=1e-6)
+
+
+def test_trust_08_wrapped_fn_is_unwrapped_first() -> None:
+    linear = eqx.nn.Linear(2, 3, key=jax.random.key(0))
+    x = jnp.array([1.0, -2.0])
+    grads = jax.grad(lambda t: lf.unwrap(t).sum())(lf.Parameterize(lf.NonTrainable(linear), x))
+    assert not np.any(np.asarray(grads.fn.tree.weight))
+    np.testing.assert_allclose(grads.args[0], linear.weight.sum(axis=0), rtol=1e-6)
+
+
+def test_trust_08_non_callable_fn_error_does_not_suggest_a_wrapper_as_argument() -> None:
+    with pytest.raises(TypeError, match="callable") as info:
+        lf.Parameterize(3.0, jnp.ones(2))  # type: ignore[arg-type]
+    assert "wrapper" in str(info.value)
+
+
+def test_trust_11_real_to_increasing_with_traced_bounds() -> None:
+    @eqx.filter_jit
+    def knots(lower: jax.Array, upper: jax.Array) -> jax.Array:
+        wrapper = lf.RealToIncreasingOnInterval(
+            jnp.zeros(3), (lower, upper), min_width=0.1, include_endpoints="both"
+        )
+        return lf.unwrap(wrapper)
+
+    out = knots(jnp.array(0.0), jnp.array(3.0))
+    np.testing.assert_allclose(out, [0.0, 1.0, 2.0, 3.0], rtol=1e-6, atol=1e-6)
+
+
+def test_trust_11_real_to_increasing_traced_bounds_are_checked_at_run_time() -> None:
+    @jax.jit
+    def knots(lower: jax.Array, upper: jax.Array) -> jax.Array:
+        wrapper = lf.RealToIncreasingOnInterval(
+            jnp.zeros(3), (lower, upper), min_width=0.1, include_endpoints="both"
+        )
+        return lf.unwrap(wrapper)
+
+    with pytest.raises(Exception, match="lower < upper"):
+        jax.block_until_ready(knots(jnp.array(1.0), jnp.array(0.0)))
+
+
+def test_trust_11_weight_normalization_float16_row_norm_overflow() -> None:
+    w = jnp.full((1, 1024), 8.0, jnp.float16)
+    out = lf.unwrap(lf.WeightNormalization(w))
+    assert out.dtype == jnp.float16
+    assert bool(jnp.all(jnp.isfinite(out)))
+    np.testing.assert_allclose(np.asarray(out, np.float32), 8.0, rtol=1e-2)
