@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lensify as lf
 from lensify._tree import tree_equal
@@ -1051,3 +1053,132 @@ def test_an_error_of_the_update_is_not_blamed_on_the_predicate() -> None:
         lf.at.leaves().where(lambda x: True).modify(tree, lambda x: x + 1)
     notes = info.value.__notes__
     assert len(notes) == 1 and "predicate" not in notes[0] and "['a'][1]" in notes[0]
+
+
+# ------------------------------------------------- issue 13: optics that must agree
+
+
+@jax.tree_util.register_pytree_node_class
+class Dense:
+    """A node registered by position: JAX names its children by flat index."""
+
+    def __init__(self, w: Any, b: Any) -> None:
+        self.w, self.b = w, b
+
+    def tree_flatten(self) -> tuple[tuple[Any, Any], None]:
+        return (self.w, self.b), None
+
+    @classmethod
+    def tree_unflatten(cls, aux: None, children: Any) -> Dense:
+        return cls(*children)
+
+
+def test_trust_01_attribute_of_a_positional_node_is_its_flat_index() -> None:
+    model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
+    optic = lf.at["layer"].w
+    assert optic.paths(model) == [
+        (jax.tree_util.DictKey("layer"), jax.tree_util.FlattenedIndexKey(0))
+    ]
+    assert optic.mask(model)["layer"].w is True
+    assert optic.mask(model)["layer"].b is False
+
+
+def test_trust_01_partition_of_an_attribute_of_a_positional_node() -> None:
+    model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
+    inside, outside = lf.at["layer"].b.partition(model)
+    assert inside["layer"].w is None and inside["layer"].b is model["layer"].b
+    assert outside["layer"].b is None and outside["layer"].w is model["layer"].w
+
+
+def test_trust_01_non_trainable_where_an_attribute_of_a_positional_node() -> None:
+    model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
+    frozen = lf.non_trainable(model, where=lf.at["layer"].w)
+    assert isinstance(frozen["layer"].w, lf.NonTrainable)
+    assert not isinstance(frozen["layer"].b, lf.NonTrainable)
+
+
+def test_trust_01_children_that_are_one_object_are_told_apart() -> None:
+    shared = jnp.ones(2)
+    for model in (Dense(shared, shared), Dense(0, 0)):
+        assert lf.at.b.paths(model) == [(jax.tree_util.FlattenedIndexKey(1),)]
+        assert lf.at.b.mask(model).w is False
+        assert lf.at.b.mask(model).b is True
+
+
+def test_trust_01_attribute_of_a_partial() -> None:
+    partial = jax.tree_util.Partial(jnp.add, jnp.ones(2))
+    leaf_path = jax.tree_util.tree_flatten_with_path(partial)[0][0][0]
+    assert lf.at.args[0].paths(partial) == [leaf_path]
+    assert jax.tree_util.tree_leaves(lf.at.args.mask(partial)) == [True]
+
+
+def test_trust_01_attribute_that_is_no_child_is_an_error_not_an_empty_selection() -> None:
+    partial = jax.tree_util.Partial(jnp.add, jnp.ones(2))
+    with pytest.raises(lf.MissingStepError, match=r"'func'.*Partial.*<root>"):
+        lf.at.func.mask(partial)
+    model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
+    model["layer"].note = "not flattened"
+    with pytest.raises(lf.MissingStepError, match=r"'note' in the Dense at \['layer'\]"):
+        lf.at["layer"].note.paths(model)
+    assert lf.at["layer"].note.get(model) == "not flattened"
+
+
+def test_trust_13_parse_reads_the_keys_paths_returns() -> None:
+    model = {"layer": Dense(1.0, 2.0)}
+    for optic in (lf.at["layer"][1], lf.at["layer"].b):
+        (path,) = optic.paths(model)
+        assert lf.at.parse(jax.tree_util.keystr(path)).get(model) == 2.0
+
+
+_SCALAR_KEYS = (
+    st.integers(-(10**6), 10**6)
+    | st.text(max_size=6)
+    | st.floats(allow_nan=False)
+    | st.booleans()
+    | st.none()
+)
+_DICT_KEYS = st.recursive(_SCALAR_KEYS, lambda inner: st.tuples(inner, inner), max_leaves=4)
+_PATH_KEYS = (
+    _DICT_KEYS.map(jax.tree_util.DictKey)
+    | st.integers(0, 100).map(jax.tree_util.SequenceKey)
+    | st.integers(0, 100).map(jax.tree_util.FlattenedIndexKey)
+    | st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True).map(jax.tree_util.GetAttrKey)
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_PATH_KEYS, max_size=4))
+def test_trust_13_keystr_parses_back_to_the_same_steps(path: list[Any]) -> None:
+    text = jax.tree_util.keystr(tuple(path))
+    assert lf.at.parse(text) == lf.at.from_path(path)
+
+
+@pytest.mark.parametrize("key", [1.5, -0.0, (1, "a"), ("x", (2, None)), None, True, "a]b", "'"])
+def test_trust_13_parse_reads_float_tuple_and_none_keys(key: Any) -> None:
+    path = (jax.tree_util.DictKey(key),)
+    assert lf.at.parse(jax.tree_util.keystr(path)) == lf.at[key]
+
+
+def test_trust_14_keys_of_different_types_are_different_optics() -> None:
+    assert lf.at[1] != lf.at[1.0]
+    assert lf.at[1] != lf.at[True]
+    assert lf.at[(1,)] != lf.at[(True,)]
+    assert len({lf.at[1], lf.at[1.0], lf.at[True]}) == 3
+    assert lf.at[1] == lf.at[1] and hash(lf.at[(1, "a")]) == hash(lf.at[(1, "a")])
+
+
+def test_trust_14_jit_does_not_reuse_the_result_of_an_equal_valued_key() -> None:
+    tree = [jnp.zeros(1), jnp.ones(1)]
+    get = jax.jit(lambda optic, t: optic.get_all(t), static_argnums=0)
+    assert float(get(lf.at[1], tree)[0][0]) == 1.0
+    with pytest.raises(lf.MissingStepError):
+        get(lf.at[True], tree)
+
+
+def test_trust_15_an_optic_is_not_an_array() -> None:
+    with pytest.raises(TypeError, match="is an optic, not an array"):
+        jnp.asarray(lf.at.x)
+    with pytest.raises(TypeError, match="is an optic, not an array"):
+        np.asarray(lf.at["w"])
+    with pytest.raises(TypeError, match="is an optic, not an array"):
+        jnp.ones(2) + lf.at.x  # type: ignore[operator]

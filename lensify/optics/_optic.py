@@ -84,6 +84,12 @@ class Optic:
         # Without this, __getitem__ would make every optic an endless iterable.
         raise TypeError("an optic is not iterable: apply it to a tree, e.g. optic.get_all(tree).")
 
+    def __array__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise _not_an_array(self)
+
+    def __jax_array__(self) -> NoReturn:
+        raise _not_an_array(self)
+
     def attr(self, name: str) -> Optic:
         """Focus on the attribute ``name`` of each focus, static fields included.
 
@@ -637,6 +643,13 @@ def _modify_path(plan: tuple[Any, ...], tree: Any, fn: Callable[[Any], Any]) -> 
     return value
 
 
+def _not_an_array(optic: Optic) -> TypeError:
+    return TypeError(
+        f"{optic!r} is an optic, not an array: it selects parts of a tree. Apply it "
+        f"to the tree to read them, e.g. {optic!r}.get(tree)."
+    )
+
+
 def _public_error(optic: Optic, failure: _steps.StepError) -> Exception:
     if isinstance(failure, _steps.StepLookupError):
         return _missing_error(optic, failure)
@@ -697,13 +710,9 @@ def _missing_error(optic: Optic, failure: _steps.StepLookupError) -> MissingStep
     return MissingStepError(message)
 
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<dot>\.)?(?P<name>[A-Za-z_][A-Za-z_0-9]*)
-      | \[\s*(?P<item>-?\d+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\s*\]
-    )""",
-    re.VERBOSE,
-)
+_NAME = re.compile(r"\s*(?P<dot>\.)?(?P<name>[A-Za-z_][A-Za-z_0-9]*)")
+_FLAT_INDEX = re.compile(r"\s*<flat index (?P<index>\d+)>\s*")
+_NON_FINITE = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
 
 
 def _parse(text: str) -> list[Any]:
@@ -713,18 +722,53 @@ def _parse(text: str) -> list[Any]:
     pos = 0
     end = len(text.rstrip())
     while pos < end:
-        match = _TOKEN.match(text, pos)
-        if match is None or (match.group("name") and steps and not match.group("dot")):
+        match = _NAME.match(text, pos)
+        if match is not None and (match.group("dot") or not steps):
+            steps.append(_steps.Attr(match.group("name")))
+            pos = match.end()
+            continue
+        item = _parse_item(text, pos)
+        if item is None:
             raise ValueError(
                 f"cannot parse the path {text!r} at position {pos}:\n  {text}\n  "
                 f"{' ' * pos}^\nwrite attributes as .name and items as [0] or ['key']."
             )
-        if match.group("name") is not None:
-            steps.append(_steps.Attr(match.group("name")))
-        else:
-            steps.append(_steps.Item(ast.literal_eval(match.group("item"))))
-        pos = match.end()
+        key, pos = item
+        steps.append(_steps.Item(key))
     return steps
+
+
+def _parse_item(text: str, pos: int) -> tuple[Any, int] | None:
+    """The key written in brackets at ``pos`` and the position after them; None if none.
+
+    A key is a Python literal (``0``, ``'a'``, ``1.5``, ``(1, 'b')``, ``None``), a
+    non-finite float as ``keystr`` writes it, or ``<flat index 0>``. A ``]`` may be
+    part of the key (inside a string), so each ``]`` is tried in turn until the text
+    before it reads as a key.
+    """
+    start = len(text) - len(text[pos:].lstrip())
+    if not text.startswith("[", start):
+        return None
+    close = text.find("]", start)
+    while close != -1:
+        inside = text[start + 1 : close]
+        flat = _FLAT_INDEX.fullmatch(inside)
+        if flat is not None:
+            return int(flat.group("index")), close + 1
+        if inside.strip() in _NON_FINITE:
+            return _NON_FINITE[inside.strip()], close + 1
+        try:
+            key = ast.literal_eval(inside.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            pass
+        else:
+            try:
+                hash(key)
+            except TypeError:
+                return None
+            return key, close + 1
+        close = text.find("]", close + 1)
+    return None
 
 
 def combine(*trees: Any) -> Any:

@@ -137,6 +137,13 @@ def describe_node(node: Any) -> str:
     return type(node).__name__
 
 
+NONE_HINT = (
+    "JAX treats None as an empty node: it has no children, no attributes and no "
+    "items. To replace the None itself, stop the optic at the step that reaches it "
+    "and use set()."
+)
+
+
 def _is_namedtuple(node: Any) -> bool:
     return isinstance(node, tuple) and hasattr(type(node), "_fields")
 
@@ -218,6 +225,32 @@ def _attribute_names(node: Any) -> list[str]:
 # Lens steps: exactly one focus.
 
 
+class _Probe:
+    """A fresh object no child can already be: shows where an attribute flattens to."""
+
+
+def _positional_key(node: Any, name: str, pairs: list[tuple[Any, Any]]) -> Any:
+    """The key of the child of ``node`` that is its attribute ``name``; None if none is.
+
+    The attribute is replaced by a probe in a shallow copy and the copy flattened:
+    the child that comes out as the probe is the attribute. Two children may be the
+    same object (small ints and numpy scalars are shared), so identity alone cannot
+    tell them apart. When the copy cannot be made or flattened, identity decides,
+    and only if exactly one child is the attribute's value.
+    """
+    probe = _Probe()
+    try:
+        probed = _tree.children(Attr(name).replace(node, probe))
+    except Exception:
+        probed = None
+    if probed is not None and len(probed) == len(pairs):
+        hits = [k for k, c in probed if c is probe]
+    else:
+        value = getattr(node, name)
+        hits = [k for k, c in pairs if c is value]
+    return hits[0] if len(hits) == 1 else None
+
+
 @attrs.frozen
 class Attr:
     """Focus on the attribute ``name``: a field, static or not, of any object."""
@@ -232,7 +265,35 @@ class Attr:
         return f".attr({name!r})"
 
     def key(self, node: Any) -> Any:
-        return _tree.GetAttrKey(self.name)
+        """The JAX key of this attribute among the children of ``node``.
+
+        A node flattened by name (a record, a dataclass, a namedtuple) names its
+        children with ``GetAttrKey``; so does a static field of such a node, which
+        holds no leaves. A node flattened by position (``register_pytree_node``,
+        ``Partial``) names them with ``FlattenedIndexKey``: the attribute is
+        matched with the child it is, or refused if it is none of them.
+        """
+        wanted = _tree.GetAttrKey(self.name)
+        pairs = _tree.children(node)
+        if not pairs or any(isinstance(k, _tree.GetAttrKey) for k, _ in pairs):
+            return wanted
+        key = _positional_key(node, self.name, pairs)
+        if key is None:
+            raise self._not_a_child(node, pairs)
+        return key
+
+    def _not_a_child(self, node: Any, pairs: list[tuple[Any, Any]]) -> StepLookupError:
+        failure = StepLookupError(
+            f"pytree child for the attribute {self.name!r}", node, [], self.name
+        )
+        keys = ", ".join(_tree.keystr((k,)) for k, _ in pairs)
+        failure.hint = (
+            f"JAX flattens a {describe_node(node)} by position into {keys}, and "
+            f"its attribute {self.name!r} is not one of those children, so no key path "
+            "names it: paths(), mask() and partition() cannot select it. Focus on the "
+            "child by its index instead, for example [0]."
+        )
+        return failure
 
     def get(self, node: Any) -> Any:
         if type(node) in (dict, list, tuple) or node is None:
@@ -248,7 +309,9 @@ class Attr:
         )
         if isinstance(node, dict) and self.name in node:
             failure.hint = f"It is a dict: use [{self.name!r}] to focus on that key."
-        elif node is None or type(node) in (dict, list, tuple):
+        elif node is None:
+            failure.hint = NONE_HINT
+        elif type(node) in (dict, list, tuple):
             failure.hint = "A dict, list or tuple is focused with [key] or [index]."
         return failure
 
@@ -282,7 +345,8 @@ class Attr:
         return [self.get(node)]
 
     def items(self, node: Any) -> list[tuple[Path, Any]]:
-        return [((self.key(node),), self.get(node))]
+        value = self.get(node)
+        return [((self.key(node),), value)]
 
     def modify(self, node: Any, k: Continuation) -> Any:
         return self.replace(node, k(self.get(node)))
@@ -298,11 +362,19 @@ def _sequence_index(node: Sequence[Any], index: Any) -> int | None:
     return i if 0 <= i < n else None
 
 
+def _typed_key(key: Any) -> Any:
+    """``key`` with the type of every part beside it, for equality and hashing."""
+    if type(key) is tuple:
+        return (tuple, tuple(_typed_key(k) for k in key))
+    return (type(key), key)
+
+
 @attrs.frozen
 class Item:
     """Focus on the item ``key``: a dict key, a sequence index or a registry child."""
 
-    key: Hashable
+    # Keys compare by type and value: 1, 1.0 and True are three different items.
+    key: Hashable = attrs.field(eq=lambda k: _typed_key(k))
 
     def code(self, method_names: frozenset[str]) -> str:
         return f"[{self.key!r}]"
@@ -322,6 +394,10 @@ class Item:
             if cls is list or cls is tuple:
                 return _tree.SequenceKey(i), node[i]
             return _tree.GetAttrKey(cls._fields[i]), node[i]
+        if node is None:
+            failure = self._missing(node, [], "key")
+            failure.hint = NONE_HINT
+            raise failure
         pairs = _tree.children(node)
         if pairs is None:
             failure = StepLookupError(f"item {self.key!r}", node, [], repr(self.key))
