@@ -231,10 +231,33 @@ def _flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return tuple(kept), (layout.get_static(obj), hoisted)
 
 
+# The registries see no slot at all for a hoisted function, not a None child:
+# a None child is an empty node that tools such as orbax map to a name, and the
+# name would be lost on the way back, as the function fills that slot again.
+def _registry_flatten(obj: Any) -> tuple[tuple[Any, ...], Any]:
+    children, aux = _flatten(obj)
+    if not aux[1]:
+        return children, aux
+    names = {name for name, _ in aux[1]}
+    slots = _layout(type(obj)).child_names
+    return tuple(c for n, c in zip(slots, children, strict=True) if n not in names), aux
+
+
+def _registry_unflatten(cls: type, aux: Any, children: Any) -> Any:
+    if not aux[1]:
+        return _rebuild(cls, aux, children)
+    names = {name for name, _ in aux[1]}
+    given = iter(children)
+    slots = _layout(cls).child_names
+    return _rebuild(cls, aux, [None if n in names else next(given) for n in slots])
+
+
 def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
     children, aux = _flatten(obj)
-    keys = _layout(type(obj)).keys
-    return tuple(zip(keys, children, strict=True)), aux
+    layout = _layout(type(obj))
+    names = {name for name, _ in aux[1]}
+    pairs = zip(layout.keys, layout.child_names, children, strict=True)
+    return tuple((key, child) for key, name, child in pairs if name not in names), aux
 
 
 def _rebuild(cls: type, aux: tuple[Any, ...], children: Any) -> Any:
@@ -266,8 +289,9 @@ def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
 
 
 def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Any, tuple[str, ...]]:
-    children, aux = _flatten(obj)
-    return children, aux, _layout(type(obj)).entries
+    children, aux = _registry_flatten(obj)
+    names = {name for name, _ in aux[1]}
+    return children, aux, tuple(n for n in _layout(type(obj)).entries if n not in names)
 
 
 def _one_level_children(obj: Any) -> list[tuple[Any, Any]]:
@@ -302,15 +326,15 @@ def _register(cls: type) -> None:
     _tree.register_node(
         cls,
         flatten_with_keys=_flatten_with_keys,
-        flatten=_flatten,
-        unflatten=lambda aux, children: _rebuild(cls, aux, children),
+        flatten=_registry_flatten,
+        unflatten=lambda aux, children: _registry_unflatten(cls, aux, children),
         children=_one_level_children,
         rebuild=_one_level_rebuild,
     )
     optree.register_pytree_node(
         cls,
         _optree_flatten,
-        lambda aux, children: _rebuild(cls, aux, children),  # type: ignore[arg-type]
+        lambda aux, children: _registry_unflatten(cls, aux, children),
         path_entry_type=optree.GetAttrEntry,
         namespace="lensify",
     )
