@@ -712,7 +712,20 @@ def _missing_error(optic: Optic, failure: _steps.StepLookupError) -> MissingStep
 
 _NAME = re.compile(r"\s*(?P<dot>\.)?(?P<name>[A-Za-z_][A-Za-z_0-9]*)")
 _FLAT_INDEX = re.compile(r"\s*<flat index (?P<index>\d+)>\s*")
-_NON_FINITE = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+_NON_FINITE = {"inf": float("inf"), "nan": float("nan")}
+
+
+class _NonFinite(ast.NodeTransformer):
+    """``inf`` and ``nan``, as ``repr`` writes those floats, read as the floats."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in _NON_FINITE:
+            return ast.copy_location(ast.Constant(_NON_FINITE[node.id]), node)
+        return node
+
+
+def _literal(text: str) -> Any:
+    return ast.literal_eval(_NonFinite().visit(ast.parse(text, mode="eval")))
 
 
 def _parse(text: str) -> list[Any]:
@@ -755,10 +768,8 @@ def _parse_item(text: str, pos: int) -> tuple[Any, int] | None:
         flat = _FLAT_INDEX.fullmatch(inside)
         if flat is not None:
             return int(flat.group("index")), close + 1
-        if inside.strip() in _NON_FINITE:
-            return _NON_FINITE[inside.strip()], close + 1
         try:
-            key = ast.literal_eval(inside.strip())
+            key = _literal(inside.strip())
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             pass
         else:
