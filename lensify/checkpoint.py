@@ -1,0 +1,282 @@
+"""Checkpoints with orbax that remember which wrappers a tree was saved with.
+
+orbax's standard checkpointer saves and restores lensify trees as they are, but it
+knows only each leaf's key path, shape and dtype. A tree saved with ``lf.positive(x)``
+restores without a word into a target holding ``lf.interval(...)`` at the same place
+(both keep a child named ``raw``), and the raw value, a softplus preimage, is then
+read as a logit. :func:`save` writes, next to the arrays, the wrapper types and their
+static configuration (interval bounds, axes, functions) at every key path, and
+:func:`restore` refuses a target that differs, naming the key path.
+
+Both sit on orbax's ``CompositeCheckpointHandler``: the arrays are one item, saved by
+orbax's standard handler (sharded and multi-host as orbax does it), and the wrapper
+types are a JSON item. Saving is asynchronous, as orbax's is.
+
+This module needs orbax (``pip install 'lensify[checkpoint]'``); ``import lensify``
+does not import it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+import lensify
+from lensify import _records, _tree
+
+try:
+    import orbax.checkpoint as ocp
+    from etils import epath
+except ModuleNotFoundError as error:  # pragma: no cover - exercised without orbax only
+    raise ModuleNotFoundError(
+        "lensify.checkpoint saves with orbax, which is not installed. Install it with "
+        "pip install 'lensify[checkpoint]' (or pip install orbax-checkpoint)."
+    ) from error
+
+__all__ = ["CheckpointMismatchError", "save", "restore", "wrapper_types"]
+
+FORMAT = 1
+TREE_ITEM = "tree"
+TYPES_ITEM = "lensify"
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the target tree: wrapper types, structure or shapes."""
+
+
+def save(path: Any, tree: Any, *, force: bool = False, checkpointer: Any = None) -> Any:
+    """Save ``tree`` with orbax, together with the wrapper types it holds.
+
+    The save is asynchronous, as orbax's is: once the arrays are copied off the
+    devices, this returns and the files are written in the background. Call
+    ``.wait_until_finished()`` on the returned checkpointer before reading the
+    checkpoint or leaving the program.
+
+    Args:
+        path: The checkpoint directory (it must not exist unless ``force``).
+        tree: Any pytree of arrays and wrappers, sharded or not.
+        force: Overwrite an existing checkpoint at ``path``.
+        checkpointer: An ``orbax.checkpoint.AsyncCheckpointer`` (or ``Checkpointer``)
+            over a ``CompositeCheckpointHandler`` to save with, for example the one
+            returned by a previous save; a new asynchronous one if omitted.
+
+    Returns:
+        The checkpointer that is writing the checkpoint.
+
+    Example:
+        >>> import tempfile, jax.numpy as jnp
+        >>> import lensify as lf, lensify.checkpoint
+        >>> path = tempfile.mkdtemp() + "/ckpt"
+        >>> model = {"scale": lf.positive(jnp.array([0.5, 2.0]))}
+        >>> lensify.checkpoint.save(path, model).wait_until_finished()
+        >>> restored = lensify.checkpoint.restore(path, model)
+        >>> restored
+        {'scale': Positive(raw=Array([-0.43275213,  1.8545866 ], dtype=float32))}
+    """
+    if checkpointer is None:
+        checkpointer = ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler())
+    args = ocp.args.Composite(
+        **{TREE_ITEM: ocp.args.StandardSave(tree), TYPES_ITEM: ocp.args.JsonSave(_summary(tree))}
+    )
+    checkpointer.save(_directory(path), args=args, force=force)
+    return checkpointer
+
+
+def restore(path: Any, like: Any, *, checkpointer: Any = None) -> Any:
+    """Restore a checkpoint written by :func:`save` into the structure of ``like``.
+
+    ``like`` is the tree to fill: the model itself, or an abstract copy whose array
+    leaves are ``jax.ShapeDtypeStruct`` (``jax.eval_shape(lambda: model)``); their
+    shardings, if any, are the shardings of the restored arrays, as with orbax.
+
+    Raises:
+        CheckpointMismatchError: if a wrapper at some key path differs from the one
+            saved there (its type or static configuration, such as interval bounds),
+            or the structure or an array's shape differs. The message names the key
+            path.
+
+    Example:
+        >>> import tempfile, jax.numpy as jnp
+        >>> import lensify as lf, lensify.checkpoint
+        >>> path = tempfile.mkdtemp() + "/ckpt"
+        >>> x = jnp.array([0.5, 0.8])
+        >>> lensify.checkpoint.save(path, {"p": lf.positive(x)}).wait_until_finished()
+        >>> lensify.checkpoint.restore(path, {"p": lf.interval(x, 0.0, 1.0)})
+        Traceback (most recent call last):
+        ...
+        lensify.checkpoint.CheckpointMismatchError: ['p'] holds lensify.Positive in ...
+    """
+    directory = _directory(path)
+    owned = checkpointer is None
+    if owned:
+        checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    try:
+        _check_written_by_save(checkpointer, directory)
+        recorded = checkpointer.restore(
+            directory, args=ocp.args.Composite(**{TYPES_ITEM: ocp.args.JsonRestore()})
+        )[TYPES_ITEM]
+        _compare(recorded, _summary(like))
+        restored = checkpointer.restore(
+            directory, args=ocp.args.Composite(**{TREE_ITEM: ocp.args.StandardRestore(like)})
+        )
+        return restored[TREE_ITEM]
+    finally:
+        if owned:
+            checkpointer.close()
+
+
+def _check_written_by_save(checkpointer: Any, directory: Any) -> None:
+    if not epath.Path(directory).exists():
+        raise FileNotFoundError(f"no checkpoint at {directory}.")
+    try:
+        items = checkpointer.metadata(directory).item_handlers
+    except ValueError:  # orbax's complaint about a checkpoint of a single item
+        items = None
+    if not isinstance(items, dict) or TYPES_ITEM not in items or TREE_ITEM not in items:
+        raise CheckpointMismatchError(
+            f"{directory} was not written by lensify.checkpoint.save, so it holds no "
+            "wrapper types to check. Restore a checkpoint written by orbax's standard "
+            "checkpointer with orbax.checkpoint.StandardCheckpointer().restore(path, like)."
+        )
+
+
+def wrapper_types(tree: Any) -> dict[str, dict[str, Any]]:
+    """The records in ``tree`` by key path: their type and static configuration.
+
+    This is what :func:`save` records and :func:`restore` compares. Types that
+    ``lensify`` exports are named by their public name (``lensify.Positive``), so a
+    checkpoint does not depend on the module that defines them.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf, lensify.checkpoint
+        >>> lensify.checkpoint.wrapper_types({"b": lf.interval(jnp.zeros(2), -1.0, 1.0)})
+        {"['b']": {'type': 'lensify.Interval', 'static': {'lower': -1.0, 'upper': 1.0}}}
+    """
+    return {_tree.keystr(path): entry for path, entry in _records_in(tree)}
+
+
+def _directory(path: Any) -> Any:
+    text = os.fspath(path)
+    return text if "://" in text else os.path.abspath(text)
+
+
+def _summary(tree: Any) -> dict[str, Any]:
+    leaves = {_tree.keystr(path): _leaf_summary(leaf) for path, leaf in _walk(tree)[1]}
+    return {"format": FORMAT, "records": wrapper_types(tree), "leaves": leaves}
+
+
+def _walk(tree: Any) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """The (path, node) pairs of the records and of the leaves, in flatten order."""
+    records: list[tuple[Any, Any]] = []
+    leaves: list[tuple[Any, Any]] = []
+
+    def visit(node: Any, path: tuple[Any, ...]) -> None:
+        pairs = _tree.children(node)
+        if pairs is None:
+            leaves.append((path, node))
+            return
+        if isinstance(node, _records.Record):
+            records.append((path, node))
+        for key, child in pairs:
+            visit(child, (*path, key))
+
+    visit(tree, ())
+    return records, leaves
+
+
+def _records_in(tree: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    for path, node in _walk(tree)[0]:
+        yield path, {"type": _type_name(type(node)), "static": _static_config(node)}
+
+
+def _type_name(cls: type) -> str:
+    if getattr(lensify, cls.__name__, None) is cls:
+        return f"lensify.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _static_config(node: Any) -> dict[str, Any]:
+    # Everything that is not a child: static fields and functions kept in the structure.
+    children = {key.name for key, _ in _tree.children(node) or ()}
+    fields = attrs.fields(type(node))
+    return {f.name: _jsonable(getattr(node, f.name)) for f in fields if f.name not in children}
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if _tree.is_array(value):
+        return {"array": _jsonable(value.tolist()), "dtype": str(value.dtype)}
+    if callable(value):
+        name = getattr(value, "__qualname__", None) or type(value).__qualname__
+        module = getattr(value, "__module__", None) or type(value).__module__
+        return f"{module}.{name}"
+    # Anything else by its repr, less memory addresses, which differ between runs.
+    return _ADDRESS.sub("", repr(value))
+
+
+def _leaf_summary(leaf: Any) -> dict[str, Any]:
+    shape = getattr(leaf, "shape", None)
+    if shape is None:
+        return {"type": type(leaf).__name__}
+    return {"shape": list(shape), "dtype": str(leaf.dtype)}
+
+
+def _describe_record(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "no wrapper"
+    static = ", ".join(f"{k}={v!r}" for k, v in entry["static"].items())
+    return f"{entry['type']}({static})" if static else entry["type"]
+
+
+def _compare(recorded: dict[str, Any], target: dict[str, Any]) -> None:
+    if recorded.get("format") != FORMAT:
+        raise CheckpointMismatchError(
+            f"this checkpoint has lensify checkpoint format {recorded.get('format')!r}; "
+            f"this version of lensify reads format {FORMAT}."
+        )
+    saved_records, target_records = recorded["records"], target["records"]
+    for path in [*saved_records, *(p for p in target_records if p not in saved_records)]:
+        saved, wanted = saved_records.get(path), target_records.get(path)
+        if saved != wanted:
+            raise CheckpointMismatchError(
+                f"{path} holds {_describe_record(saved)} in the checkpoint, but the target "
+                f"has {_describe_record(wanted)} there. Each wrapper reads its stored values "
+                "in its own way, so restoring into another one would silently change the "
+                "model. Restore into a tree built with the same wrappers (the saved model, "
+                "or jax.eval_shape of the code that built it)."
+            )
+    saved_leaves, target_leaves = recorded["leaves"], target["leaves"]
+    for path in saved_leaves:
+        if path not in target_leaves:
+            raise CheckpointMismatchError(
+                f"the checkpoint holds a leaf at {path}, which the target does not have. "
+                "Restore into a tree of the same structure as the one saved."
+            )
+    for path, wanted in target_leaves.items():
+        saved = saved_leaves.get(path)
+        if saved is None:
+            raise CheckpointMismatchError(
+                f"the target has a leaf at {path}, which the checkpoint does not hold. "
+                "Restore into a tree of the same structure as the one saved."
+            )
+        if "shape" in saved and "shape" in wanted and saved["shape"] != wanted["shape"]:
+            raise CheckpointMismatchError(
+                f"{path} has shape {tuple(saved['shape'])} in the checkpoint, but "
+                f"{tuple(wanted['shape'])} in the target."
+            )
