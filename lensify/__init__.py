@@ -1,5 +1,7 @@
 """lensify: wrappers, the unwrap fold and composable optics for JAX pytrees."""
 
+# Records render in treescope as constructor calls (treescope stays unimported).
+from lensify import _treescope as _treescope
 from lensify._records import field as field
 from lensify.algebra import compose as compose
 from lensify.algebra import count_parameters as count_parameters

@@ -419,6 +419,10 @@ class RecordMeta(abc.ABCMeta):
         return obj
 
 
+# How treescope renders a record: set by lensify._treescope.
+_treescope_renderer: Callable[[Any, str | None, Any], Any] | None = None
+
+
 @dataclass_transform(field_specifiers=(field, attrs.field))
 class Record(metaclass=RecordMeta):
     """Base of lensify's immutable pytree records."""
@@ -440,6 +444,12 @@ class Record(metaclass=RecordMeta):
         raise FrozenRecordError(
             f"cannot delete field {name!r} of {type(self).__name__}: records are immutable."
         )
+
+    def __treescope_repr__(self, path: str | None, subtree_renderer: Any) -> Any:
+        # treescope's protocol; lensify._treescope installs the renderer, so that
+        # treescope is imported only by treescope itself.
+        render = _treescope_renderer
+        return NotImplemented if render is None else render(self, path, subtree_renderer)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled field by field and rebuilt without __init__, like unflatten.
