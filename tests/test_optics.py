@@ -1182,3 +1182,36 @@ def test_trust_15_an_optic_is_not_an_array() -> None:
         np.asarray(lf.at["w"])
     with pytest.raises(TypeError, match="is an optic, not an array"):
         jnp.ones(2) + lf.at.x  # type: ignore[operator]
+
+
+# ------------------------------------------------------------------- module layout
+
+
+def _optics_imports() -> dict[str, set[str]]:
+    """Which modules of lensify.optics each module of lensify.optics imports."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(lf.optics.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for source in package.glob("*.py"):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                imported |= {n.rpartition(".")[2] for n in names if n.startswith("lensify.optics.")}
+        graph[source.stem] = imported - {source.stem}
+    return graph
+
+
+def test_steps_know_nothing_of_the_optic_and_no_optics_modules_import_in_a_loop() -> None:
+    graph = _optics_imports()
+    assert "_optic" not in graph["_steps"] and "_optic" not in graph["_traversals"]
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for module in graph.get(start, set()) - seen:
+            if module == target or reaches(module, target, seen | {module}):
+                return True
+        return False
+
+    assert [m for m in graph if reaches(m, m, set())] == []

@@ -32,8 +32,15 @@ VALUES = lt.pytrees(max_depth=2, max_children=2)
 def _on_floats(fn: Any) -> Any:
     """Apply ``fn`` to the float array leaves only: it never changes a selection."""
 
+    def on_leaf(leaf: Any) -> Any:
+        if not lt.is_float_array(leaf):
+            return leaf
+        # numpy turns a 0-d array into a scalar under arithmetic: keep the type,
+        # so that the update never changes what instances_of(np.ndarray) selects.
+        return np.asarray(fn(leaf)) if isinstance(leaf, np.ndarray) else fn(leaf)
+
     def update(x: Any) -> Any:
-        return jax.tree_util.tree_map(lambda leaf: fn(leaf) if lt.is_float_array(leaf) else leaf, x)
+        return jax.tree_util.tree_map(on_leaf, x)
 
     return update
 

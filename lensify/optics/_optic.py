@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, NoReturn
 
-from lensify import _notes, _tree, wrappers
-from lensify.optics import _steps
-from lensify.optics._errors import (
-    FocusCountError,
-    MissingStepError,
-    TracedPredicateError,
-)
+from lensify import _tree, wrappers
+from lensify.optics import _locate, _run
+from lensify.optics._failures import StepError
+from lensify.optics._parse import parse as _parse
+from lensify.optics._steps import Attr, Item, chain_code, step_for_key
+from lensify.optics._traversals import Each, InstancesOf, Leaves, Slice, Union, Where
 
 __all__ = ["Optic", "at", "combine"]
 
 Path = tuple[Any, ...]
-_SHOWN_PATHS = 5  # how many focus paths an error message lists
-_SHOWN_KEYS = 10  # how many existing keys an error message lists
 
 
 class Optic:
@@ -56,7 +51,7 @@ class Optic:
     __slots__ = ("_chain", "_plan")
 
     _chain: tuple[Any, ...]
-    _plan: tuple[Any, ...] | None
+    _plan: _run.Plan | None
 
     def __init__(self, steps: Iterable[Any] = ()) -> None:
         object.__setattr__(self, "_chain", tuple(steps))
@@ -73,11 +68,11 @@ class Optic:
                 f"Optic has no attribute {name!r}; to focus on an attribute whose name "
                 f"starts with an underscore use .attr({name!r})."
             )
-        return self._then(_steps.Attr(name))
+        return self._then(Attr(name))
 
     def __getitem__(self, key: Hashable | slice) -> Optic:
         if isinstance(key, slice):
-            return self._then(_steps.Slice(key.start, key.stop, key.step))
+            return self._then(Slice(key.start, key.stop, key.step))
         return self.item(key)
 
     def __iter__(self) -> NoReturn:
@@ -108,7 +103,7 @@ class Optic:
         """
         if not isinstance(name, str):
             raise TypeError(f"an attribute name is a str, got {type(name).__name__} {name!r}.")
-        return self._then(_steps.Attr(name))
+        return self._then(Attr(name))
 
     def item(self, key: Hashable) -> Optic:
         """Focus on the item ``key`` of each focus: the same as ``optic[key]``.
@@ -130,7 +125,7 @@ class Optic:
             raise TypeError(
                 f"an item key must be hashable, got {type(key).__name__} {key!r}."
             ) from None
-        return self._then(_steps.Item(key))
+        return self._then(Item(key))
 
     def each(self) -> Optic:
         """Focus on every immediate child of each focus, in JAX's order.
@@ -144,7 +139,7 @@ class Optic:
             >>> lf.at.each().get_all((1, (2, 3)))
             [1, (2, 3)]
         """
-        return self._then(_steps.Each())
+        return self._then(Each())
 
     def leaves(self) -> Optic:
         """Focus on every leaf below each focus, in JAX's flatten order.
@@ -154,7 +149,7 @@ class Optic:
             >>> lf.at.leaves().get_all({"a": 1, "b": (2, None, 3)})
             [1, 2, 3]
         """
-        return self._then(_steps.Leaves())
+        return self._then(Leaves())
 
     def where(self, pred: Callable[[Any], Any]) -> Optic:
         """Keep the foci for which ``pred(focus)`` is true.
@@ -175,7 +170,7 @@ class Optic:
             raise TypeError(
                 f".where needs a callable predicate, got {type(pred).__name__} {pred!r}."
             )
-        return self._then(_steps.Where(pred))
+        return self._then(Where(pred))
 
     def instances_of(self, *types: type) -> Optic:
         """Focus on the outermost subtrees at or below each focus of any of ``types``.
@@ -194,7 +189,7 @@ class Optic:
         """
         if not types or not all(isinstance(t, type) for t in types):
             raise TypeError(f".instances_of needs one or more types, got {types!r}.")
-        return self._then(_steps.InstancesOf(tuple(types)))
+        return self._then(InstancesOf(tuple(types)))
 
     def then(self, other: Optic) -> Optic:
         """This optic followed by ``other``, whose steps apply inside each focus.
@@ -227,7 +222,7 @@ class Optic:
             >>> lf.at.from_path(path).get(tree)
             2.0
         """
-        return self._then(*(_steps.step_for_key(key) for key in path))
+        return self._then(*(step_for_key(key) for key in path))
 
     def parse(self, text: str) -> Optic:
         """This optic followed by the steps written in ``text``.
@@ -261,14 +256,13 @@ class Optic:
         """
         if not isinstance(other, Optic):
             return NotImplemented
-        members: list[Optic] = []
-        for optic in (self, other):
-            steps = optic._chain
-            if len(steps) == 1 and isinstance(steps[0], _steps.Union):
+        members: list[tuple[Any, ...]] = []
+        for steps in (self._chain, other._chain):
+            if len(steps) == 1 and isinstance(steps[0], Union):
                 members += steps[0].members
             else:
-                members.append(optic)
-        return Optic((_steps.Union(tuple(members)),))
+                members.append(steps)
+        return Optic((Union(tuple(members)),))
 
     # -- value semantics ----------------------------------------------------------
 
@@ -281,14 +275,7 @@ class Optic:
         return hash((Optic, self._chain))
 
     def __repr__(self) -> str:
-        text = "lf.at"
-        for i, step in enumerate(self._chain):
-            if isinstance(step, _steps.Union):
-                union = step.code(_METHOD_NAMES)
-                text = union if i == 0 else f"{text}.then{union}"
-            else:
-                text += step.code(_METHOD_NAMES)
-        return text
+        return chain_code(self._chain, _METHOD_NAMES)
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise AttributeError("optics are immutable: every step builds a new optic.")
@@ -307,92 +294,12 @@ class Optic:
 
     # -- applying -----------------------------------------------------------------
 
-    def _compiled(self) -> tuple[Any, ...]:
+    def _compiled(self) -> _run.Plan:
         plan = self._plan
         if plan is None:
-            plan = _compile(self._chain)
+            plan = _run.compile_chain(self._chain, _METHOD_NAMES)
             object.__setattr__(self, "_plan", plan)
         return plan
-
-    def _is_lens(self) -> bool:
-        return all(isinstance(s, _steps.Attr | _steps.Item) for s in self._compiled())
-
-    def _items(self, tree: Any) -> list[tuple[Path, Any]]:
-        """Every focus with its key path; a failing step learns the path it was on."""
-        found: list[tuple[Path, Any]] = [((), tree)]
-        for step in self._compiled():
-            nxt: list[tuple[Path, Any]] = []
-            for path, node in found:
-                try:
-                    pairs = step.items(node)
-                except _steps.StepError as failure:
-                    failure.path = path + failure.path
-                    raise
-                nxt += [(path + sub, child) for sub, child in pairs]
-            found = nxt
-        return found
-
-    def _explain(self, tree: Any, failure: _steps.StepError) -> Exception:
-        """The user-facing error for a failed step, with the path it failed on."""
-        # The fast paths do not track key paths; walking again with them finds
-        # the same failure, located.
-        try:
-            self._items(tree)
-        except _steps.StepError as located:
-            failure = located
-        else:
-            if isinstance(failure, _steps.StepLookupError):
-                # Every focus is there, so a rebuild failed (setting a computed
-                # attribute, say) on a node that is one of the foci on the way.
-                failure.path = self._path_to(tree, failure.node) + failure.path
-        return _public_error(self, failure)
-
-    def _path_to(self, tree: Any, node: Any) -> Path:
-        found: list[tuple[Path, Any]] = [((), tree)]
-        for step in self._compiled():
-            for path, candidate in found:
-                if candidate is node:
-                    return path
-            found = [(path + sub, child) for path, n in found for sub, child in step.items(n)]
-        return ()
-
-    def _locate(
-        self, error: Exception, tree: Any, fn: Callable[[Any], Any], origin: Any
-    ) -> Exception:
-        """``error``, raised while modifying ``tree``, naming the focus ``fn`` raised it on.
-
-        The fast paths do not track which focus ``fn`` is working on, so after an
-        error ``fn`` is asked again, focus by focus in order, until it raises the
-        same kind of error. An error that does not come back that way (raised by a
-        step, or by an ``fn`` that changed its mind) is returned as it is.
-        """
-        path = self._focus_that_raises(tree, fn, type(error))
-        if path is None:
-            return error
-        if callable(getattr(error, "with_path", None)):
-            return _error_with_path(error, path)
-        note = (
-            f"lensify: raised by {_steps.callable_name(origin)} at {_tree.keystr(path)}, "
-            f"a focus of {self!r}"
-        )
-        _notes.add_note(error, note)
-        return error
-
-    def _focus_that_raises(
-        self, tree: Any, fn: Callable[[Any], Any], kind: type[Exception]
-    ) -> Path | None:
-        try:
-            foci = self._items(tree)
-        except Exception:
-            return None
-        for path, focus in foci:
-            try:
-                fn(focus)
-            except kind:
-                return path
-            except Exception:
-                return None
-        return None
 
     def get_all(self, tree: Any) -> list[Any]:
         """Every focus, in JAX's flatten order.
@@ -402,16 +309,11 @@ class Optic:
             >>> lf.at.each().where(lambda x: x > 1).get_all([1, 2, 3])
             [2, 3]
         """
+        plan = self._compiled()
         try:
-            nodes = [tree]
-            for step in self._compiled():
-                if len(nodes) == 1:
-                    nodes = step.values(nodes[0])
-                else:
-                    nodes = [v for node in nodes for v in step.values(node)]
-            return list(nodes)
-        except _steps.StepError as failure:
-            raise self._explain(tree, failure) from None
+            return _run.values(plan, tree)
+        except StepError as failure:
+            raise _locate.explain(self, plan, tree, failure) from None
 
     def paths(self, tree: Any) -> list[Path]:
         """The JAX key path of every focus, in JAX's flatten order.
@@ -425,9 +327,9 @@ class Optic:
             [(DictKey(key='a'), SequenceKey(idx=0)), (DictKey(key='a'), SequenceKey(idx=1))]
         """
         try:
-            return [path for path, _ in self._items(tree)]
-        except _steps.StepError as failure:
-            raise _public_error(self, failure) from None
+            return [path for path, _ in _run.items(self._compiled(), tree)]
+        except StepError as failure:
+            raise _locate.public_error(self, failure) from None
 
     def get(self, tree: Any) -> Any:
         """The single focus; an error if there are none or several.
@@ -443,31 +345,16 @@ class Optic:
             >>> lf.at["layers"][-1].get({"layers": [10, 20, 30]})
             30
         """
+        plan = self._compiled()
         try:
-            if self._is_lens():
-                node = tree
-                for step in self._compiled():
-                    node = step.get(node)
-                return node
-        except _steps.StepError as failure:
-            raise self._explain(tree, failure) from None
-        foci = self.get_all(tree)
+            if plan.is_lens:
+                return _run.get(plan, tree)
+            foci = _run.values(plan, tree)
+        except StepError as failure:
+            raise _locate.explain(self, plan, tree, failure) from None
         if len(foci) != 1:
-            raise self._count_error(tree, len(foci))
+            raise _locate.count_error(self, plan, tree, len(foci))
         return foci[0]
-
-    def _count_error(self, tree: Any, count: int) -> FocusCountError:
-        if count == 0:
-            return FocusCountError(
-                f"{self!r}.get needs exactly one focus, found none. Check the steps "
-                "against the tree, or use get_all() when none is a valid answer."
-            )
-        paths = [_tree.keystr(p) for p in self.paths(tree)[:_SHOWN_PATHS]]
-        more = ", ..." if count > _SHOWN_PATHS else ""
-        return FocusCountError(
-            f"{self!r}.get needs exactly one focus, found {count}: "
-            f"{', '.join(paths)}{more}. Use get_all() to read every focus."
-        )
 
     def modify(self, tree: Any, fn: Callable[[Any], Any]) -> Any:
         """``tree`` with every focus replaced by ``fn(focus)``.
@@ -500,18 +387,13 @@ class Optic:
 
     def _modify(self, tree: Any, fn: Callable[[Any], Any], origin: Any) -> Any:
         # ``origin`` is what the user passed (fn, or wrap's factory), named in errors.
-        plan = self._compiled()
+        plan = self._plan or self._compiled()
         try:
-            if self._is_lens():
-                return _modify_path(plan, tree, fn)
-            k = fn
-            for step in reversed(plan):
-                k = _lift(step, k)
-            return k(tree)
-        except _steps.StepError as failure:
-            raise self._explain(tree, failure) from None
+            return plan.modify(tree, fn)
+        except StepError as failure:
+            raise _locate.explain(self, plan, tree, failure) from None
         except Exception as error:
-            located = self._locate(error, tree, fn, origin)
+            located = _locate.locate(self, plan, error, tree, fn, origin)
             if located is error:
                 raise
             raise located from error
@@ -524,11 +406,11 @@ class Optic:
             >>> lf.at.leaves().set({"a": 1, "b": (2, 3)}, 0)
             {'a': 0, 'b': (0, 0)}
         """
-
-        def constant(_: Any) -> Any:
-            return value
-
-        return self._modify(tree, constant, constant)
+        plan = self._plan or self._compiled()
+        try:
+            return plan.set(tree, value)
+        except StepError as failure:
+            raise _locate.explain(self, plan, tree, failure) from None
 
     def wrap(self, tree: Any, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``tree`` with every focus replaced by ``factory(focus, *args, **kwargs)``.
@@ -575,7 +457,7 @@ class Optic:
             >>> lf.at["enc"].mask({"enc": {"w": 1.0, "b": 2.0}, "dec": 3.0})
             {'dec': False, 'enc': {'b': True, 'w': True}}
         """
-        flags, treedef = self._leaf_flags(tree)
+        _, flags, treedef = self._leaf_flags(tree)
         return _tree.unflatten(treedef, flags)
 
     def partition(self, tree: Any) -> tuple[Any, Any]:
@@ -593,54 +475,20 @@ class Optic:
             >>> lf.combine(inside, outside)
             {'a': 1.0, 'b': 2.0}
         """
-        flags, treedef = self._leaf_flags(tree)
-        leaves = _tree.flatten(tree)[0]
-        pairs = list(zip(leaves, flags, strict=True))
-        inside = _tree.unflatten(treedef, [x if f else None for x, f in pairs])
-        outside = _tree.unflatten(treedef, [None if f else x for x, f in pairs])
+        pairs, flags, treedef = self._leaf_flags(tree)
+        split = [(x, f) for (_, x), f in zip(pairs, flags, strict=True)]
+        inside = _tree.unflatten(treedef, [x if f else None for x, f in split])
+        outside = _tree.unflatten(treedef, [None if f else x for x, f in split])
         return inside, outside
 
-    def _leaf_flags(self, tree: Any) -> tuple[list[bool], Any]:
-        focus_paths = set(self.paths(tree))
-        pairs, treedef = _tree.flatten_with_path(tree)
-        if () in focus_paths:
-            return [True] * len(pairs), treedef
-        depths = sorted({len(p) for p in focus_paths})
-        flags = [any(tuple(p[:d]) in focus_paths for d in depths) for p, _ in pairs]
-        return flags, treedef
+    def _leaf_flags(self, tree: Any) -> tuple[list[tuple[Path, Any]], list[bool], Any]:
+        try:
+            return _run.leaf_flags(self._compiled(), tree)
+        except StepError as failure:
+            raise _locate.public_error(self, failure) from None
 
 
 _METHOD_NAMES = frozenset(name for name in dir(Optic) if not name.startswith("_"))
-
-
-def _compile(steps: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The steps as they run: leaf traversals fused with the filters that follow."""
-    plan: list[Any] = []
-    for step in steps:
-        if isinstance(step, _steps.Leaves | _steps.InstancesOf):
-            plan.append(step.scan())
-        elif isinstance(step, _steps.Where) and plan and isinstance(plan[-1], _steps.LeafScan):
-            plan[-1] = plan[-1].with_pred(step.pred)
-        else:
-            plan.append(step)
-    return tuple(plan)
-
-
-def _lift(step: Any, k: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda node: step.modify(node, k)
-
-
-def _modify_path(plan: tuple[Any, ...], tree: Any, fn: Callable[[Any], Any]) -> Any:
-    # Walk down once, then rebuild only the nodes on the path, bottom up.
-    spine = []
-    node = tree
-    for step in plan:
-        spine.append(node)
-        node = step.get(node)
-    value = fn(node)
-    for step, parent in zip(reversed(plan), reversed(spine), strict=True):
-        value = step.replace(parent, value)
-    return value
 
 
 def _not_an_array(optic: Optic) -> TypeError:
@@ -648,138 +496,6 @@ def _not_an_array(optic: Optic) -> TypeError:
         f"{optic!r} is an optic, not an array: it selects parts of a tree. Apply it "
         f"to the tree to read them, e.g. {optic!r}.get(tree)."
     )
-
-
-def _public_error(optic: Optic, failure: _steps.StepError) -> Exception:
-    if isinstance(failure, _steps.StepLookupError):
-        return _missing_error(optic, failure)
-    if isinstance(failure, _steps.StepPredicateError):
-        # The predicate's own error, of its own type, told where it happened.
-        _notes.add_note(
-            failure.error,
-            f"lensify: raised by the predicate of .where({failure.pred_name}) on the focus "
-            f"at {_tree.keystr(failure.path)} (while applying {optic!r})",
-        )
-        return failure.error
-    assert isinstance(failure, _steps.StepTracedError)
-    return _traced_error(optic, failure)
-
-
-def _traced_error(optic: Optic, failure: _steps.StepTracedError) -> TracedPredicateError:
-    return TracedPredicateError(
-        f"the predicate of .where({failure.pred_name}) needs the value of a traced "
-        f"array in the focus at {_tree.keystr(failure.path)}: inside jax.jit, jax.grad "
-        "or jax.vmap an array has a shape and a dtype but no value. Select on shape, "
-        "dtype or type instead, for example .where(lambda x: x.ndim == 2), or apply "
-        f"the optic outside the transform. (while applying {optic!r})"
-    )
-
-
-def _error_with_path(error: Any, path: Path) -> Exception:
-    """``error`` with its message starting with ``path``, the key path of its value.
-
-    Errors that can name where they happened (a ``lf.ConstraintError``) have a
-    ``with_path(keystr)`` method and a ``path`` attribute; optics ask for no more.
-    """
-    inner = error.__cause__
-    if getattr(error, "path", None) is None or type(inner) is not type(error):
-        return error.with_path(_tree.keystr(path))
-    # An optic applied by fn has named the path below this focus already.
-    if not path:
-        return error
-    below = "" if error.path == _tree.keystr(()) else error.path
-    return inner.with_path(_tree.keystr(path) + below)
-
-
-def _missing_error(optic: Optic, failure: _steps.StepLookupError) -> MissingStepError:
-    where = _tree.keystr(failure.path)
-    kind = _steps.describe_node(failure.node)
-    existing = _steps.closest_first(failure.target, failure.available)
-    message = f"no {failure.missing} in the {kind} at {where}"
-    if existing:
-        shown = ", ".join(existing[:_SHOWN_KEYS])
-        more = ", ..." if len(existing) > _SHOWN_KEYS else ""
-        noun = "attributes" if failure.missing.startswith(("attribute", "settable")) else "keys"
-        message += f"; it has {noun} {shown}{more}"
-    elif failure.node is not None and not failure.hint:
-        message += "; it has none"
-    message += "."
-    if failure.hint:
-        message += f" {failure.hint}"
-    message += f" (while applying {optic!r})"
-    return MissingStepError(message)
-
-
-_NAME = re.compile(r"\s*(?P<dot>\.)?(?P<name>[A-Za-z_][A-Za-z_0-9]*)")
-_FLAT_INDEX = re.compile(r"\s*<flat index (?P<index>\d+)>\s*")
-_NON_FINITE = {"inf": float("inf"), "nan": float("nan")}
-
-
-class _NonFinite(ast.NodeTransformer):
-    """``inf`` and ``nan``, as ``repr`` writes those floats, read as the floats."""
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in _NON_FINITE:
-            return ast.copy_location(ast.Constant(_NON_FINITE[node.id]), node)
-        return node
-
-
-def _literal(text: str) -> Any:
-    return ast.literal_eval(_NonFinite().visit(ast.parse(text, mode="eval")))
-
-
-def _parse(text: str) -> list[Any]:
-    if not isinstance(text, str):
-        raise TypeError(f".parse needs a str, got {type(text).__name__} {text!r}.")
-    steps: list[Any] = []
-    pos = 0
-    end = len(text.rstrip())
-    while pos < end:
-        match = _NAME.match(text, pos)
-        if match is not None and (match.group("dot") or not steps):
-            steps.append(_steps.Attr(match.group("name")))
-            pos = match.end()
-            continue
-        item = _parse_item(text, pos)
-        if item is None:
-            raise ValueError(
-                f"cannot parse the path {text!r} at position {pos}:\n  {text}\n  "
-                f"{' ' * pos}^\nwrite attributes as .name and items as [0] or ['key']."
-            )
-        key, pos = item
-        steps.append(_steps.Item(key))
-    return steps
-
-
-def _parse_item(text: str, pos: int) -> tuple[Any, int] | None:
-    """The key written in brackets at ``pos`` and the position after them; None if none.
-
-    A key is a Python literal (``0``, ``'a'``, ``1.5``, ``(1, 'b')``, ``None``), a
-    non-finite float as ``keystr`` writes it, or ``<flat index 0>``. A ``]`` may be
-    part of the key (inside a string), so each ``]`` is tried in turn until the text
-    before it reads as a key.
-    """
-    start = len(text) - len(text[pos:].lstrip())
-    if not text.startswith("[", start):
-        return None
-    close = text.find("]", start)
-    while close != -1:
-        inside = text[start + 1 : close]
-        flat = _FLAT_INDEX.fullmatch(inside)
-        if flat is not None:
-            return int(flat.group("index")), close + 1
-        try:
-            key = _literal(inside.strip())
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            pass
-        else:
-            try:
-                hash(key)
-            except TypeError:
-                return None
-            return key, close + 1
-        close = text.find("]", close + 1)
-    return None
 
 
 def combine(*trees: Any) -> Any:

@@ -1,147 +1,69 @@
-"""Optic steps: each one knows how to focus inside a node and how to rebuild it.
+"""Lens steps: each focuses on exactly one part of a node and can put it back.
 
-A step is a small frozen value. It offers three operations on one node:
-``values`` (the foci, in JAX's flatten order), ``items`` (the foci with the key
-paths that lead to them from the node) and ``modify`` (the node rebuilt with
-every focus passed through a continuation ``k``). Lens steps (one attribute or
-one item) also offer ``get`` and ``replace``, which the optic uses to walk a path
-down and rebuild only its spine on the way back up.
+A step is a small frozen value. It offers, on one node: ``get`` (the focus),
+``replace`` (the node rebuilt around a new focus), ``values`` and ``items`` (the
+foci, the latter with the key paths that lead to them from the node) and
+``modify`` (the node rebuilt with its focus passed through a continuation ``k``).
+``updater`` builds the function the executor composes to rebuild only the spine of
+a path, with fast paths for dicts and lists.
 
 Steps never see a wrapper as anything but a pytree node: the registry, through
-:mod:`lensify._tree`, says what a node's children are and how to rebuild it.
+:mod:`lensify._tree`, says what a node's children are and how to rebuild it. They
+know nothing of the optic that holds them; :func:`chain_code` writes a chain of
+steps back as code.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import keyword
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
-import jax
 import numpy as np
 
 from lensify import _tree
-
-if TYPE_CHECKING:
-    from lensify.optics._optic import Optic
+from lensify.optics._failures import NONE_HINT, StepLookupError, describe_node
 
 __all__ = [
     "Attr",
-    "Each",
-    "InstancesOf",
     "Item",
-    "LeafScan",
-    "Leaves",
-    "Slice",
-    "StepError",
-    "StepLookupError",
-    "StepPredicateError",
-    "StepTracedError",
-    "Union",
-    "Where",
-    "callable_name",
+    "LensStep",
+    "apply_focus",
+    "chain_code",
+    "put_focus",
     "step_for_key",
 ]
 
 Path = tuple[Any, ...]
 Continuation = Callable[[Any], Any]
-
-# Types no pytree node can be an instance of: selecting them needs no is_leaf.
-_LEAF_BASES: tuple[type, ...] = (
-    jax.Array,
-    np.ndarray,
-    np.generic,
-    int,
-    float,
-    complex,
-    str,
-    bytes,
-)
-
-_TRACER_ERRORS: tuple[type[BaseException], ...] = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerIntegerConversionError,
-)
+# descend(focus, arg): the new focus. The updater of the last step of a path
+# puts ``arg`` there (set) or applies it (modify); the others descend further.
+Descend = Callable[[Any, Any], Any]
+Updater = Callable[[Any, Any], Any]
 
 
-class StepError(Exception):
-    """A step could not run on a node; the optic adds the key path and explains.
-
-    Internal: a failure never leaves lensify. A step only knows the path from the
-    node it was given, so ``path`` starts there; the optic, which knows where that
-    node is, prefixes the rest and raises the matching public error.
-    """
-
-    path: Path = ()
+def put_focus(focus: Any, value: Any) -> Any:
+    """The last ``descend`` of a path for ``set``: the value replaces the focus."""
+    return value
 
 
-class StepLookupError(StepError):
-    """A lens step found nothing to focus on: a :class:`~lensify.MissingStepError`."""
-
-    def __init__(self, missing: str, node: Any, available: Sequence[str], target: str) -> None:
-        super().__init__(missing)
-        self.missing = missing
-        self.node = node
-        self.available = list(available)
-        self.target = target
-        self.hint = ""
+def apply_focus(focus: Any, fn: Continuation) -> Any:
+    """The last ``descend`` of a path for ``modify``: ``fn`` maps the focus."""
+    return fn(focus)
 
 
-class StepTracedError(StepError):
-    """A ``where`` predicate needed a traced value: a :class:`~lensify.TracedPredicateError`."""
-
-    def __init__(self, pred: Callable[[Any], Any], path: Path = ()) -> None:
-        self.pred_name = callable_name(pred)
-        super().__init__(self.pred_name)
-        self.path = path
-
-
-class StepPredicateError(StepError):
-    """A ``where`` predicate raised: the optic re-raises that error, located."""
-
-    def __init__(self, pred: Callable[[Any], Any], error: Exception, path: Path = ()) -> None:
-        self.pred_name = callable_name(pred)
-        super().__init__(self.pred_name)
-        self.error = error
-        self.path = path
-
-
-def _predicate_failure(pred: Callable[[Any], Any], error: Exception, path: Path = ()) -> StepError:
-    if isinstance(error, _TRACER_ERRORS):
-        return StepTracedError(pred, path)
-    return StepPredicateError(pred, error, path)
-
-
-def closest_first(target: str, available: Sequence[str]) -> list[str]:
-    """``available`` sorted by similarity to ``target``, the closest first."""
-    if not available:
-        return []
-    ranked = difflib.get_close_matches(target, available, n=len(available), cutoff=0.0)
-    return ranked + [a for a in available if a not in ranked]
-
-
-def describe_node(node: Any) -> str:
-    """A short name for a node's kind, for error messages: ``dict``, ``MLP``, ...
-
-    Every JAX array is a ``jax.Array``, so a message reads the same under ``jax.jit``
-    (where the array is a tracer) as outside it.
-    """
-    if node is None:
-        return "None"
-    if isinstance(node, jax.Array):
-        return "jax.Array"
-    return type(node).__name__
-
-
-NONE_HINT = (
-    "JAX treats None as an empty node: it has no children, no attributes and no "
-    "items. To replace the None itself, stop the optic at the step that reaches it "
-    "and use set()."
-)
+def chain_code(chain: Sequence[Any], method_names: frozenset[str]) -> str:
+    """A chain of steps written as the code that builds it: ``lf.at.layers[0]``."""
+    text = "lf.at"
+    for i, step in enumerate(chain):
+        code = step.code(method_names)
+        if code.startswith("("):  # a union
+            text = code if i == 0 else f"{text}.then{code}"
+        else:
+            text += code
+    return text
 
 
 def _is_namedtuple(node: Any) -> bool:
@@ -157,10 +79,6 @@ def _key_payload(key: Any) -> Any:
     if isinstance(key, _tree.GetAttrKey):
         return key.name
     return key
-
-
-def callable_name(fn: Any) -> str:
-    return getattr(fn, "__name__", None) or repr(fn)
 
 
 # ---------------------------------------------------------------------------------
@@ -225,6 +143,31 @@ def _attribute_names(node: Any) -> list[str]:
 # Lens steps: exactly one focus.
 
 
+class LensStep:
+    """What every lens step offers, from its own ``get``, ``replace`` and ``items``."""
+
+    def get(self, node: Any) -> Any:
+        raise NotImplementedError
+
+    def replace(self, node: Any, value: Any) -> Any:
+        raise NotImplementedError
+
+    def values(self, node: Any) -> list[Any]:
+        return [self.get(node)]
+
+    def modify(self, node: Any, k: Continuation) -> Any:
+        return self.replace(node, k(self.get(node)))
+
+    def updater(self, descend: Descend) -> Updater:
+        """Rebuild a node around ``descend(focus, arg)``, through ``get`` and ``replace``."""
+        get, replace = self.get, self.replace
+
+        def update(node: Any, arg: Any) -> Any:
+            return replace(node, descend(get(node), arg))
+
+        return update
+
+
 class _Probe:
     """A fresh object no child can already be: shows where an attribute flattens to."""
 
@@ -252,7 +195,7 @@ def _positional_key(node: Any, name: str, pairs: list[tuple[Any, Any]]) -> Any:
 
 
 @attrs.frozen
-class Attr:
+class Attr(LensStep):
     """Focus on the attribute ``name``: a field, static or not, of any object."""
 
     name: str
@@ -341,15 +284,9 @@ class Attr:
         )
         raise failure
 
-    def values(self, node: Any) -> list[Any]:
-        return [self.get(node)]
-
     def items(self, node: Any) -> list[tuple[Path, Any]]:
         value = self.get(node)
         return [((self.key(node),), value)]
-
-    def modify(self, node: Any, k: Continuation) -> Any:
-        return self.replace(node, k(self.get(node)))
 
 
 def _sequence_index(node: Sequence[Any], index: Any) -> int | None:
@@ -370,7 +307,7 @@ def _typed_key(key: Any) -> Any:
 
 
 @attrs.frozen
-class Item:
+class Item(LensStep):
     """Focus on the item ``key``: a dict key, a sequence index or a registry child."""
 
     # Keys compare by type and value: 1, 1.0 and True are three different items.
@@ -454,15 +391,35 @@ class Item:
         pairs = _tree.children(node) or []
         return _tree.rebuild(node, [value if k == key else c for k, c in pairs])
 
-    def values(self, node: Any) -> list[Any]:
-        return [self._locate(node)[1]]
-
     def items(self, node: Any) -> list[tuple[Path, Any]]:
         key, child = self._locate(node)
         return [((key,), child)]
 
-    def modify(self, node: Any, k: Continuation) -> Any:
-        return self.replace(node, k(self.get(node)))
+    def updater(self, descend: Descend) -> Updater:
+        """A copy of a dict or a list with one item replaced, in one call per level.
+
+        Anything else (a tuple, a namedtuple, another node, or a key that is not
+        there, which then fails with a located error) goes the general way.
+        """
+        key = self.key
+        general = super().updater(descend)
+        index = type(key) is int
+        put = descend is put_focus  # the end of a path for set: one call fewer
+
+        def update(node: Any, arg: Any) -> Any:
+            cls = type(node)
+            if cls is dict:
+                if key in node:
+                    new = node.copy()
+                    new[key] = arg if put else descend(node[key], arg)
+                    return new
+            elif cls is list and index and -len(node) <= key < len(node):  # type: ignore[operator]
+                new_list = node.copy()
+                new_list[key] = arg if put else descend(node[key], arg)
+                return new_list
+            return general(node, arg)
+
+        return update
 
 
 def step_for_key(key: Any) -> Attr | Item:
@@ -479,380 +436,3 @@ def step_for_key(key: Any) -> Attr | Item:
         f"cannot follow the key {key!r} of type {type(key).__name__}: a key path holds "
         "jax.tree_util DictKey, SequenceKey, GetAttrKey or FlattenedIndexKey entries."
     )
-
-
-# ---------------------------------------------------------------------------------
-# Traversal steps: any number of foci.
-
-
-@attrs.frozen
-class Slice:
-    """Focus on the items of a list or tuple selected by a slice."""
-
-    start: int | None
-    stop: int | None
-    step: int | None
-
-    def code(self, method_names: frozenset[str]) -> str:
-        parts = ["" if v is None else str(v) for v in (self.start, self.stop)]
-        text = ":".join(parts)
-        return f"[{text}:{self.step}]" if self.step is not None else f"[{text}]"
-
-    def _indices(self, node: Any) -> range:
-        if not isinstance(node, list | tuple):
-            failure = StepLookupError(f"slice {self.code(frozenset())}", node, [], "")
-            failure.hint = "Only a list or a tuple can be sliced."
-            raise failure
-        return range(len(node))[slice(self.start, self.stop, self.step)]
-
-    def values(self, node: Any) -> list[Any]:
-        return [node[i] for i in self._indices(node)]
-
-    def items(self, node: Any) -> list[tuple[Path, Any]]:
-        pairs = _tree.children(node) or []
-        return [((pairs[i][0],), pairs[i][1]) for i in self._indices(node)]
-
-    def modify(self, node: Any, k: Continuation) -> Any:
-        indices = self._indices(node)
-        if _is_namedtuple(node):
-            fields = type(node)._fields
-            return node._replace(**{fields[i]: k(node[i]) for i in indices})
-        new = list(node)
-        for i in indices:
-            new[i] = k(node[i])
-        return new if type(node) is list else tuple(new)
-
-
-@attrs.frozen
-class Each:
-    """Focus on every immediate child of a node, as the registry lists them."""
-
-    def code(self, method_names: frozenset[str]) -> str:
-        return ".each()"
-
-    def values(self, node: Any) -> list[Any]:
-        cls = type(node)
-        if cls is list or cls is tuple:
-            return list(node)
-        return [c for _, c in _tree.children(node) or ()]
-
-    def items(self, node: Any) -> list[tuple[Path, Any]]:
-        return [((key,), child) for key, child in _tree.children(node) or ()]
-
-    def modify(self, node: Any, k: Continuation) -> Any:
-        cls = type(node)
-        if cls is list:
-            return [k(c) for c in node]
-        if cls is tuple:
-            return tuple(k(c) for c in node)
-        pairs = _tree.children(node)
-        if not pairs:
-            return node
-        return _tree.rebuild(node, [k(c) for _, c in pairs])
-
-
-@attrs.frozen
-class Leaves:
-    """Focus on every leaf below a node (a leaf is its own single leaf)."""
-
-    def code(self, method_names: frozenset[str]) -> str:
-        return ".leaves()"
-
-    def scan(self) -> LeafScan:
-        return LeafScan(is_leaf=None, types=None, preds=())
-
-
-def _type_code(cls: type) -> str:
-    module = cls.__module__
-    if module == "builtins":
-        return cls.__qualname__
-    if module == "numpy" or module.startswith("numpy."):
-        return f"np.{cls.__qualname__}"
-    if module == "jax" or module.startswith("jax."):
-        return f"jax.{cls.__qualname__.rpartition('.')[2]}"
-    return cls.__qualname__
-
-
-@attrs.frozen
-class InstancesOf:
-    """Focus on the outermost subtrees that are instances of any of ``types``."""
-
-    types: tuple[type, ...]
-
-    def code(self, method_names: frozenset[str]) -> str:
-        return f".instances_of({', '.join(_type_code(t) for t in self.types)})"
-
-    def scan(self) -> LeafScan:
-        types = self.types
-        if all(issubclass(t, _LEAF_BASES) for t in types):
-            # No pytree node is an instance: the registry's own leaves are enough.
-            return LeafScan(is_leaf=None, types=types, preds=())
-
-        def is_leaf(x: Any) -> bool:
-            return isinstance(x, types)
-
-        return LeafScan(is_leaf=is_leaf, types=types, preds=())
-
-
-@attrs.frozen
-class Where:
-    """Keep the foci for which ``pred(focus)`` is true."""
-
-    pred: Callable[[Any], Any]
-
-    def code(self, method_names: frozenset[str]) -> str:
-        return f".where({callable_name(self.pred)})"
-
-    def _keep(self, node: Any) -> bool:
-        try:
-            return bool(self.pred(node))
-        except StepError:
-            raise
-        except Exception as error:
-            # A concretization traceback would only distract from the fix; any
-            # other error goes back to the user with the key path of the focus.
-            raise _predicate_failure(self.pred, error) from None
-
-    def values(self, node: Any) -> list[Any]:
-        return [node] if self._keep(node) else []
-
-    def items(self, node: Any) -> list[tuple[Path, Any]]:
-        return [((), node)] if self._keep(node) else []
-
-    def modify(self, node: Any, k: Continuation) -> Any:
-        return k(node) if self._keep(node) else node
-
-
-@attrs.frozen(eq=False)
-class LeafScan:
-    """A one-pass traversal of the leaves of a node, optionally filtered.
-
-    Not a user-visible step: ``.leaves()`` and ``.instances_of(...)`` compile to
-    one, and the ``.where(...)`` steps that follow them fuse into its filter, so
-    selecting 10% of a tree's leaves costs one flatten, one comprehension and one
-    unflatten.
-    """
-
-    is_leaf: Callable[[Any], bool] | None
-    types: tuple[type, ...] | None
-    preds: tuple[Callable[[Any], Any], ...]
-
-    def with_pred(self, pred: Callable[[Any], Any]) -> LeafScan:
-        return LeafScan(self.is_leaf, self.types, (*self.preds, pred))
-
-    def _flags(self, leaves: list[Any]) -> list[bool] | None:
-        """Which leaves are foci; None when all of them are."""
-        types, preds = self.types, self.preds
-        if not preds:
-            if types is None:
-                return None
-            return [isinstance(x, types) for x in leaves]
-        pred = preds[0]
-        try:
-            if len(preds) == 1:
-                if types is None:
-                    return [bool(pred(x)) for x in leaves]
-                return [isinstance(x, types) and bool(pred(x)) for x in leaves]
-            return [
-                (types is None or isinstance(x, types)) and all(p(x) for p in preds) for x in leaves
-            ]
-        except Exception as error:
-            raise self._failure(leaves) or _predicate_failure(pred, error) from None
-
-    def _failure(self, leaves: list[Any], paths: Sequence[Path] | None = None) -> StepError | None:
-        """The first predicate to raise, asked in the filter's order.
-
-        Its path is that of the leaf, when ``paths`` are given; None if no
-        predicate raises (the error came from elsewhere).
-        """
-        types = self.types
-        for i, x in enumerate(leaves):
-            if types is not None and not isinstance(x, types):
-                continue
-            for pred in self.preds:
-                try:
-                    if not pred(x):
-                        break
-                except Exception as error:
-                    return _predicate_failure(pred, error, paths[i] if paths else ())
-        return None
-
-    def values(self, node: Any) -> list[Any]:
-        leaves = _tree.flatten(node, is_leaf=self.is_leaf)[0]
-        if self.types is None and not self.preds:
-            return leaves
-        flags = self._flags(leaves)
-        assert flags is not None
-        return [x for x, f in zip(leaves, flags, strict=True) if f]
-
-    def items(self, node: Any) -> list[tuple[Path, Any]]:
-        pairs = _tree.flatten_with_path(node, is_leaf=self.is_leaf)[0]
-        leaves = [x for _, x in pairs]
-        try:
-            flags = self._flags(leaves)
-        except StepError as failure:
-            located = self._failure(leaves, [tuple(p) for p, _ in pairs])
-            raise located or failure from None
-        if flags is None:
-            return [(tuple(p), x) for p, x in pairs]
-        return [(tuple(p), x) for (p, x), f in zip(pairs, flags, strict=True) if f]
-
-    def modify(self, node: Any, k: Continuation) -> Any:
-        leaves, treedef = _tree.flatten(node, is_leaf=self.is_leaf)
-        types = self.types
-        if not self.preds:
-            if types is None:
-                return _tree.unflatten(treedef, [k(x) for x in leaves])
-            return _tree.unflatten(treedef, _select_map(leaves, types, k))
-        if len(self.preds) == 1:
-            return _tree.unflatten(treedef, self._filter_map(leaves, k))
-        flags = self._flags(leaves)
-        assert flags is not None
-        new = [k(x) if f else x for x, f in zip(leaves, flags, strict=True)]
-        return _tree.unflatten(treedef, new)
-
-    def _filter_map(self, leaves: list[Any], k: Continuation) -> list[Any]:
-        # The common case (one predicate) in a single comprehension: no list of
-        # flags, no zip. An error may come from the predicate or from k, so the
-        # predicate is asked again, alone, to tell which.
-        pred, types = self.preds[0], self.types
-        try:
-            if types is None:
-                return [k(x) if pred(x) else x for x in leaves]
-            return [k(x) if isinstance(x, types) and pred(x) else x for x in leaves]
-        except StepError:
-            raise
-        except Exception:
-            failure = self._failure(leaves)
-            if failure is not None:
-                raise failure from None
-            raise
-
-
-def _select_map(leaves: list[Any], types: tuple[type, ...], k: Continuation) -> list[Any]:
-    """``k`` applied to the leaves that are instances of ``types``, in one pass."""
-    # isinstance against jax.Array costs as much as the whole flatten does per leaf,
-    # so decide once per distinct leaf type. Only subclasses are trusted: a tracer
-    # is an instance of jax.Array without being a subclass, and is asked directly.
-    distinct = set(map(type, leaves))
-    sure = {t for t in distinct if issubclass(t, types)}
-    if len(sure) == len(distinct):
-        return [k(x) for x in leaves]
-    return [k(x) if type(x) in sure or isinstance(x, types) else x for x in leaves]
-
-
-# ---------------------------------------------------------------------------------
-# Union: the foci of several optics, which must not overlap.
-
-
-_FOCUS = object()  # marks a trie node that is itself a focus
-
-
-def _is_prefix(a: Path, b: Path) -> bool:
-    return len(a) <= len(b) and b[: len(a)] == a
-
-
-@attrs.frozen
-class Union:
-    """Focus on the foci of every member optic, in JAX's flatten order."""
-
-    members: tuple[Optic, ...]
-
-    def code(self, method_names: frozenset[str]) -> str:
-        return "(" + " | ".join(repr(m) for m in self.members) + ")"
-
-    def _checked_items(self, node: Any) -> list[tuple[Path, Any]]:
-        found: list[tuple[Path, Any]] = []
-        for member in self.members:
-            found += member._items(node)
-        paths = {p for p, _ in found}
-        if len(paths) < len(found):
-            seen: set[Path] = set()
-            for p, _ in found:
-                if p in seen:
-                    raise self._overlap(p)
-                seen.add(p)
-        for p, _ in found:
-            for depth in range(len(p)):
-                if p[:depth] in paths:
-                    raise self._overlap(p[:depth])
-        return found
-
-    def _overlap(self, path: Path) -> Exception:
-        from lensify.optics._errors import OverlapError
-
-        return OverlapError(
-            f"the foci of {self.code(frozenset())} overlap at {_tree.keystr(path)}: "
-            "optics joined by | may not focus on the same node, nor on one node "
-            "inside another. Narrow one of them, for example with .where(...)."
-        )
-
-    def items(self, node: Any) -> list[tuple[Path, Any]]:
-        found = self._checked_items(node)
-        if len(found) < 2:
-            return found
-        trie = _trie([p for p, _ in found])
-        by_path = dict(found)
-        ordered: list[tuple[Path, Any]] = []
-        _walk_in_order(node, trie, (), by_path, ordered)
-        return ordered
-
-    def values(self, node: Any) -> list[Any]:
-        return [v for _, v in self.items(node)]
-
-    def modify(self, node: Any, k: Continuation) -> Any:
-        found = self._checked_items(node)
-        if not found:
-            return node
-        return _modify_at(node, _trie([p for p, _ in found]), k)
-
-
-def _trie(paths: list[Path]) -> dict[Any, Any]:
-    root: dict[Any, Any] = {}
-    for path in paths:
-        level = root
-        for key in path:
-            level = level.setdefault(key, {})
-        level[_FOCUS] = True
-    return root
-
-
-def _split(node: Any, trie: dict[Any, Any]) -> tuple[list[tuple[Any, Any]], list[Any]]:
-    """The registry children of ``node`` and the trie's keys that are not among them."""
-    pairs = _tree.children(node) or []
-    known = {key for key, _ in pairs}
-    return pairs, [key for key in trie if key not in known]
-
-
-def _walk_in_order(
-    node: Any,
-    trie: dict[Any, Any],
-    path: Path,
-    by_path: dict[Path, Any],
-    out: list[tuple[Path, Any]],
-) -> None:
-    if _FOCUS in trie:
-        out.append((path, by_path[path]))
-        return
-    pairs, others = _split(node, trie)
-    for key, child in pairs:
-        if key in trie:
-            _walk_in_order(child, trie[key], (*path, key), by_path, out)
-    for key in others:
-        child = step_for_key(key).get(node)
-        _walk_in_order(child, trie[key], (*path, key), by_path, out)
-
-
-def _modify_at(node: Any, trie: dict[Any, Any], k: Continuation) -> Any:
-    if _FOCUS in trie:
-        return k(node)
-    pairs, others = _split(node, trie)
-    if any(key in trie for key, _ in pairs):
-        node = _tree.rebuild(
-            node,
-            [_modify_at(c, trie[key], k) if key in trie else c for key, c in pairs],
-        )
-    for key in others:
-        step = step_for_key(key)
-        node = step.replace(node, _modify_at(step.get(node), trie[key], k))
-    return node
