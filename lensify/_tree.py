@@ -30,6 +30,7 @@ __all__ = [
     "is_node",
     "keystr",
     "rebuild",
+    "register_keyless_node",
     "register_node",
     "register_static",
     "structure",
@@ -136,6 +137,17 @@ def register_node(
         _ONE_LEVEL[cls] = (children, rebuild)
 
 
+def register_keyless_node(
+    cls: type, flatten: Callable[[Any], tuple[Any, Hashable]], unflatten: Callable[[Any, Any], Any]
+) -> None:
+    """Register ``cls`` as ``jax.tree_util.register_pytree_node`` does, without keys.
+
+    JAX then names its children by flat index (``FlattenedIndexKey``), as it does for
+    every class users register that way or with ``register_pytree_node_class``.
+    """
+    jtu.register_pytree_node(cls, flatten, unflatten)
+
+
 def register_static(cls: type) -> None:
     """Register ``cls`` as a node with no children: its instances are tree structure.
 
@@ -180,12 +192,23 @@ def rebuild(node: Any, new_children: Sequence[Any]) -> Any:
     return jtu.tree_unflatten(_one_level_structure(node), list(new_children))
 
 
+def _is_key_array(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def _leaf_equal(a: Any, b: Any) -> bool:
     if a is b:
         return True
     if is_array(a) or is_array(b):
         if isinstance(a, jax.core.Tracer) or isinstance(b, jax.core.Tracer):
             return False
+        if _is_key_array(a) or _is_key_array(b):  # numpy cannot hold PRNG keys
+            return (
+                _is_key_array(a)
+                and _is_key_array(b)
+                and a.dtype == b.dtype
+                and _leaf_equal(jax.random.key_data(a), jax.random.key_data(b))
+            )
         a_arr, b_arr = np.asarray(a), np.asarray(b)
         return (
             a_arr.shape == b_arr.shape

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 import lensify as lf
 import lensify.testing as lt
 from lensify import _tree
+from lensify.testing._trees import tree_strategy
+from lensify.testing._wrappers import wrapped_tree_strategy
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -127,15 +129,16 @@ def test_drawn_trees_round_trip_through_pickle(tree: Any) -> None:
 def test_tree_strategies_print_short_however_deep(depth: int) -> None:
     # hypothesis prints the strategies a composite draws from while it shrinks;
     # nested plainly, that repr grew exponentially with the depth (117 kB at 3).
-    assert len(repr(lt._wrapped_trees(lt.BUILTIN_WRAPPERS, depth, 4))) < 10_000
-    assert len(repr(lt._pytrees(depth, 4, None))) < 10_000
+    assert len(repr(wrapped_tree_strategy(lt.BUILTIN_WRAPPERS, depth, 4, lt.ALL_NODES))) < 10_000
+    assert len(repr(tree_strategy(depth, 4, None, lt.ALL_NODES))) < 10_000
 
 
 def test_tree_strategies_are_built_once_per_argument_set():
-    assert lt._wrapped_trees(lt.BUILTIN_WRAPPERS, 3, 3) is lt._wrapped_trees(
+    # Private builders: no public name shows whether a strategy was built again.
+    assert wrapped_tree_strategy(lt.BUILTIN_WRAPPERS, 3, 3) is wrapped_tree_strategy(
         lt.BUILTIN_WRAPPERS, 3, 3
     )
-    assert lt._pytrees(3, 4, None) is lt._pytrees(3, 4, None)
+    assert tree_strategy(3, 4, None, lt.ALL_NODES) is tree_strategy(3, 4, None, lt.ALL_NODES)
 
 
 @pytest.mark.parametrize(

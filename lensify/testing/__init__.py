@@ -1,0 +1,119 @@
+"""Hypothesis strategies and law checkers for code built on lensify.
+
+Install with the ``lensify[testing]`` extra; this is the only lensify package that
+imports hypothesis. Importing it also registers hypothesis type strategies for the
+built-in wrappers, so ``st.from_type(lf.Parameterize)`` and friends work.
+
+lensify's own test suite draws its trees from these same strategies.
+
+Example:
+    >>> import lensify as lf
+    >>> import lensify.testing as lt
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(lt.wrapped_trees())
+    ... def test_unwrap_is_idempotent(tree):
+    ...     once = lf.unwrap(tree)
+    ...     assert lt.trees_close(lf.unwrap(once), once)
+    >>> test_unwrap_is_idempotent()
+"""
+
+try:
+    import hypothesis as _hypothesis
+except ImportError as _error:
+    raise ImportError(
+        "lensify.testing needs hypothesis, which lensify installs only with its testing "
+        "extra: pip install 'lensify[testing]'"
+    ) from _error
+
+from lensify.testing._compare import trees_close as trees_close
+from lensify.testing._leaves import LOW_PRECISION as LOW_PRECISION
+from lensify.testing._leaves import SMALL_SHAPES as SMALL_SHAPES
+from lensify.testing._leaves import all_leaves as all_leaves
+from lensify.testing._leaves import default_leaves as default_leaves
+from lensify.testing._leaves import float_arrays as float_arrays
+from lensify.testing._leaves import unusual_leaves as unusual_leaves
+from lensify.testing._nodes import ALL_NODES as ALL_NODES
+from lensify.testing._nodes import CONTAINERS as CONTAINERS
+from lensify.testing._nodes import USER_NODES as USER_NODES
+from lensify.testing._nodes import ClassNode as ClassNode
+from lensify.testing._nodes import FlatNode as FlatNode
+from lensify.testing._nodes import NodeFactory as NodeFactory
+from lensify.testing._nodes import TreePair as TreePair
+from lensify.testing._nodes import TreeRecord as TreeRecord
+from lensify.testing._optic_laws import DEFAULT_UPDATES as DEFAULT_UPDATES
+from lensify.testing._optic_laws import assert_agreement_laws as assert_agreement_laws
+from lensify.testing._optic_laws import assert_lens_laws as assert_lens_laws
+from lensify.testing._optic_laws import assert_traversal_laws as assert_traversal_laws
+from lensify.testing._optic_laws import check_agreement_laws as check_agreement_laws
+from lensify.testing._optic_laws import check_lens_laws as check_lens_laws
+from lensify.testing._optic_laws import check_traversal_laws as check_traversal_laws
+from lensify.testing._optics import attribute_lenses_for as attribute_lenses_for
+from lensify.testing._optics import is_container as is_container
+from lensify.testing._optics import is_float_array as is_float_array
+from lensify.testing._optics import is_matrix as is_matrix
+from lensify.testing._optics import lenses_for as lenses_for
+from lensify.testing._optics import optics_for as optics_for
+from lensify.testing._optics import traversals_for as traversals_for
+from lensify.testing._trees import pytrees as pytrees
+from lensify.testing._wrapper_laws import assert_vmap_construction as assert_vmap_construction
+from lensify.testing._wrapper_laws import assert_wrapper_laws as assert_wrapper_laws
+from lensify.testing._wrapper_laws import check_wrapper_laws as check_wrapper_laws
+from lensify.testing._wrapper_laws import probe_gradients as probe_gradients
+from lensify.testing._wrappers import BUILTIN_WRAPPERS as BUILTIN_WRAPPERS
+from lensify.testing._wrappers import WrapperFactory as WrapperFactory
+from lensify.testing._wrappers import increasing_on_intervals as increasing_on_intervals
+from lensify.testing._wrappers import non_trainables as non_trainables
+from lensify.testing._wrappers import parameterizations as parameterizations
+from lensify.testing._wrappers import register_type_strategies as _register_type_strategies
+from lensify.testing._wrappers import weight_normalizations as weight_normalizations
+from lensify.testing._wrappers import wrapped_arrays as wrapped_arrays
+from lensify.testing._wrappers import wrapped_trees as wrapped_trees
+
+__all__ = [
+    "ALL_NODES",
+    "BUILTIN_WRAPPERS",
+    "CONTAINERS",
+    "DEFAULT_UPDATES",
+    "LOW_PRECISION",
+    "SMALL_SHAPES",
+    "USER_NODES",
+    "ClassNode",
+    "FlatNode",
+    "NodeFactory",
+    "TreePair",
+    "TreeRecord",
+    "WrapperFactory",
+    "all_leaves",
+    "assert_agreement_laws",
+    "assert_lens_laws",
+    "assert_traversal_laws",
+    "assert_vmap_construction",
+    "assert_wrapper_laws",
+    "attribute_lenses_for",
+    "check_agreement_laws",
+    "check_lens_laws",
+    "check_traversal_laws",
+    "check_wrapper_laws",
+    "default_leaves",
+    "float_arrays",
+    "increasing_on_intervals",
+    "is_container",
+    "is_float_array",
+    "is_matrix",
+    "lenses_for",
+    "non_trainables",
+    "optics_for",
+    "parameterizations",
+    "probe_gradients",
+    "pytrees",
+    "traversals_for",
+    "trees_close",
+    "unusual_leaves",
+    "weight_normalizations",
+    "wrapped_arrays",
+    "wrapped_trees",
+]
+
+_register_type_strategies()
+del _hypothesis

@@ -1,0 +1,90 @@
+"""Comparing trees, and what every law checker shares: its settings and its failure message."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import HealthCheck, settings
+
+from lensify import _tree
+from lensify.testing._leaves import is_key_array
+
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+
+def law_settings(max_examples: int) -> settings:
+    """The hypothesis settings of a checker: no deadline (JAX compiles on first use)."""
+    return settings(max_examples=max_examples, deadline=None, suppress_health_check=_HEALTH)
+
+
+def violated(law: str, **shown: Any) -> AssertionError:
+    """The error a checker raises: the law by name, then what it was checked on."""
+    lines = [f"law violated: {law}"]
+    lines += [f"  {name}: {value!r}" for name, value in shown.items()]
+    return AssertionError("\n".join(lines))
+
+
+def _is_number(x: Any) -> bool:
+    return _tree.is_array(x) or (isinstance(x, (int, float, complex)) and not isinstance(x, str))
+
+
+def _precision(*arrays: np.ndarray) -> float:
+    """The machine epsilon of the least precise float dtype among ``arrays`` (0 if none)."""
+    eps = [float(jnp.finfo(a.dtype).eps) for a in arrays if jnp.issubdtype(a.dtype, jnp.inexact)]
+    return max(eps, default=0.0)
+
+
+def _numeric(x: np.ndarray) -> bool:
+    # numpy files bfloat16 under kind "V"; jax knows it is a float.
+    return x.dtype.kind in "biufc" or bool(jnp.issubdtype(x.dtype, jnp.inexact))
+
+
+def _leaves_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    if is_key_array(a) or is_key_array(b):
+        return (
+            is_key_array(a)
+            and is_key_array(b)
+            and a.dtype == b.dtype
+            and _leaves_close(jax.random.key_data(a), jax.random.key_data(b), 0.0, 0.0)
+        )
+    if _is_number(a) and _is_number(b):
+        a_arr, b_arr = np.asarray(a), np.asarray(b)
+        if a_arr.shape != b_arr.shape:
+            return False
+        if not (_numeric(a_arr) and _numeric(b_arr)):
+            return _tree.tree_equal(a, b)
+        # Half precision rounds far above float32's defaults: allow a few of its steps.
+        floor = 4 * _precision(a_arr, b_arr)
+        rtol, atol = max(rtol, floor), max(atol, floor)
+        wide = np.complex128 if "c" in (a_arr.dtype.kind, b_arr.dtype.kind) else np.float64
+        a_wide, b_wide = a_arr.astype(wide), b_arr.astype(wide)
+        return bool(np.allclose(a_wide, b_wide, rtol=rtol, atol=atol, equal_nan=True))
+    return _tree.tree_equal(a, b)
+
+
+def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    """Same structure, numeric leaves close (shapes equal, dtypes ignored), others equal.
+
+    The comparison the law checkers use: ``jax.jit`` returns Python scalars as arrays
+    and may reorder floating-point operations, so exact equality is too strict there.
+    For a half-precision leaf (float16, bfloat16) both tolerances are at least four
+    of its machine epsilons; PRNG key arrays compare by their key data, exactly.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lensify.testing import trees_close
+        >>> trees_close({"a": 1.0, "b": None}, {"a": jnp.array(1.0 + 1e-7), "b": None})
+        True
+        >>> trees_close([1.0], (1.0,))
+        False
+        >>> trees_close(jnp.array(1.0, jnp.bfloat16), jnp.array(1.0078125))
+        True
+    """
+    a_leaves, a_def = _tree.flatten(a)
+    b_leaves, b_def = _tree.flatten(b)
+    if cast(Any, a_def) != b_def:
+        return False
+    return all(_leaves_close(x, y, rtol, atol) for x, y in zip(a_leaves, b_leaves, strict=True))
