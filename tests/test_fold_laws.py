@@ -1,6 +1,9 @@
 """The fold laws of ``unwrap`` (DESIGN.md), as hypothesis properties.
 
-Trees are drawn from :mod:`lensify.testing`, the strategies lensify ships to users.
+Trees are drawn from :mod:`lensify.testing`, the strategies lensify ships to users,
+with every node and leaf kind they know: registered classes, ``Partial``,
+``OrderedDict``, ``defaultdict``, equinox Modules, half-precision and complex arrays,
+PRNG keys and ``ShapeDtypeStruct`` leaves, and half-precision arrays inside wrappers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ _FAST = settings(
 # Every example compiles: fewer of them.
 _COMPILING = settings(_FAST, max_examples=10)
 
+_PLAIN = lt.pytrees(nodes=lt.ALL_NODES, leaves=lt.all_leaves())
+_WRAPPED = lt.wrapped_trees(
+    nodes=lt.ALL_NODES, leaves=lt.all_leaves(), dtypes=(np.float32, *lt.LOW_PRECISION)
+)
+
 
 def _traceable(tree: Any) -> bool:
     return all(
@@ -34,7 +42,7 @@ def _traceable(tree: Any) -> bool:
 
 
 @_FAST
-@given(lt.pytrees())
+@given(_PLAIN)
 def test_identity_on_wrapper_free_trees(tree: Any) -> None:
     out = lf.unwrap(tree)
     assert out is tree
@@ -42,7 +50,7 @@ def test_identity_on_wrapper_free_trees(tree: Any) -> None:
 
 
 @_FAST
-@given(lt.wrapped_trees())
+@given(_WRAPPED)
 def test_idempotence(tree: Any) -> None:
     once = lf.unwrap(tree)
     assert lf.unwrap(once) is once
@@ -50,7 +58,7 @@ def test_idempotence(tree: Any) -> None:
 
 
 @_FAST
-@given(lt.wrapped_trees())
+@given(_WRAPPED)
 def test_no_wrappers_left(tree: Any) -> None:
     assert not lf.contains_unwrappables(lf.unwrap(tree))
 
@@ -64,7 +72,7 @@ def _every_wrapper(tree: Any) -> list[Any]:
 
 
 @_FAST
-@given(lt.wrapped_trees())
+@given(_WRAPPED)
 def test_defining_equation(tree: Any) -> None:
     for wrapper in _every_wrapper(tree):
         pairs = _tree.children(wrapper)
@@ -76,7 +84,7 @@ def test_defining_equation(tree: Any) -> None:
 
 
 @_FAST
-@given(lt.wrapped_trees())
+@given(_WRAPPED)
 def test_unwrap_of_the_whole_is_unwrap_of_the_parts(tree: Any) -> None:
     leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=lf.is_unwrappable)
     parts = jax.tree_util.tree_unflatten(treedef, [lf.unwrap(x) for x in leaves])
@@ -84,7 +92,14 @@ def test_unwrap_of_the_whole_is_unwrap_of_the_parts(tree: Any) -> None:
 
 
 @_COMPILING
-@given(lt.wrapped_trees(max_depth=2))
+@given(
+    lt.wrapped_trees(
+        max_depth=2,
+        nodes=lt.ALL_NODES,
+        leaves=lt.all_leaves(),
+        dtypes=(np.float32, *lt.LOW_PRECISION),
+    )
+)
 def test_jit_equals_eager(tree: Any) -> None:
     if not _traceable(tree):
         tree = jax.tree_util.tree_map(lambda x: x if _tree.is_array(x) else None, tree)
@@ -150,7 +165,7 @@ def test_vmap_construction_invariance(
 
 
 @_FAST
-@given(lt.pytrees(max_depth=2))
+@given(lt.pytrees(max_depth=2, nodes=lt.ALL_NODES, leaves=lt.all_leaves()))
 def test_non_trainable_of_non_trainable(tree: Any) -> None:
     twice, once = lf.NonTrainable(lf.NonTrainable(tree)), lf.NonTrainable(tree)
     assert lt.trees_close(lf.unwrap(twice), lf.unwrap(once))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import pickle
+import subprocess
+import sys
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,6 +71,85 @@ def test_pytrees_draw_jax_and_numpy_arrays_and_scalars():
     find(lt.pytrees(), lambda t: np.ndarray in leaf_types(t))
     find(lt.pytrees(), lambda t: int in leaf_types(t))
     find(lt.pytrees(), lambda t: float in leaf_types(t))
+
+
+WIDE = lt.pytrees(nodes=lt.ALL_NODES, leaves=lt.all_leaves())
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        lt.FlatNode,
+        lt.ClassNode,
+        jax.tree_util.Partial,
+        collections.OrderedDict,
+        collections.defaultdict,
+        eqx.Module,
+    ],
+    ids=lambda k: k.__name__,
+)
+def test_pytrees_draw_every_user_node_kind(kind: type) -> None:
+    find(WIDE, lambda t: isinstance(t, kind))
+
+
+def test_user_nodes_name_their_children_as_jax_does():
+    flat = find(WIDE, lambda t: isinstance(t, lt.FlatNode))
+    keys = [path[0] for path, _ in jax.tree_util.tree_flatten_with_path(flat)[0]]
+    assert all(isinstance(k, jax.tree_util.FlattenedIndexKey) for k in keys)
+    module = find(WIDE, lambda t: isinstance(t, eqx.Module))
+    assert module.label in ("p", "q")  # a static field: tree structure, not a leaf
+    assert module.label not in jax.tree_util.tree_leaves(module)
+
+
+def _is_dtype(dtype: Any) -> Any:
+    return lambda x: isinstance(x, jax.Array) and x.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    "is_kind",
+    [
+        _is_dtype(jnp.float16),
+        _is_dtype(jnp.bfloat16),
+        _is_dtype(jnp.complex64),
+        lambda x: isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key),
+        lambda x: isinstance(x, jax.ShapeDtypeStruct),
+    ],
+    ids=["float16", "bfloat16", "complex64", "prng_key", "ShapeDtypeStruct"],
+)
+def test_all_leaves_draw_every_unusual_kind(is_kind: Any) -> None:
+    find(lt.all_leaves(), is_kind)
+
+
+@FAST
+@given(lt.pytrees())
+def test_default_pytrees_draw_only_the_plain_kinds(tree: Any) -> None:
+    # Existing calls keep drawing what they drew: the wider kinds are asked for.
+    plain = (dict, list, tuple, lt.TreePair, lt.TreeRecord, type(None))
+    nodes = lf.at.instances_of(*plain).get_all(tree)
+    assert all(type(node) in plain for node in nodes)
+    for leaf in jax.tree_util.tree_leaves(tree):
+        assert type(leaf) in (int, float, np.ndarray) or leaf.dtype == jnp.float32
+
+
+def test_wrapped_trees_draw_half_precision_inside_wrappers():
+    strategy = lt.wrapped_trees(dtypes=lt.LOW_PRECISION)
+    for dtype in lt.LOW_PRECISION:
+        find(strategy, lambda t, d=dtype: isinstance(t, lf.Parameterize) and t.args[0].dtype == d)
+
+
+def test_importing_without_hypothesis_says_to_install_the_extra():
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "try:\n"
+        "    import lensify.testing\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "pip install 'lensify[testing]'" in out.stdout
+    assert "hypothesis" in out.stdout
 
 
 def test_pytrees_custom_leaves():
@@ -204,6 +287,24 @@ def test_trees_close_ignores_dtype_but_not_structure():
     assert not lt.trees_close({"a": 1.0}, {"a": 1.1})
     assert not lt.trees_close([1.0, None], [1.0])
     assert not lt.trees_close(jnp.ones(2), jnp.ones(3))
+
+
+def test_trees_close_allows_a_few_steps_of_half_precision():
+    assert lt.trees_close(jnp.array(1.0, jnp.bfloat16), jnp.array(1.0078125))
+    assert lt.trees_close(jnp.array(1.0, jnp.float16), jnp.array(1.001))
+    assert not lt.trees_close(jnp.array(1.0, jnp.float16), jnp.array(1.01))
+    assert not lt.trees_close(jnp.array(1.0, jnp.float32), jnp.array(1.001))
+
+
+def test_trees_close_compares_prng_keys_by_their_data():
+    assert lt.trees_close({"k": jax.random.key(0)}, {"k": jax.random.key(0)})
+    assert not lt.trees_close(jax.random.key(0), jax.random.key(1))
+    assert not lt.trees_close(jax.random.key(0), jax.random.key_data(jax.random.key(0)))
+
+
+def test_trees_close_compares_complex_values():
+    assert lt.trees_close(jnp.array(1 + 2j), jnp.array(1 + 2j, jnp.complex64))
+    assert not lt.trees_close(jnp.array(1 + 2j), jnp.array(1 - 2j))
 
 
 # ----------------------------------------------------------------- wrapper law checker
@@ -439,13 +540,49 @@ def test_traversal_law_failure_names_disjointness():
         lt.check_traversal_laws(OverlappingTraversal(), trees, max_examples=5)
 
 
+class MaskOfNothing:
+    """An optic whose mask and partition select nothing: the agreement law catches it."""
+
+    def paths(self, tree: Any) -> list[Any]:
+        return lf.at["w"].paths(tree)
+
+    def get_all(self, tree: Any) -> list[Any]:
+        return lf.at["w"].get_all(tree)
+
+    def mask(self, tree: Any) -> Any:
+        return jax.tree_util.tree_map(lambda _: False, tree)
+
+    def __repr__(self) -> str:
+        return "MaskOfNothing()"
+
+
+def test_agreement_law_failure_names_the_mask():
+    trees = st.fixed_dictionaries({"w": st.just(1.0), "b": st.just(2.0)})
+    with pytest.raises(AssertionError, match="mask is True exactly on the leaves inside a focus"):
+        lt.check_agreement_laws(MaskOfNothing(), trees, max_examples=5)
+
+
+def test_agreement_laws_hold_for_lensify_optics_on_user_nodes():
+    layer = lt.FlatNode(jnp.ones(2), lt.ClassNode((jnp.zeros(2), 3.0), label="x"))
+    tree = {"layer": layer, "p": jax.tree_util.Partial(jnp.add, 1.0, k=2.0)}
+    for optic in (
+        lf.at["layer"].w,
+        lf.at["layer"].b,
+        lf.at.leaves(),
+        lf.at["p"].each().each(),
+        lf.at.instances_of(lt.ClassNode),
+    ):
+        lt.assert_agreement_laws(optic, tree)
+
+
 def test_laws_hold_for_drawn_optics_on_drawn_trees():
     """lensify's optics are lawful on the trees and optics lensify.testing draws."""
 
     @FAST
     @given(st.data())
     def check(data: st.DataObject) -> None:
-        tree = data.draw(st.one_of(lt.pytrees(), lt.wrapped_trees(max_depth=2)), label="tree")
+        wide = lt.wrapped_trees(max_depth=2, nodes=lt.ALL_NODES, leaves=lt.all_leaves())
+        tree = data.draw(st.one_of(WIDE, wide), label="tree")
         lens = data.draw(lt.lenses_for(tree), label="lens")
         values = lt.pytrees(max_depth=1)
         lt.assert_lens_laws(lens, tree, data.draw(values), data.draw(values))
