@@ -14,7 +14,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -215,11 +214,8 @@ def test_every_operation_agrees_on_the_foci_inside_wrappers(data: st.DataObject)
 _WITH_LAYERS = st.fixed_dictionaries({"layer": st.builds(lt.FlatNode, TREES, TREES), "rest": TREES})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trust defect 1: an attribute optic on a class registered with "
-    "register_pytree_node reports GetAttrKey paths, so mask and partition select nothing",
-)
+# Trust defect 1: an attribute optic on such a class reported GetAttrKey paths, so
+# mask and partition selected nothing.
 @LAWS
 @given(st.data())
 def test_attribute_lenses_on_registered_nodes_agree_on_the_foci(data: st.DataObject) -> None:
