@@ -16,8 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensify import _records, _tree
-from lensify.wrappers import NonTrainable, Parameterize, is_unwrappable
+from lensify import _records, _tree, _walker
+from lensify.wrappers import (
+    NonTrainable,
+    Parameterize,
+    callable_name,
+    is_unwrappable,
+    unwrap_algebra,
+)
 
 __all__ = [
     "Composed",
@@ -77,16 +83,10 @@ class Composed(_records.Record):
     @property
     def __name__(self) -> str:
         # Read by reprs of Parameterize and by describe: "exp ∘ tanh".
-        return _callable_name(self)
+        return f"{callable_name(self.outer)} ∘ {callable_name(self.inner)}"
 
     def __repr__(self) -> str:
-        return f"Composed({_callable_name(self)})"
-
-
-def _callable_name(fn: Any) -> str:
-    if isinstance(fn, Composed):
-        return f"{_callable_name(fn.outer)} ∘ {_callable_name(fn.inner)}"
-    return getattr(fn, "__name__", None) or type(fn).__name__
+        return f"Composed({self.__name__})"
 
 
 def _chain(fn: Any) -> list[Any]:
@@ -123,24 +123,6 @@ def compose(*fns: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 # -------------------------------------------------------------------------------- fold
 
-Algebra = Callable[[Any], Any]
-
-
-def _fold(tree: Any, algebra: Algebra) -> Any:
-    if is_unwrappable(tree):
-        fields = _tree.children(tree) or []
-        new_fields = [_fold(child, algebra) for _, child in fields]
-        if any(new is not old for new, (_, old) in zip(new_fields, fields, strict=True)):
-            tree = _tree.rebuild(tree, new_fields)
-        return algebra(tree)
-    pairs = _tree.children(tree)
-    if not pairs:
-        return tree
-    folded = [_fold(child, algebra) for _, child in pairs]
-    if all(new is old for new, (_, old) in zip(folded, pairs, strict=True)):
-        return tree  # nothing below changed: keep the very same node
-    return _tree.rebuild(tree, folded)
-
 
 def fold(tree: Any, algebra: Callable[[Any], Any]) -> Any:
     """The bottom-up fold over wrappers: ``unwrap`` is one instance of it.
@@ -169,22 +151,7 @@ def fold(tree: Any, algebra: Callable[[Any], Any]) -> Any:
         >>> lf.fold(tree, lf.algebra.unwrap_algebra)
         {'b': 1.0, 'w': 2.0}
     """
-    return _fold(tree, algebra)
-
-
-def unwrap_algebra(wrapper: Any) -> Any:
-    """The algebra of :func:`~lensify.unwrap`: ``fold(t, unwrap_algebra) == unwrap(t)``.
-
-    Calls the wrapper's ``unwrap()`` and folds whatever wrappers that returns, which is
-    what makes ``unwrap`` total.
-
-    Example:
-        >>> import lensify as lf
-        >>> from lensify.algebra import unwrap_algebra
-        >>> lf.fold([lf.Parameterize(abs, -2.0)], unwrap_algebra)
-        [2.0]
-    """
-    return _fold(wrapper.unwrap(), unwrap_algebra)
+    return _walker.fold(tree, algebra)
 
 
 # ---------------------------------------------------------------------------- describe
@@ -235,7 +202,7 @@ def _is_stack(x: Any) -> bool:
 def _describe_algebra(wrapper: Any) -> WrapperStack:
     label = None
     if isinstance(wrapper, Parameterize) and not _is_stack(wrapper.fn):
-        label = _callable_name(wrapper.fn)
+        label = callable_name(wrapper.fn)
     pairs, _ = _tree.flatten_with_path(wrapper, is_leaf=_is_stack)
     inner = tuple((_tree.keystr(path).lstrip("."), leaf) for path, leaf in pairs if _is_stack(leaf))
     return WrapperStack(type(wrapper).__name__, label, inner)
@@ -376,7 +343,7 @@ def _is_counts(x: Any) -> bool:
 
 def _tally(tree: Any) -> ParameterCounts:
     total = ParameterCounts()
-    for leaf in jax.tree_util.tree_leaves(tree, is_leaf=_is_counts):
+    for leaf in _tree.flatten(tree, is_leaf=_is_counts)[0]:
         if _is_counts(leaf):
             total = total + leaf
         elif _is_parameter(leaf):
@@ -421,7 +388,7 @@ def _strip_non_trainable(tree: Any) -> Any:
 
 
 def _has_arrays_or_wrappers(tree: Any) -> bool:
-    leaves = jax.tree_util.tree_leaves(tree, is_leaf=is_unwrappable)
+    leaves, _ = _tree.flatten(tree, is_leaf=is_unwrappable)
     return any(is_unwrappable(x) or _is_array_like(x) for x in leaves)
 
 

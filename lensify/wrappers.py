@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 import jax
 import jax.numpy as jnp
 
-from lensify import _notes, _records, _tree
+from lensify import _records, _tree, _walker
 from lensify.numerics import check_values, inv_softplus
 
 __all__ = [
@@ -22,13 +22,10 @@ __all__ = [
     "is_unwrappable",
     "non_trainable",
     "unwrap",
+    "unwrap_algebra",
 ]
 
 T = TypeVar("T")
-
-# Every concrete and abstract wrapper class. Exact-type membership is much cheaper
-# than an ABC isinstance check, and unwrap asks it once per node of the tree.
-_WRAPPER_TYPES: set[type] = set()
 
 
 class AbstractUnwrappable(_records.Record, Generic[T]):
@@ -53,133 +50,38 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _WRAPPER_TYPES.add(cls)
+        _walker.WRAPPER_TYPES.add(cls)
 
     @abc.abstractmethod
     def unwrap(self) -> T:
         """The value this wrapper stands for, given that its fields hold no wrappers."""
 
 
-_WRAPPER_TYPES.add(AbstractUnwrappable)
+_walker.WRAPPER_TYPES.add(AbstractUnwrappable)
 
 
 def is_unwrappable(x: Any) -> bool:
     """True if ``x`` is a wrapper (an :class:`AbstractUnwrappable`)."""
-    return type(x) in _WRAPPER_TYPES
+    return type(x) in _walker.WRAPPER_TYPES
 
 
-def _prepend_path(error: BaseException, keys: tuple[Any, ...]) -> None:
-    # The key path is assembled as the error travels out of the fold, so the
-    # common case (no error) pays nothing for it.
-    error.__dict__["_lf_path"] = keys + error.__dict__.get("_lf_path", ())
+def unwrap_algebra(wrapper: AbstractUnwrappable[Any]) -> Any:
+    """The algebra of :func:`unwrap`: ``fold(t, unwrap_algebra) == unwrap(t)``.
 
+    Calls the wrapper's ``unwrap()`` and walks whatever wrappers that returns, which
+    is what makes ``unwrap`` total.
 
-# Exact types that hold no wrappers and need no traversal (leaves and None).
-# The very set object the registry boundary keeps, so array types it learns count.
-_PLAIN_TYPES = _tree.PLAIN_TYPES
-
-
-def _unwrap_node(wrapper: AbstractUnwrappable[Any]) -> Any:
-    cls = type(wrapper)
-    children, aux = _records.record_flatten(wrapper)
-    new_children: list[Any] | None = None
-    for i, child in enumerate(children):
-        if type(child) in _PLAIN_TYPES:
-            continue  # the usual case: an array, a scalar, a hoisted function's None
-        try:
-            new = _unwrap(child)
-        except Exception as error:
-            _prepend_path(error, (_records.record_keys(cls)[i],))
-            raise
-        if new is not child:
-            if new_children is None:
-                new_children = list(children)
-            new_children[i] = new
-    if new_children is not None:
-        wrapper = _records.record_rebuild(cls, aux, new_children)
-    try:
-        value = wrapper.unwrap()
-    except Exception as error:
-        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
-        raise
+    Example:
+        >>> import lensify as lf
+        >>> from lensify.algebra import unwrap_algebra
+        >>> lf.fold([lf.Parameterize(abs, -2.0)], unwrap_algebra)
+        [2.0]
+    """
+    value = wrapper.unwrap()
     # unwrap is total: a wrapper may unwrap to something holding wrappers.
-    if type(value) in _PLAIN_TYPES:
+    if type(value) in _tree.PLAIN_TYPES:
         return value
-    return _unwrap(value)
-
-
-def _unwrap_sequence(tree: list[Any] | tuple[Any, ...]) -> Any:
-    new: list[Any] | None = None
-    for i, child in enumerate(tree):
-        if type(child) in _PLAIN_TYPES:
-            continue
-        try:
-            value = _unwrap(child)
-        except Exception as error:
-            _prepend_path(error, (_tree.SequenceKey(i),))
-            raise
-        if value is not child:
-            if new is None:
-                new = list(tree)
-            new[i] = value
-    if new is None:
-        return tree
-    return new if type(tree) is list else tuple(new)
-
-
-def _unwrap_dict(tree: dict[Any, Any]) -> Any:
-    new: dict[Any, Any] | None = None
-    for key, child in tree.items():
-        if type(child) in _PLAIN_TYPES:
-            continue
-        try:
-            value = _unwrap(child)
-        except Exception as error:
-            _prepend_path(error, (_tree.DictKey(key),))
-            raise
-        if value is not child:
-            if new is None:
-                new = dict(tree)
-            new[key] = value
-    return tree if new is None else new
-
-
-def _unwrap(tree: Any) -> Any:
-    t = type(tree)
-    if t in _WRAPPER_TYPES:
-        return _unwrap_node(tree)
-    if t in _PLAIN_TYPES:
-        return tree
-    # The built-in containers are walked here, in Python: cheaper than a flatten
-    # with a Python is_leaf callback per node, and only changed ones are copied.
-    if t is list or t is tuple:
-        return _unwrap_sequence(tree)
-    if t is dict:
-        return _unwrap_dict(tree)
-    if not _tree.is_node(tree):
-        return tree
-    found: list[Any] = []
-
-    def is_wrapper(x: Any) -> bool:
-        if type(x) in _WRAPPER_TYPES:
-            found.append(x)
-            return True
-        return False
-
-    leaves, treedef = _tree.flatten(tree, is_leaf=is_wrapper)
-    if not found:
-        return tree  # nothing to rebuild: the same object comes back
-    out: list[Any] = []
-    append = out.append
-    try:
-        for x in leaves:
-            append(_unwrap_node(x) if type(x) in _WRAPPER_TYPES else x)
-    except Exception as error:
-        # len(out) is the index of the leaf that failed; find its key path.
-        pairs, _ = _tree.flatten_with_path(tree, is_leaf=is_unwrappable)
-        _prepend_path(error, tuple(pairs[len(out)][0]))
-        raise
-    return _tree.unflatten(treedef, out)
+    return _walker.fold_raw(value, unwrap_algebra)
 
 
 def unwrap(tree: Any) -> Any:
@@ -208,17 +110,7 @@ def unwrap(tree: Any) -> Any:
         >>> lf.unwrap(("abc", 1, params))
         ('abc', 1, Array([1., 1., 1.], dtype=float32))
     """
-    try:
-        return _unwrap(tree)
-    except Exception as error:
-        info = error.__dict__
-        if "_lf_wrapper" in info:
-            path = _tree.keystr(info.pop("_lf_path", ()))
-            _notes.add_note(
-                error, f"lensify: raised while unwrapping {info.pop('_lf_wrapper')} at {path}"
-            )
-        info.pop("_lf_path", None)
-        raise
+    return _walker.fold(tree, unwrap_algebra)
 
 
 def contains_unwrappables(tree: Any) -> bool:
@@ -232,11 +124,12 @@ def contains_unwrappables(tree: Any) -> bool:
         >>> lf.contains_unwrappables({"a": jnp.ones(2)})
         False
     """
-    leaves = jax.tree_util.tree_leaves(tree, is_leaf=is_unwrappable)
-    return any(type(x) in _WRAPPER_TYPES for x in leaves)
+    leaves, _ = _tree.flatten(tree, is_leaf=is_unwrappable)
+    return any(map(is_unwrappable, leaves))
 
 
-def _describe_callable(fn: Any) -> str:
+def callable_name(fn: Any) -> str:
+    """How a callable is named in reprs and descriptions: ``exp``, ``Linear``."""
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
@@ -288,10 +181,10 @@ class Parameterize(AbstractUnwrappable[T]):
             # Rebuilt from arbitrary children (an optic's set, say): a repr must not
             # fail, because error messages and debuggers call it.
             return (
-                f"Parameterize(fn={_describe_callable(self.fn)}, args={self.args!r}, "
+                f"Parameterize(fn={callable_name(self.fn)}, args={self.args!r}, "
                 f"kwargs={self.kwargs!r})"
             )
-        parts = [_describe_callable(self.fn), *map(repr, self.args)]
+        parts = [callable_name(self.fn), *map(repr, self.args)]
         parts += [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"Parameterize({', '.join(parts)})"
 
@@ -314,7 +207,7 @@ class NonTrainable(AbstractUnwrappable[T]):
     tree: T
 
     def unwrap(self) -> T:
-        return jax.tree_util.tree_map(_stop_gradient, self.tree)
+        return _tree.tree_map(_stop_gradient, self.tree)
 
 
 def _stop_gradient(x: Any) -> Any:
@@ -346,7 +239,7 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         ('NonTrainable', 'ArrayImpl')
     """
     if where is None:
-        return jax.tree_util.tree_map(_freeze, tree, is_leaf=_is_non_trainable)
+        return _tree.tree_map(_freeze, tree, is_leaf=_is_non_trainable)
     # Anything with an optic's mask will do: wrappers know nothing of optics.
     if not callable(getattr(where, "mask", None)):
         raise TypeError(
@@ -356,7 +249,7 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         )
     # Freezing by mask, not by modifying each focus, so that a focus inside a
     # NonTrainable (a leaf reached by .leaves(), say) is not wrapped twice.
-    return jax.tree_util.tree_map(_freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
+    return _tree.tree_map(_freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
 
 
 def _is_non_trainable(x: Any) -> bool:

@@ -14,12 +14,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lensify as lf
 import lensify.testing as lt
 from lensify import _tree
+from lensify.algebra import unwrap_algebra
 
 _FAST = settings(
     max_examples=40,
@@ -184,3 +186,46 @@ def test_parameterize_composes(x: Any, f: Callable[[Any], Any], g: Callable[[Any
     composed = lf.Parameterize(lambda v: f(g(v)), x)
     assert lt.trees_close(lf.unwrap(nested), lf.unwrap(composed))
     assert lt.trees_close(lt.probe_gradients(nested), lt.probe_gradients(composed))
+
+
+class _Raises(lf.AbstractUnwrappable):
+    """Raises on unwrapping: where the error notes of a walk are checked."""
+
+    x: Any
+
+    def unwrap(self) -> Any:
+        raise ArithmeticError("raised on purpose")
+
+
+def _folded(tree: Any) -> Any:
+    return lf.fold(tree, unwrap_algebra)
+
+
+@_FAST
+@given(lt.wrapped_trees())
+def test_fold_with_the_unwrap_algebra_equals_unwrap_in_value_and_structure(tree: Any) -> None:
+    by_fold, by_unwrap = _folded(tree), lf.unwrap(tree)
+    assert jax.tree_util.tree_structure(by_fold) == jax.tree_util.tree_structure(by_unwrap)
+    assert lt.trees_close(by_fold, by_unwrap)
+
+
+@_FAST
+@given(lt.wrapped_trees(), st.data())
+def test_fold_with_the_unwrap_algebra_equals_unwrap_in_error_notes(
+    tree: Any, data: st.DataObject
+) -> None:
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lf.is_unwrappable)
+    i = data.draw(st.integers(0, len(pairs)), label="position of the raising wrapper")
+    if i == len(pairs):
+        bad, path = _Raises(tree), "<root>"
+    else:
+        leaves = [leaf for _, leaf in pairs]
+        leaves[i] = _Raises(leaves[i])
+        bad = jax.tree_util.tree_unflatten(treedef, leaves)
+        path = jax.tree_util.keystr(pairs[i][0]) or "<root>"
+    notes = []
+    for walk in (lf.unwrap, _folded):
+        with pytest.raises(ArithmeticError, match="on purpose") as info:
+            walk(bad)
+        notes.append(info.value.__notes__)
+    assert notes[0] == notes[1] == [f"lensify: raised while unwrapping _Raises at {path}"]

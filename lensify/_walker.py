@@ -1,0 +1,275 @@
+"""The one walk over wrapper trees: ``unwrap``, ``fold`` and ``rewrap`` all run on it.
+
+Two walks share one child loop (:func:`_map_children`), which copies a node only
+when a child changed (so a subtree holding no wrapper comes back as the very same
+object) and records, as an error travels out, the key of each child it passes
+through:
+
+- :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
+  to an *algebra* whose result takes its place.
+- :func:`rewrap` zips a tree with a tree of values (shaped like its unwrapped
+  value). At a wrapper ``t`` it asks ``t.with_value(v)`` for the values of the
+  children, then pushes each of those down into the matching child of ``t``.
+
+Dicts, lists and tuples are walked here, in Python: cheaper than a registry flatten
+with a Python ``is_leaf`` callback per node. Other nodes go through
+:mod:`lensify._tree`.
+
+Which types are wrappers is the set :data:`WRAPPER_TYPES`, filled by
+``lensify.wrappers`` as classes are defined: this module imports no wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lensify import _notes, _records, _tree
+
+__all__ = ["WRAPPER_TYPES", "StructureMismatchError", "fold", "fold_raw", "rewrap"]
+
+# Every wrapper class, abstract ones included. Exact-type membership is much cheaper
+# than an ABC isinstance check, and the walks ask it once per node.
+WRAPPER_TYPES: set[type] = set()
+# Exact types that hold nothing to walk (leaves and None): the very set object the
+# registry boundary keeps, so the array types it learns count at once.
+_PLAIN = _tree.PLAIN_TYPES
+
+Algebra = Callable[[Any], Any]
+# A step walks one child: (child, the algebra[, its value]) -> the new child.
+_Step = Callable[..., Any]
+
+
+class StructureMismatchError(ValueError):
+    """The values given to ``rewrap`` are not shaped like ``unwrap(tree)``."""
+
+
+def _prepend_path(error: BaseException, key: Any) -> None:
+    # The key path is assembled as the error travels out of the walk, so the
+    # common case (no error) pays nothing for it.
+    info = error.__dict__
+    info["_lf_path"] = (key, *info.get("_lf_path", ()))
+
+
+def _key_at(node: Any, key: Any) -> Any:
+    """The JAX key of ``node``'s child at ``key`` (only asked for when reporting errors)."""
+    t = type(node)
+    if t is dict:
+        return _tree.DictKey(key)
+    if t is list or t is tuple:
+        return _tree.SequenceKey(key)
+    if t in WRAPPER_TYPES:
+        return _records.record_keys(t)[key]
+    return (_tree.children(node) or [])[key][0]
+
+
+def _map_children(
+    node: Any, children: Any, values: Any, step: _Step, algebra: Any
+) -> dict[Any, Any] | list[Any] | None:
+    """Walk the ``children`` (a dict, or a sequence) of ``node``; None if none changed.
+
+    The result is a copy of ``children`` with the new children in it. Without
+    ``values`` plain leaves are skipped (they hold no wrapper) and
+    ``step(child, algebra)`` walks the others; with ``values`` (a zipped walk,
+    indexed like ``children``) every child is walked by ``step(child, None, value)``.
+    """
+    new: Any = None
+    skip = _PLAIN if values is None else _NOTHING
+    items = children.items() if type(children) is dict else enumerate(children)
+    for key, child in items:
+        if type(child) in skip:
+            continue  # the usual case: an array, a scalar, a hoisted function's None
+        try:
+            out = step(child, algebra) if values is None else step(child, None, values[key])
+        except Exception as error:
+            _prepend_path(error, _key_at(node, key))
+            raise
+        if out is not child:
+            if new is None:
+                new = dict(children) if type(children) is dict else list(children)
+            new[key] = out
+    return new
+
+
+_NOTHING: frozenset[type] = frozenset()
+
+
+# ------------------------------------------------------------------------------ fold
+
+
+def _fold_wrapper(wrapper: Any, algebra: Algebra) -> Any:
+    cls = type(wrapper)
+    children, aux = _records.record_flatten(wrapper)
+    new = _map_children(wrapper, children, None, fold_raw, algebra)
+    if new is not None:
+        wrapper = _records.record_rebuild(cls, aux, new)
+    try:
+        return algebra(wrapper)
+    except Exception as error:
+        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
+        raise
+
+
+def fold_raw(tree: Any, algebra: Algebra) -> Any:
+    """:func:`fold` without the error note: for algebras that walk what they return."""
+    t = type(tree)
+    if t in WRAPPER_TYPES:
+        return _fold_wrapper(tree, algebra)
+    if t in _PLAIN:
+        return tree
+    if t is list or t is tuple or t is dict:
+        new = _map_children(tree, tree, None, fold_raw, algebra)
+        if new is None:
+            return tree
+        return tuple(new) if t is tuple else new
+    if not _tree.is_node(tree):
+        return tree
+    return _fold_node(tree, algebra)
+
+
+def _is_wrapper(x: Any) -> bool:
+    return type(x) in WRAPPER_TYPES
+
+
+def _fold_node(tree: Any, algebra: Algebra) -> Any:
+    # Any other node (an equinox Module, a namedtuple): one flatten down to the
+    # outermost wrappers, in C, then one unflatten if any was found.
+    leaves, treedef = _tree.flatten(tree, is_leaf=_is_wrapper)
+    if not any(map(_is_wrapper, leaves)):
+        return tree  # nothing to rebuild: the same object comes back
+    out: list[Any] = []
+    append = out.append
+    try:
+        for x in leaves:
+            append(_fold_wrapper(x, algebra) if type(x) in WRAPPER_TYPES else x)
+    except Exception as error:
+        # len(out) is the index of the leaf that failed; find its key path.
+        pairs, _ = _tree.flatten_with_path(tree, is_leaf=_is_wrapper)
+        for key in reversed(pairs[len(out)][0]):
+            _prepend_path(error, key)
+        raise
+    return _tree.unflatten(treedef, out)
+
+
+def _take_path(error: BaseException) -> tuple[str, str | None]:
+    """The key path and wrapper class a walk recorded on ``error``, removed from it."""
+    info = error.__dict__
+    return _tree.keystr(info.pop("_lf_path", ())), info.pop("_lf_wrapper", None)
+
+
+def fold(tree: Any, algebra: Algebra) -> Any:
+    """Replace every wrapper, innermost first, by ``algebra`` of it (children folded).
+
+    An error raised by ``algebra`` gets the note ``lensify: raised while unwrapping
+    <class> at <key path>``.
+    """
+    try:
+        return fold_raw(tree, algebra)
+    except Exception as error:
+        path, wrapper = _take_path(error)
+        if wrapper is not None:
+            _notes.add_note(error, f"lensify: raised while unwrapping {wrapper} at {path}")
+        raise
+
+
+# ---------------------------------------------------------------------------- rewrap
+
+
+def _leaf_value(old: Any, value: Any) -> Any:
+    # A leaf of the tree takes its value, which must be a leaf too (None for None).
+    if old is None:
+        if value is not None:
+            raise StructureMismatchError(f"expected None, got {_kind(value)}")
+        return None
+    if type(value) not in _PLAIN and _tree.is_node(value):
+        raise StructureMismatchError(f"expected a leaf, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None or type(value) in (dict, list, tuple):
+        return repr(value) if len(repr(value)) <= 60 else type(value).__name__
+    return type(value).__name__
+
+
+def _rewrap_wrapper(wrapper: Any, value: Any) -> Any:
+    cls = type(wrapper)
+    try:
+        target = wrapper.with_value(value)
+    except Exception as error:
+        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
+        raise
+    if type(target) is not cls:
+        raise TypeError(
+            f"{cls.__name__}.with_value returned a {type(target).__name__}; it must "
+            f"return a {cls.__name__} (the same type and static configuration)."
+        )
+    children, aux = _records.record_flatten(wrapper)
+    new = _map_children(wrapper, children, _records.record_flatten(target)[0], _rewrap, None)
+    return wrapper if new is None else _records.record_rebuild(cls, aux, new)
+
+
+def _check_same_node(tree: Any, values: Any) -> None:
+    # values must be a dict, list or tuple built like tree.
+    t = type(tree)
+    if type(values) is not t or len(values) != len(tree):
+        raise StructureMismatchError(f"expected {_describe_node(tree)}, got {_kind(values)}")
+    if t is dict and values.keys() != tree.keys():
+        raise StructureMismatchError(
+            f"expected a dict with keys {sorted(tree, key=repr)!r}, got one with keys "
+            f"{sorted(values, key=repr)!r}"
+        )
+
+
+def _describe_node(tree: Any) -> str:
+    if type(tree) is dict:
+        return f"a dict of {len(tree)} entries"
+    return f"a {type(tree).__name__} of length {len(tree)}"
+
+
+def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
+    t = type(tree)
+    if t in WRAPPER_TYPES:
+        return _rewrap_wrapper(tree, values)
+    if t in _PLAIN:
+        return _leaf_value(tree, values)
+    if t is list or t is tuple or t is dict:
+        _check_same_node(tree, values)
+        new = _map_children(tree, tree, values, _rewrap, None)
+        if new is None:
+            return tree
+        return tuple(new) if t is tuple else new
+    pairs = _tree.children(tree)
+    if pairs is None:
+        return _leaf_value(tree, values)
+    value_pairs = _tree.children(values) if type(values) is t else None
+    keys = [key for key, _ in pairs]
+    if value_pairs is None or [key for key, _ in value_pairs] != keys:
+        raise StructureMismatchError(
+            f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
+        )
+    children = [child for _, child in pairs]
+    new = _map_children(tree, children, [v for _, v in value_pairs], _rewrap, None)
+    return tree if new is None else _tree.rebuild(tree, list(new))
+
+
+def rewrap(tree: Any, values: Any) -> Any:
+    """``tree`` with its leaves and wrappers set so that it unwraps to ``values``.
+
+    Errors name the key path: a :class:`StructureMismatchError` (and a constraint's
+    error) in its message, any other error raised by a wrapper's ``with_value`` in a
+    note ``lensify: raised while rewrapping <class> at <key path>``.
+    """
+    try:
+        return _rewrap(tree, None, values)
+    except Exception as error:
+        path, wrapper = _take_path(error)
+        if isinstance(error, StructureMismatchError):
+            replacement: BaseException = StructureMismatchError(f"rewrap: at {path}, {error}")
+        elif wrapper is not None and callable(getattr(error, "with_path", None)):
+            replacement = error.with_path(path)  # type: ignore[attr-defined]
+        else:
+            if wrapper is not None:
+                _notes.add_note(error, f"lensify: raised while rewrapping {wrapper} at {path}")
+            raise
+        raise replacement.with_traceback(error.__traceback__) from None
