@@ -404,18 +404,22 @@ class Item(LensStep):
         key = self.key
         general = super().updater(descend)
         index = type(key) is int
-        put = descend is put_focus  # the end of a path for set: one call fewer
+        # At the end of a path, set puts the value and modify applies the function
+        # here, one call fewer than through ``descend``.
+        put, apply = descend is put_focus, descend is apply_focus
 
         def update(node: Any, arg: Any) -> Any:
             cls = type(node)
             if cls is dict:
                 if key in node:
                     new = node.copy()
-                    new[key] = arg if put else descend(node[key], arg)
+                    old = node[key]
+                    new[key] = arg if put else arg(old) if apply else descend(old, arg)
                     return new
             elif cls is list and index and -len(node) <= key < len(node):  # type: ignore[operator]
                 new_list = node.copy()
-                new_list[key] = arg if put else descend(node[key], arg)
+                old = node[key]
+                new_list[key] = arg if put else arg(old) if apply else descend(old, arg)
                 return new_list
             return general(node, arg)
 
