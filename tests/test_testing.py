@@ -542,6 +542,67 @@ def test_traversal_law_failure_names_disjointness():
         lt.check_traversal_laws(OverlappingTraversal(), trees, max_examples=5)
 
 
+class SlightlyOff(lf.AbstractConstraint):
+    """Its inverse is off by one part in a thousand: value preservation catches it."""
+
+    support = "x > 0"
+
+    def forward(self, raw: jax.Array) -> jax.Array:
+        return jnp.exp(raw)
+
+    def inverse(self, value: jax.Array) -> jax.Array:
+        return jnp.log(value * 1.001)
+
+    def in_support(self, value: jax.Array) -> jax.Array:
+        return value > 0
+
+    def in_closure(self, value: jax.Array) -> jax.Array:
+        return value >= 0  # exp underflows to 0
+
+
+def test_constraint_law_failure_names_value_preservation():
+    with pytest.raises(AssertionError, match="value-preserving"):
+        lt.check_constraint_laws(SlightlyOff, example=jnp.ones, max_examples=5)
+
+
+class Leaky(lf.AbstractConstraint):
+    """Its forward map leaves the support for raw values below -1."""
+
+    support = "x > 0"
+
+    def forward(self, raw: jax.Array) -> jax.Array:
+        return raw + 1.0
+
+    def inverse(self, value: jax.Array) -> jax.Array:
+        return value - 1.0
+
+    def in_support(self, value: jax.Array) -> jax.Array:
+        return value > 0
+
+
+def test_constraint_law_failure_names_the_support():
+    # Values drawn from raw entries in [-8, 8] may lie outside the support too; draw
+    # them from inside.
+    def inside(template: Any) -> Any:
+        shape = np.shape(lf.unwrap(template))
+        return st.floats(0.5, 4.0, width=32).map(lambda v: jnp.full(shape, v))
+
+    with pytest.raises(AssertionError, match="unwraps into the support"):
+        lt.check_constraint_laws(Leaky, example=jnp.ones, values=inside, max_examples=20)
+
+
+class DocumentedOff(SlightlyOff):
+    """The same map, documented as exact to 1%: within that tolerance it is lawful."""
+
+    def tolerance(self, dtype: Any) -> tuple[float, float]:
+        return (0.01, 0.0)
+
+
+def test_constraint_laws_use_the_documented_tolerance():
+    assert lt.tolerance(DocumentedOff(1.0), jnp.float32) == (0.01, 0.0)
+    lt.check_constraint_laws(DocumentedOff, example=jnp.ones, max_examples=5)
+
+
 class MaskOfNothing:
     """An optic whose mask and partition select nothing: the agreement law catches it."""
 

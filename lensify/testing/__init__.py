@@ -26,7 +26,14 @@ except ImportError as _error:
         "extra: pip install 'lensify[testing]'"
     ) from _error
 
+from lensify.testing._catalogue import CATALOGUE as CATALOGUE
+from lensify.testing._catalogue import EDGES as EDGES
+from lensify.testing._catalogue import Catalogued as Catalogued
 from lensify.testing._compare import trees_close as trees_close
+from lensify.testing._constraint_laws import assert_constraint_laws as assert_constraint_laws
+from lensify.testing._constraint_laws import check_constraint_laws as check_constraint_laws
+from lensify.testing._constraint_laws import forward_values as forward_values
+from lensify.testing._constraint_laws import tolerance as tolerance
 from lensify.testing._leaves import LOW_PRECISION as LOW_PRECISION
 from lensify.testing._leaves import SMALL_SHAPES as SMALL_SHAPES
 from lensify.testing._leaves import all_leaves as all_leaves
@@ -73,11 +80,14 @@ from lensify.testing._wrappers import wrapped_trees as wrapped_trees
 __all__ = [
     "ALL_NODES",
     "BUILTIN_WRAPPERS",
+    "CATALOGUE",
     "CONTAINERS",
     "DEFAULT_UPDATES",
+    "EDGES",
     "LOW_PRECISION",
     "SMALL_SHAPES",
     "USER_NODES",
+    "Catalogued",
     "ClassNode",
     "FlatNode",
     "NodeFactory",
@@ -86,17 +96,20 @@ __all__ = [
     "WrapperFactory",
     "all_leaves",
     "assert_agreement_laws",
+    "assert_constraint_laws",
     "assert_lens_laws",
     "assert_traversal_laws",
     "assert_vmap_construction",
     "assert_wrapper_laws",
     "attribute_lenses_for",
     "check_agreement_laws",
+    "check_constraint_laws",
     "check_lens_laws",
     "check_traversal_laws",
     "check_wrapper_laws",
     "default_leaves",
     "float_arrays",
+    "forward_values",
     "increasing_on_intervals",
     "is_container",
     "is_float_array",
@@ -107,6 +120,7 @@ __all__ = [
     "parameterizations",
     "probe_gradients",
     "pytrees",
+    "tolerance",
     "traversals_for",
     "trees_close",
     "unusual_leaves",
