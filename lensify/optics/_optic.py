@@ -431,7 +431,13 @@ class Optic:
             >>> bool(jnp.allclose(lf.unwrap(wrapped)["w"], params["w"]))
             True
         """
-        return self._modify(tree, lambda focus: factory(focus, *args, **kwargs), factory)
+
+        def build(focus: Any) -> Any:
+            if _is_flax_variable(focus):
+                raise TypeError(_variable_hint(self, focus, factory))
+            return factory(focus, *args, **kwargs)
+
+        return self._modify(tree, build, factory)
 
     def unwrap(self, tree: Any) -> Any:
         """``tree`` with the wrappers in each focus unwrapped, and no others.
@@ -539,3 +545,20 @@ Example:
     >>> lf.at.layers[0].weight
     lf.at.layers[0].weight
 """
+
+
+def _is_flax_variable(x: Any) -> bool:
+    # flax's nnx.Variable (nnx.Param, nnx.BatchStat, ...), known without importing flax.
+    return any(
+        c.__name__ == "Variable" and c.__module__.startswith("flax.") for c in type(x).__mro__
+    )
+
+
+def _variable_hint(optic: Any, variable: Any, factory: Any) -> str:
+    kind = type(variable).__name__
+    name = getattr(factory, "__name__", None) or repr(factory)
+    return (
+        f"wrapping a flax nnx.{kind} replaces the variable with the wrapper, so the "
+        f"parameter drops out of nnx.state(model, nnx.{kind}) and nnx.Optimizer. Wrap the "
+        f"value it holds, its one child, instead: {optic!r}.each().wrap(model, {name})."
+    )
