@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-plot fuzz docs clean
+.PHONY: demo test lint typecheck pytest bench bench-plot fuzz docs wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest docs
+test: lint typecheck pytest docs wheel
 
 fuzz: $(STAMP)
 	LENSIFY_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/test_fuzz.py --hypothesis-show-statistics
@@ -41,5 +41,27 @@ bench-plot: $(STAMP)
 	$(BIN)/python -m benchmarks --json docs/assets/benchmarks.json
 	$(BIN)/python docs/scripts/plot_benchmarks.py docs/assets/benchmarks.json --out docs/assets/benchmarks.png
 
+# The wheel a user installs: built from the repository, installed with its runtime
+# dependencies only (no extras) in a virtual environment of its own, where the
+# quickstart must run. The environment is made afresh when pyproject.toml changes;
+# otherwise only lensify is reinstalled in it (pip's cache serves the rest).
+WHEEL_VENV := $(VENV)-wheel
+WHEEL_STAMP := $(WHEEL_VENV)/.created
+WHEEL_DIR := $(VENV)/dist
+
+$(WHEEL_STAMP): pyproject.toml
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	touch $(WHEEL_STAMP)
+
+wheel: $(STAMP) $(WHEEL_STAMP)
+	rm -rf $(WHEEL_DIR)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEEL_DIR) .
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps $(WHEEL_DIR)/lensify-*.whl
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(WHEEL_DIR)/lensify-*.whl
+	$(WHEEL_VENV)/bin/python -m pip check
+	cd $(WHEEL_DIR) && $(CURDIR)/$(WHEEL_VENV)/bin/python -I $(CURDIR)/examples/quickstart.py > /dev/null
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(WHEEL_VENV)
