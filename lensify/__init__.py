@@ -2,7 +2,10 @@
 
 # Records render in treescope as constructor calls (treescope stays unimported).
 from lensify import _treescope as _treescope
+from lensify._records import FrozenRecordError as FrozenRecordError
 from lensify._records import field as field
+from lensify._records import replace as replace
+from lensify._tree import tree_equal as tree_equal
 from lensify.algebra import compose as compose
 from lensify.algebra import count_parameters as count_parameters
 from lensify.algebra import describe as describe
@@ -50,6 +53,7 @@ __all__ = [
     "CholeskyFactor",
     "ConstraintError",
     "FocusCountError",
+    "FrozenRecordError",
     "Interval",
     "MissingStepError",
     "NonTrainable",
@@ -79,9 +83,11 @@ __all__ = [
     "is_unwrappable",
     "non_trainable",
     "positive",
+    "replace",
     "simplex",
     "simplify",
     "symmetric",
+    "tree_equal",
     "unit_vector",
     "unwrap",
 ]

@@ -10,8 +10,5 @@ def add_note(error: BaseException, note: str) -> None:
     if hasattr(error, "add_note"):
         error.add_note(note)
         return
-    notes = getattr(error, "__notes__", None)
-    if notes is None:
-        notes = []
-        error.__notes__ = notes
-    notes.append(note)
+    # An exception's own attributes live in its __dict__, where 3.11 keeps __notes__.
+    error.__dict__.setdefault("__notes__", []).append(note)

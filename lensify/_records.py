@@ -16,16 +16,19 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import inspect
 import operator
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
 import jax
 import jax.numpy
+import numpy as np
 import optree
 from attrs.exceptions import FrozenInstanceError
 
@@ -36,13 +39,39 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from typing_extensions import dataclass_transform
 
-__all__ = ["FrozenRecordError", "Record", "field", "record_fields"]
+__all__ = [
+    "FrozenRecordError",
+    "Record",
+    "field",
+    "record_fields",
+    "record_flatten",
+    "record_keys",
+    "record_rebuild",
+    "replace",
+]
 
 _STATIC = "lensify.static"
+R = TypeVar("R")
 
 
 class FrozenRecordError(FrozenInstanceError):
-    """Raised on an attempt to set or delete a field of an immutable record."""
+    """Raised on an attempt to set or delete a field of an immutable record.
+
+    A subclass of attrs' ``FrozenInstanceError`` (an ``AttributeError``). Build a
+    changed copy instead, with :func:`lensify.replace` or an optic's ``set``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> scale = lf.Parameterize(jnp.exp, jnp.zeros(2))
+        >>> try:
+        ...     scale.fn = jnp.cosh
+        ... except lf.FrozenRecordError as error:
+        ...     print(error)
+        cannot assign to field 'fn' of Parameterize: records are immutable. ...
+        >>> lf.unwrap(lf.replace(scale, fn=jnp.cosh))
+        Array([1., 1.], dtype=float32)
+    """
 
     def __init__(self, message: str) -> None:
         AttributeError.__init__(self, message)
@@ -82,27 +111,46 @@ def field(*, static: bool = False, **kwargs: Any) -> Any:
 
 
 class _Layout:
-    """How one record class splits into children and structure; computed once."""
+    """How one record class splits into children and structure, and how it is built.
+
+    Computed once per class, before its first instance.
+    """
 
     __slots__ = (
+        "by_fields",
+        "check_inits",
         "child_names",
-        "entries",
+        "custom_init",
+        "defaults",
         "get_children",
         "get_static",
         "keys",
         "names",
+        "names_set",
+        "post_init",
         "static_names",
     )
 
     def __init__(self, cls: type) -> None:
         fields = attrs.fields(cls)
         self.names = tuple(f.name for f in fields)
+        self.names_set = frozenset(self.names)
         self.child_names = tuple(f.name for f in fields if not f.metadata.get(_STATIC))
         self.static_names = tuple(f.name for f in fields if f.metadata.get(_STATIC))
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
-        self.entries = self.child_names
         self.get_children = _tuple_getter(self.child_names)
         self.get_static = _tuple_getter(self.static_names)
+        self.custom_init = _has_custom_init(cls)
+        # With a hand-written __init__, the fields it leaves unset take their defaults.
+        self.defaults = tuple((f.name, f.default) for f in fields) if self.custom_init else ()
+        # A dataclass-style __post_init__ runs after the generated __init__ only, as
+        # in dataclasses and equinox.
+        self.post_init = not self.custom_init and hasattr(cls, "__post_init__")
+        # equinox's validation hook: every class in the MRO that defines one.
+        self.check_inits = tuple(
+            k.__dict__["__check_init__"] for k in cls.__mro__ if "__check_init__" in k.__dict__
+        )
+        self.by_fields = _fields_init_cannot_take(cls, fields) if self.custom_init else None
 
 
 def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -113,6 +161,37 @@ def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
         get_one = operator.attrgetter(names[0])
         return lambda obj: (get_one(obj),)
     return operator.attrgetter(*names)
+
+
+def _is_generated_init(init: Any) -> bool:
+    code = getattr(init, "__code__", None)
+    return code is not None and code.co_filename.startswith("<attrs generated")
+
+
+def _has_custom_init(cls: type) -> bool:
+    init = cast(Any, cls).__init__
+    return init is not object.__init__ and not _is_generated_init(init)
+
+
+def _fields_init_cannot_take(
+    cls: type, fields: tuple[attrs.Attribute, ...]
+) -> dict[str, str] | None:
+    """``{init name: field name}`` if ``cls.__init__`` does not take its fields by name.
+
+    attrs.evolve calls ``cls(**fields)``: such a class cannot be rebuilt through its
+    ``__init__`` (``Parameterize(fn, *args, **kwargs)``, a constraint taking a value),
+    so that call is understood as a rebuild from the fields. None if ``__init__``
+    names every field, as an attrs-generated one does.
+    """
+    aliases = {f.alias or f.name: f.name for f in fields if f.init}
+    try:
+        parameters = inspect.signature(cast(Any, cls).__init__).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin __init__
+        return None
+    named = {
+        p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    return aliases if aliases and not aliases.keys() <= named else None
 
 
 def _translate_dataclass_fields(cls: type) -> None:
@@ -163,6 +242,27 @@ def _finalise(cls: type) -> None:
                 type.__setattr__(cls, name, value)
 
 
+def _keep_inherited_init(cls: type) -> None:
+    # attrs generates an __init__ taking the fields for a class without one of its
+    # own, which would replace a hand-written __init__ inherited from a base
+    # (``class MyParam(lf.Parameterize): pass``). Python's and equinox's rule is
+    # that a subclass inherits its base's __init__; making it the class's own
+    # keeps it, under attrs.define here and under a later @attrs.frozen alike.
+    if "__init__" not in cls.__dict__ and _has_custom_init(cls):
+        type.__setattr__(cls, "__init__", cast(Any, cls).__init__)
+
+
+def _warn_post_init_with_custom_init(cls: type) -> None:
+    if hasattr(cls, "__post_init__") and _has_custom_init(cls):
+        warnings.warn(
+            f"{cls.__qualname__} has both an __init__ and a __post_init__, so its "
+            "__post_init__ is never run: as with dataclasses and equinox, only a "
+            "generated __init__ calls it. Call it at the end of __init__, or move "
+            "checks into __check_init__, which runs after any __init__.",
+            stacklevel=3,
+        )
+
+
 def _adopt_frozen_hooks(cls: type) -> None:
     # ``@attrs.frozen`` installs its own __setattr__/__delattr__, whose message
     # ("can't set attribute") names neither the field nor the fix. Records of
@@ -195,10 +295,163 @@ def record_fields(cls: type) -> tuple[attrs.Attribute, ...]:
     return tuple(attrs.fields(cls))
 
 
+# ------------------------------------------------------------------- construction
+
+
+def _is_set(obj: Any, name: str) -> bool:
+    """Whether ``obj`` holds its own value for field ``name`` (in __dict__ or a slot)."""
+    values = getattr(obj, "__dict__", None)
+    if values is not None and name in values:
+        return True
+    for klass in type(obj).__mro__:
+        slot = klass.__dict__.get(name)
+        if isinstance(slot, types.MemberDescriptorType):
+            try:
+                slot.__get__(obj, klass)
+            except AttributeError:
+                return False
+            return True
+    return False
+
+
+def _fill_defaults(obj: Any, layout: _Layout) -> None:
+    # A hand-written __init__ sets the fields it wants; attrs only fills defaults
+    # in the __init__ it generates, so the rest are filled here.
+    values = getattr(obj, "__dict__", None)
+    if values is not None and layout.names_set <= values.keys():
+        return  # the usual case: __init__ set every field
+    missing = []
+    for name, default in layout.defaults:
+        if _is_set(obj, name):
+            continue
+        if default is attrs.NOTHING:
+            missing.append(name)
+            continue
+        if isinstance(default, cast(type, attrs.Factory)):
+            factory = cast(Any, default)
+            default = factory.factory(obj) if factory.takes_self else factory.factory()
+        object.__setattr__(obj, name, default)
+    if missing:
+        cls = type(obj)
+        raise TypeError(
+            f"{cls.__name__}.__init__ did not set the field(s) {', '.join(map(repr, missing))}. "
+            "Set each field in __init__, or give it a default "
+            "(lf.field(default=...))."
+        )
+
+
+def _holds_array(value: Any) -> bool:
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return True
+    if type(value) in _tree.PLAIN_TYPES:
+        return False
+    leaves, _ = _tree.flatten(value)
+    return any(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
+
+
+def _warn_static_arrays(obj: Any, layout: _Layout) -> None:
+    names = [n for n in layout.static_names if _holds_array(getattr(obj, n))]
+    if names:
+        warnings.warn(
+            f"{type(obj).__name__}: the static field(s) {', '.join(map(repr, names))} "
+            "hold a JAX or numpy array. A static field is part of the tree structure, "
+            "so it is never traced, differentiated or batched, and an array there "
+            "breaks jax.jit's caching. Make it a child field (drop static=True), or "
+            "store a hashable value (a float, a tuple).",
+            stacklevel=3,
+        )
+
+
+def _check_constructed(obj: Any, layout: _Layout) -> None:
+    if layout.static_names:
+        _warn_static_arrays(obj, layout)
+    for check in layout.check_inits:
+        check(obj)
+
+
+def _from_fields(cls: type, values: dict[str, Any]) -> Any:
+    obj: Any = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _construct(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    layout = cls.__dict__.get("_lf_layout") or _layout(cls)
+    by_fields = layout.by_fields
+    if by_fields is not None and not args and kwargs.keys() == by_fields.keys():
+        # Every field by name, to a class whose __init__ takes other arguments:
+        # what attrs.evolve passes. Rebuilt from the fields, as lf.replace does.
+        obj = _from_fields(cls, {by_fields[alias]: v for alias, v in kwargs.items()})
+    else:
+        obj = cast(Any, cls).__new__(cls)
+        ids = _initialising.__dict__.setdefault("ids", set())
+        ids.add(id(obj))
+        try:
+            obj.__init__(*args, **kwargs)
+            if layout.custom_init:
+                _fill_defaults(obj, layout)
+            elif layout.post_init:
+                obj.__post_init__()
+        finally:
+            ids.discard(id(obj))
+    if layout.static_names or layout.check_inits:
+        _check_constructed(obj, layout)
+    return obj
+
+
+def replace(record: R, /, **changes: Any) -> R:
+    """A copy of ``record`` with some fields changed, without running ``__init__``.
+
+    The record is rebuilt from its fields, as JAX rebuilds it from its leaves, so no
+    argument conversion in ``__init__`` runs again on values that are already
+    fields (a constraint's raw parameter stays raw). The class's
+    ``__check_init__`` checks, if any, do run. Any field may change: children,
+    static fields and functions alike. ``copy.replace`` (Python 3.13) does the same.
+
+    Args:
+        record: Any lensify record (a wrapper, a constraint, ...).
+        **changes: New values, by field name.
+
+    Raises:
+        TypeError: if a name is not a field of the record.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> scale = lf.Parameterize(jnp.exp, jnp.zeros(2))
+        >>> lf.unwrap(lf.replace(scale, fn=jnp.cosh))
+        Array([1., 1.], dtype=float32)
+        >>> raw = lf.replace(lf.positive(1.0), raw=jnp.zeros(()))
+        >>> lf.unwrap(raw)
+        Array(0.6931472, dtype=float32)
+    """
+    cls = type(record)
+    if not isinstance(record, Record):
+        raise TypeError(
+            f"lf.replace takes a lensify record (a wrapper or constraint), got "
+            f"{cls.__name__}. Use dataclasses.replace, attrs.evolve or an optic's set."
+        )
+    layout = _layout(cls)
+    unknown = [name for name in changes if name not in layout.names]
+    if unknown:
+        raise TypeError(
+            f"{cls.__name__} has no field {unknown[0]!r}; its fields are {', '.join(layout.names)}."
+        )
+    values = {n: changes[n] if n in changes else getattr(record, n) for n in layout.names}
+    new: R = _from_fields(cls, values)
+    _check_constructed(new, layout)
+    return new
+
+
+# ------------------------------------------------------------ flatten and rebuild
+
 # Function types that are never pytree nodes: checked before asking the registry.
 _FUNCTION_TYPES = frozenset(
     {types.FunctionType, types.BuiltinFunctionType, types.MethodType, type(jax.jit(abs))}
 )
+# Plain containers, searched for functions inside a record's children.
+_CONTAINER_TYPES = frozenset({tuple, list, dict})
 
 
 def _is_function(value: Any) -> bool:
@@ -211,71 +464,73 @@ def _is_function(value: Any) -> bool:
     return callable(value) and not _tree.is_array(value) and not _tree.is_node(value)
 
 
-_NO_HOISTED: tuple[tuple[str, Any], ...] = ()
+def _hoist(container: Any, i: int, found: list[Any]) -> Any:
+    """``container`` with each function directly in it as None, the functions in ``found``."""
+    before = len(found)
+    if type(container) is dict:
+        entries = dict(container)
+        for key, value in container.items():
+            if callable(value) and _is_function(value):
+                found.append(((i, key), value))
+                entries[key] = None
+        return container if len(found) == before else entries
+    items = list(container)
+    for j, value in enumerate(container):
+        if callable(value) and _is_function(value):
+            found.append(((i, j), value))
+            items[j] = None
+    if len(found) == before:
+        return container
+    return items if type(container) is list else tuple(items)
 
 
-def _flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def _put(container: Any, key: Any, value: Any) -> Any:
+    """A copy of a tuple, list or dict with ``value`` at ``key`` (a dict's key may be new)."""
+    if type(container) is dict:
+        entries = dict(container)
+        entries[key] = value
+        return entries
+    items = list(container)
+    items[key] = value
+    return items if type(container) is list else tuple(items)
+
+
+_NO_HOISTED: tuple[tuple[tuple[Any, ...], Any], ...] = ()
+
+
+def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The children and structure of a record, as its pytree flatten gives them.
+
+    Functions among the children, and directly in a child that is a list, tuple
+    or dict (a Parameterize's args and kwargs), travel in the structure: their
+    places among the children hold None.
+    """
     cls = type(obj)
     layout = cls.__dict__.get("_lf_layout") or _layout(cls)
     children = layout.get_children(obj)
-    # callable() is a cheap builtin that arrays and containers fail, so records
-    # without functions skip the loop below.
-    if not any(map(callable, children)):
+    if not any(map(callable, children)) and _CONTAINER_TYPES.isdisjoint(map(type, children)):
         return children, (layout.get_static(obj), _NO_HOISTED)
-    hoisted = _NO_HOISTED
+    found: list[tuple[tuple[Any, ...], Any]] = []
     kept = list(children)
-    for i, value in enumerate(children):
-        if callable(value) and _is_function(value):
-            hoisted += ((layout.child_names[i], value),)
+    i = -1
+    for value in children:
+        i += 1
+        t = type(value)
+        if t in _FUNCTION_TYPES:
+            found.append(((i,), value))
             kept[i] = None
-    return tuple(kept), (layout.get_static(obj), hoisted)
-
-
-# The registries see no slot at all for a hoisted function, not a None child:
-# a None child is an empty node that tools such as orbax map to a name, and the
-# name would be lost on the way back, as the function fills that slot again.
-def _registry_flatten(obj: Any) -> tuple[tuple[Any, ...], Any]:
-    children, aux = _flatten(obj)
-    if not aux[1]:
-        return children, aux
-    names = {name for name, _ in aux[1]}
-    slots = _layout(type(obj)).child_names
-    return tuple(c for n, c in zip(slots, children, strict=True) if n not in names), aux
-
-
-def _registry_unflatten(cls: type, aux: Any, children: Any) -> Any:
-    if not aux[1]:
-        return _rebuild(cls, aux, children)
-    names = {name for name, _ in aux[1]}
-    given = iter(children)
-    slots = _layout(cls).child_names
-    return _rebuild(cls, aux, [None if n in names else next(given) for n in slots])
-
-
-def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
-    children, aux = _flatten(obj)
-    layout = _layout(type(obj))
-    names = {name for name, _ in aux[1]}
-    pairs = zip(layout.keys, layout.child_names, children, strict=True)
-    return tuple((key, child) for key, name, child in pairs if name not in names), aux
-
-
-def _rebuild(cls: type, aux: tuple[Any, ...], children: Any) -> Any:
-    layout = _layout(cls)
-    static, hoisted = aux
-    obj: Any = object.__new__(cls)
-    setter = object.__setattr__
-    for name, value in zip(layout.child_names, children, strict=True):
-        setter(obj, name, value)
-    for name, value in zip(layout.static_names, static, strict=True):
-        setter(obj, name, value)
-    for name, value in hoisted:
-        setter(obj, name, value)
-    return obj
-
-
-record_flatten = _flatten
-"""The children and structure of a record, as its pytree flatten gives them."""
+        elif t in _CONTAINER_TYPES:
+            # A Parameterize's args and kwargs. Only their own entries are looked
+            # at: below them is the user's tree, whose functions are leaves as JAX
+            # says (and a deep search would cost every flatten of a large tree).
+            if value and any(map(callable, value.values() if t is dict else value)):
+                kept[i] = _hoist(value, i, found)
+        elif callable(value) and _is_function(value):
+            found.append(((i,), value))
+            kept[i] = None
+    if not found:
+        return children, (layout.get_static(obj), _NO_HOISTED)
+    return tuple(kept), (layout.get_static(obj), tuple(found))
 
 
 def record_keys(cls: type) -> tuple[Any, ...]:
@@ -285,38 +540,94 @@ def record_keys(cls: type) -> tuple[Any, ...]:
 
 def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
     """A record of class ``cls`` from its structure and children, without ``__init__``."""
-    return _rebuild(cls, aux, children)
+    layout = _layout(cls)
+    static, hoisted = aux
+    if hoisted:
+        children = list(children)
+        for path, fn in hoisted:
+            i = path[0]
+            children[i] = fn if len(path) == 1 else _put(children[i], path[1], fn)
+    obj: Any = object.__new__(cls)
+    setter = object.__setattr__
+    for name, value in zip(layout.child_names, children, strict=True):
+        setter(obj, name, value)
+    for name, value in zip(layout.static_names, static, strict=True):
+        setter(obj, name, value)
+    return obj
+
+
+# The registries see no slot at all for a function kept in the structure, not a
+# None child: a None child is an empty node that tools such as orbax map to a
+# name, and the name would be lost on the way back, as the function fills that
+# slot again. The same holds for a function in a dict child (a Parameterize's
+# kwargs). In a tuple or list (its args) the None stays, so that the entries
+# after it keep their index, as optics and masks see them.
+def _registry_flatten(obj: Any) -> tuple[tuple[Any, ...], Any]:
+    children, aux = record_flatten(obj)
+    hoisted = aux[1]
+    if not hoisted:
+        return children, aux
+    kept = list(children)
+    for path, _ in hoisted:
+        if len(path) == 1:
+            kept[path[0]] = _END
+        elif type(kept[path[0]]) is dict:
+            kept[path[0]] = {k: v for k, v in kept[path[0]].items() if k != path[1]}
+    return tuple(c for c in kept if c is not _END), aux
+
+
+def _registry_unflatten(cls: type, aux: Any, children: Any) -> Any:
+    hoisted = aux[1]
+    if not hoisted:
+        return record_rebuild(cls, aux, children)
+    top = {path[0] for path, _ in hoisted if len(path) == 1}
+    given = iter(children)
+    slots = [None if i in top else next(given) for i in range(len(_layout(cls).child_names))]
+    # record_rebuild puts each function back at its path, a dict's key included.
+    return record_rebuild(cls, aux, slots)
+
+
+def _registry_keys(obj: Any, aux: Any) -> tuple[Any, ...]:
+    keys = _layout(type(obj)).keys
+    if not aux[1]:
+        return keys
+    top = {path[0] for path, _ in aux[1] if len(path) == 1}
+    return tuple(key for i, key in enumerate(keys) if i not in top)
+
+
+def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
+    children, aux = _registry_flatten(obj)
+    return tuple(zip(_registry_keys(obj, aux), children, strict=True)), aux
 
 
 def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Any, tuple[str, ...]]:
     children, aux = _registry_flatten(obj)
-    names = {name for name, _ in aux[1]}
-    return children, aux, tuple(n for n in _layout(type(obj)).entries if n not in names)
+    names = tuple(key.name for key in _registry_keys(obj, aux))
+    return children, aux, names
 
 
 def _one_level_children(obj: Any) -> list[tuple[Any, Any]]:
     # The children an optic steps into: the pytree children less the functions
-    # that flatten moves into the structure (their slots hold a None placeholder).
-    children, (_, hoisted) = _flatten(obj)
-    pairs = zip(_layout(type(obj)).keys, children, strict=True)
-    if not hoisted:
-        return list(pairs)
-    names = {name for name, _ in hoisted}
-    return [(key, child) for key, child in pairs if key.name not in names]
+    # that flatten moves into the structure. Functions inside a child's
+    # containers stay where they are: the optic sees the container as it is.
+    layout = _layout(type(obj))
+    pairs = zip(layout.keys, layout.get_children(obj), strict=True)
+    return [(key, child) for key, child in pairs if not _is_function(child)]
 
 
 def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
     cls = type(obj)
-    children, aux = _flatten(obj)
-    names = {name for name, _ in aux[1]}
+    layout = _layout(cls)
     replacements = iter(new_children)
-    merged = [
-        child if key.name in names else next(replacements)
-        for key, child in zip(_layout(cls).keys, children, strict=True)
+    values = [
+        child if _is_function(child) else next(replacements, _END)
+        for child in layout.get_children(obj)
     ]
-    if next(replacements, _END) is not _END:
-        raise ValueError(f"too many children to rebuild a {cls.__name__}")
-    return _rebuild(cls, aux, merged)
+    if any(v is _END for v in values) or next(replacements, _END) is not _END:
+        raise ValueError(f"wrong number of children to rebuild a {cls.__name__}")
+    fields = dict(zip(layout.child_names, values, strict=True))
+    fields.update(zip(layout.static_names, layout.get_static(obj), strict=True))
+    return _from_fields(cls, fields)
 
 
 _END = object()
@@ -339,6 +650,8 @@ def _register(cls: type) -> None:
         namespace="lensify",
     )
 
+
+# ---------------------------------------------------------------------- pickling
 
 _JAX_FUNCTION_TYPES = frozenset({type(jax.jit(abs)), jax.numpy.ufunc})
 
@@ -365,7 +678,12 @@ def _import_function(module: str, qualname: str) -> Any:
 def _by_name_if_jitted(value: Any) -> Any:
     # jax's own functions (jnp.exp, jax.nn.softplus, the jnp ufuncs) are objects
     # that pickle refuses, although they are importable by name: store the name.
-    if type(value) not in _JAX_FUNCTION_TYPES:
+    t = type(value)
+    if t is tuple or t is list:
+        return t(map(_by_name_if_jitted, value))
+    if t is dict:
+        return {k: _by_name_if_jitted(v) for k, v in value.items()}
+    if t not in _JAX_FUNCTION_TYPES:
         return value
     module = getattr(value, "__module__", None)
     qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
@@ -379,10 +697,7 @@ def _by_name_if_jitted(value: Any) -> Any:
 
 
 def _unpickle(cls: type, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
-    obj: Any = object.__new__(cls)
-    for name, value in zip(names, values, strict=True):
-        object.__setattr__(obj, name, value)
-    return obj
+    return _from_fields(cls, dict(zip(names, values, strict=True)))
 
 
 class RecordMeta(abc.ABCMeta):
@@ -403,20 +718,13 @@ class RecordMeta(abc.ABCMeta):
         # attrs then keeps the methods made here (they are the class's own) and the
         # rebuilt class, whose namespace already holds __attrs_attrs__, is left as is.
         if "__attrs_attrs__" not in ns:
+            _keep_inherited_init(cls)
+            _warn_post_init_with_custom_init(cls)
             _finalise(cls)
         _register(cls)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if "_lf_layout" not in cls.__dict__:
-            _layout(cls)
-        obj: Any = cast(Any, cls).__new__(cls)
-        ids = _initialising.__dict__.setdefault("ids", set())
-        ids.add(id(obj))
-        try:
-            obj.__init__(*args, **kwargs)
-        finally:
-            ids.discard(id(obj))
-        return obj
+        return _construct(cls, args, kwargs)
 
 
 # How treescope renders a record: set by lensify._treescope.
@@ -436,8 +744,8 @@ class Record(metaclass=RecordMeta):
             return
         raise FrozenRecordError(
             f"cannot assign to field {name!r} of {type(self).__name__}: records are "
-            "immutable. Build a new one, e.g. with lf.at."
-            f"{name}.set(record, value) or attrs.evolve(record, {name}=value)."
+            f"immutable. Build a changed copy with lf.replace(record, {name}=value), "
+            f"or lf.at.{name}.set(record, value) for a child field."
         )
 
     def __delattr__(self, name: str) -> None:
@@ -457,11 +765,17 @@ class Record(metaclass=RecordMeta):
         values = tuple(_by_name_if_jitted(getattr(self, name)) for name in names)
         return _unpickle, (type(self), names, values)
 
+    def __copy__(self) -> Any:
+        names = _layout(type(self)).names
+        return _unpickle(type(self), names, tuple(getattr(self, name) for name in names))
+
+    def __replace__(self, **changes: Any) -> Any:
+        return replace(self, **changes)
+
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return NotImplemented
         return _tree.tree_equal(self, other)
 
     def __hash__(self) -> int:
-        values = _flatten(self)
-        return hash((type(self), values))
+        return hash((type(self), record_flatten(self)))

@@ -226,7 +226,22 @@ def _same_structure(a: Any, b: Any) -> bool:
 
 
 def tree_equal(a: Any, b: Any) -> bool:
-    """Same structure and equal leaves (arrays by shape, dtype and value)."""
+    """True if ``a`` and ``b`` have the same tree structure and equal leaves.
+
+    Arrays (jax or numpy) are equal if they have the same shape, dtype and values,
+    NaN equal to NaN; other leaves compare with ``==``. Wrappers compare this way
+    too, static fields and functions included. Traced arrays are never equal.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> lf.tree_equal({"w": jnp.ones(2)}, {"w": jnp.ones(2)})
+        True
+        >>> lf.tree_equal({"w": jnp.ones(2)}, {"w": jnp.ones(2, jnp.int32)})
+        False
+        >>> lf.tree_equal(lf.positive(1.0), lf.positive(1.0))
+        True
+    """
     a_leaves, a_def = jtu.tree_flatten(a)
     b_leaves, b_def = jtu.tree_flatten(b)
     if not _same_structure(a_def, b_def):

@@ -405,3 +405,386 @@ def test_equinox_field_declarations_are_understood() -> None:
     assert isinstance(record.offset, jax.Array)
     assert attrs.fields(Scaled).factor.metadata["lensify.static"] is True
     assert jnp.allclose(lf.unwrap(record), 2.0)
+
+
+# ------------------------------------------------- every built-in wrapper and constraint
+
+
+def _built_in_calls(s: float) -> dict[str, tuple[type, tuple[Any, ...], dict[str, Any]]]:
+    """Each built-in class with the arguments of one instance; ``s`` varies the values."""
+    x = s * jnp.array([0.5, 0.25])
+    return {
+        "Parameterize": (lf.Parameterize, (jnp.exp, x), {}),
+        "NonTrainable": (lf.NonTrainable, ({"a": x, "n": 1},), {}),
+        "WeightNormalization": (lf.WeightNormalization, (jnp.outer(x, x + 1.0),), {}),
+        "RealToIncreasingOnInterval": (
+            lf.RealToIncreasingOnInterval,
+            (x, (0.0, 1.0)),
+            {"min_width": 0.1, "include_endpoints": "both"},
+        ),
+        "Positive": (lf.Positive, (x,), {}),
+        "Interval": (lf.Interval, (x, -1.0, 1.0), {}),
+        "Simplex": (lf.Simplex, (jnp.array([s, 1.0, 2.0]) / (3.0 + s),), {}),
+        "CholeskyFactor": (lf.CholeskyFactor, (jnp.array([[1.0, 0.0], [s, 2.0]]),), {}),
+        "Symmetric": (lf.Symmetric, (jnp.array([[1.0, s], [s, 2.0]]),), {}),
+        "UnitVector": (lf.UnitVector, (jnp.array([s, 1.0]) / jnp.hypot(s, 1.0),), {}),
+    }
+
+
+BUILT_INS = sorted(_built_in_calls(1.0))
+
+
+def _build(name: str, s: float = 1.0) -> Any:
+    cls, args, kwargs = _built_in_calls(s)[name]
+    return cls(*args, **kwargs)
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in attrs.fields(type(record))}
+
+
+def test_built_ins_cover_every_public_wrapper_and_constraint() -> None:
+    public = {
+        name
+        for name in lf.__all__
+        if isinstance(getattr(lf, name), type)
+        and issubclass(getattr(lf, name), lf.AbstractUnwrappable)
+        and not getattr(getattr(lf, name), "__abstractmethods__", None)
+    }
+    assert public == set(BUILT_INS)
+
+
+# ------------------------------------------------------------------- issue 13, trust
+
+
+class Checked(lf.AbstractUnwrappable):
+    x: Any
+
+    def __check_init__(self) -> None:
+        if not np.all(np.asarray(self.x) > 0):
+            raise ValueError("Checked needs positive x")
+
+    def unwrap(self) -> Any:
+        return self.x
+
+
+def test_trust_03_check_init_runs_at_construction() -> None:
+    assert lf.unwrap(Checked(jnp.ones(2))).shape == (2,)
+    with pytest.raises(ValueError, match="Checked needs positive x"):
+        Checked(-jnp.ones(2))
+
+
+def test_trust_03_check_init_runs_for_every_class_in_the_mro() -> None:
+    calls: list[str] = []
+
+    class Base(lf.AbstractUnwrappable):
+        x: Any
+
+        def __check_init__(self) -> None:
+            calls.append("Base")
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    class Child(Base):
+        def __init__(self, x: Any) -> None:
+            self.x = 2 * x
+
+        def __check_init__(self) -> None:
+            calls.append(f"Child sees {self.x}")
+
+    Child(1.0)
+    assert calls == ["Child sees 2.0", "Base"]
+
+
+def test_trust_03_check_init_runs_after_init_on_a_frozen_record() -> None:
+    class Assigning(lf.AbstractUnwrappable):
+        x: Any
+
+        def __check_init__(self) -> None:
+            self.x = 0.0  # validation must not change the record
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    with pytest.raises(lf.FrozenRecordError):
+        Assigning(1.0)
+
+
+def test_trust_03_check_init_never_runs_at_unflatten() -> None:
+    record = Checked(jnp.ones(2))
+    negated = jax.tree_util.tree_map(lambda v: -v, record)
+    assert type(negated) is Checked
+    assert jax.tree_util.tree_map(lambda _: None, record).x is None
+    assert type(pickle.loads(pickle.dumps(Checked(np.ones(2))))) is Checked
+
+
+def test_trust_04_evolve_changes_parameterize_fn_only() -> None:
+    x = jnp.array([0.5, 1.0])
+    changed = attrs.evolve(lf.Parameterize(jnp.tanh, x), fn=jnp.exp)
+    assert changed.args[0] is x
+    assert changed.kwargs == {}
+    assert jnp.allclose(lf.unwrap(changed), jnp.exp(x))
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_trust_04_evolve_works_on_every_built_in(name: str) -> None:
+    # attrs.evolve with every field of another instance gives that instance:
+    # no __init__ re-reads a field as an argument.
+    before, after = _build(name, 1.0), _build(name, 0.5)
+    changed = attrs.evolve(before, **_fields(after))
+    assert type(changed) is type(after)
+    assert lf.tree_equal(changed, after)
+    assert lf.tree_equal(lf.unwrap(changed), lf.unwrap(after))
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_trust_04_replace_works_on_every_built_in(name: str) -> None:
+    before, after = _build(name, 1.0), _build(name, 0.5)
+    for field_name, value in _fields(after).items():
+        one = lf.replace(before, **{field_name: value})
+        assert getattr(one, field_name) is value
+        others = {k: v for k, v in _fields(before).items() if k != field_name}
+        assert all(getattr(one, k) is v for k, v in others.items())
+    assert lf.tree_equal(lf.replace(before, **_fields(after)), after)
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_trust_04_frozen_error_recommends_what_works(name: str) -> None:
+    record = _build(name)
+    field_name = attrs.fields(type(record))[0].name
+    with pytest.raises(lf.FrozenRecordError) as info:
+        setattr(record, field_name, None)
+    assert f"lf.replace(record, {field_name}=value)" in str(info.value)
+    assert "attrs.evolve" not in str(info.value)
+    assert getattr(lf.replace(record, **{field_name: None}), field_name) is None
+
+
+def test_trust_04_replace_names_an_unknown_field() -> None:
+    with pytest.raises(TypeError, match=r"Positive has no field 'value'; its fields are raw"):
+        lf.replace(lf.positive(1.0), value=2.0)
+
+
+def test_trust_04_replace_runs_check_init_and_not_init() -> None:
+    class Logged(lf.AbstractUnwrappable):
+        x: Any
+
+        def __init__(self, x: Any) -> None:
+            self.x = jnp.log(x)
+
+        def __check_init__(self) -> None:
+            if self.x is None:
+                raise ValueError("x is None")
+
+        def unwrap(self) -> Any:
+            return jnp.exp(self.x)
+
+    record = lf.replace(Logged(1.0), x=jnp.array(2.0))
+    assert record.x == 2.0
+    with pytest.raises(ValueError, match="x is None"):
+        lf.replace(record, x=None)
+
+
+@pytest.mark.parametrize("fn", [jnp.exp, jax.nn.softplus, jnp.multiply, double])
+def test_trust_05_copy_of_record_holding_a_function(fn: Any) -> None:
+    import copy
+
+    args = (jnp.linspace(-1.0, 1.0, 3),) * (2 if fn is jnp.multiply else 1)
+    record = lf.Parameterize(fn, *args)
+    for copied in (copy.copy(record), copy.deepcopy(record)):
+        assert copied.fn is fn
+        assert lf.tree_equal(lf.unwrap(copied), lf.unwrap(record))
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_trust_05_copy_of_every_built_in(name: str) -> None:
+    import copy
+
+    record = _build(name)
+    for copied in (copy.copy(record), copy.deepcopy(record)):
+        assert type(copied) is type(record)
+        assert lf.tree_equal(copied, record)
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_trust_06_subclass_of_every_built_in(name: str) -> None:
+    cls, args, kwargs = _built_in_calls(1.0)[name]
+    sub = type(f"My{name}", (cls,), {})
+    record = sub(*args, **kwargs)
+    assert type(record) is sub
+    assert lf.tree_equal(lf.unwrap(record), lf.unwrap(cls(*args, **kwargs)))
+    rebuilt = jax.tree_util.tree_map(lambda v: v, record)
+    assert type(rebuilt) is sub and lf.tree_equal(rebuilt, record)
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_trust_06_decorated_subclass_of_every_built_in(name: str) -> None:
+    cls, args, kwargs = _built_in_calls(1.0)[name]
+    sub = attrs.frozen(type(f"My{name}", (cls,), {}))
+    assert lf.tree_equal(lf.unwrap(sub(*args, **kwargs)), lf.unwrap(cls(*args, **kwargs)))
+
+
+def test_trust_06_subclass_adding_a_field_with_a_default() -> None:
+    class Tagged(lf.Parameterize):
+        tag: str = lf.field(static=True, default="scale")
+
+    record = Tagged(jnp.exp, jnp.zeros(2))
+    assert record.tag == "scale"
+    assert jnp.allclose(lf.unwrap(record), 1.0)
+
+
+def test_trust_06_subclass_adding_a_field_without_default_says_so() -> None:
+    class Tagged(lf.Parameterize):
+        tag: str = lf.field(static=True)
+
+    with pytest.raises(TypeError, match=r"Tagged.__init__ did not set the field\(s\) 'tag'"):
+        Tagged(jnp.exp, jnp.zeros(2))
+
+
+def test_trust_07_field_default_with_custom_init() -> None:
+    class Scaled(lf.AbstractUnwrappable):
+        x: jax.Array
+        k: float = lf.field(static=True, default=2.0)
+
+        def __init__(self, x: jax.Array) -> None:
+            self.x = x
+
+        def unwrap(self) -> jax.Array:
+            return self.x * self.k
+
+    assert Scaled(jnp.ones(1)).k == 2.0
+    assert jnp.allclose(lf.unwrap(Scaled(jnp.ones(1))), 2.0)
+
+
+def test_trust_07_equinox_field_default_with_custom_init() -> None:
+    class Scaled(lf.AbstractUnwrappable):
+        x: jax.Array
+        k: float = eqx.field(static=True, default=2.0)
+        bias: Any = eqx.field(default_factory=lambda: jnp.zeros(1))
+
+        def __init__(self, x: jax.Array) -> None:
+            self.x = x
+
+        def unwrap(self) -> jax.Array:
+            return self.x * self.k + self.bias
+
+    record = Scaled(jnp.ones(1))
+    assert jax.tree_util.tree_leaves(record) == [record.x, record.bias]
+    assert jnp.allclose(lf.unwrap(record), 2.0)
+
+
+def test_trust_07_post_init_runs_after_the_generated_init() -> None:
+    class Tripled(lf.AbstractUnwrappable):
+        x: jax.Array
+
+        def __post_init__(self) -> None:
+            self.x = 3 * self.x
+
+        def unwrap(self) -> jax.Array:
+            return self.x
+
+    assert jnp.allclose(lf.unwrap(Tripled(jnp.ones(1))), 3.0)
+    assert jnp.allclose(jax.tree_util.tree_map(lambda v: v, Tripled(jnp.ones(1))).x, 3.0)
+
+
+def test_trust_07_post_init_beside_a_custom_init_warns() -> None:
+    with pytest.warns(UserWarning, match=r"both an __init__ and a __post_init__.*never run"):
+
+        class Both(lf.AbstractUnwrappable):
+            x: jax.Array
+
+            def __init__(self, x: jax.Array) -> None:
+                self.x = x
+
+            def __post_init__(self) -> None:
+                raise AssertionError("not run")
+
+            def unwrap(self) -> jax.Array:
+                return self.x
+
+    assert lf.unwrap(Both(jnp.ones(1))).shape == (1,)
+
+
+def test_trust_07_custom_init_leaving_a_field_unset_says_which() -> None:
+    class Half(lf.AbstractUnwrappable):
+        x: jax.Array
+        y: jax.Array
+
+        def __init__(self, x: jax.Array) -> None:
+            self.x = x
+
+        def unwrap(self) -> jax.Array:
+            return self.x
+
+    with pytest.raises(TypeError, match=r"Half.__init__ did not set the field\(s\) 'y'"):
+        Half(jnp.ones(1))
+
+
+def _apply(x: jax.Array, act: Any) -> jax.Array:
+    return act(x)
+
+
+def test_trust_11_function_in_kwargs_travels_in_the_structure() -> None:
+    record = lf.Parameterize(lambda x, act: act(x), jnp.array([-1.0, 2.0]), act=jax.nn.relu)
+    assert jax.tree_util.tree_leaves(record) == [record.args[0]]
+    assert jnp.allclose(jax.jit(lf.unwrap)(record), jnp.array([0.0, 2.0]))
+    assert jnp.allclose(jax.grad(lambda r: lf.unwrap(r).sum())(record).args[0], jnp.array([0, 1]))
+
+
+def test_trust_11_function_in_args_travels_in_the_structure() -> None:
+    record = lf.Parameterize(_apply, jnp.array([-1.0, 2.0]), jnp.tanh)
+    assert len(jax.tree_util.tree_leaves(record)) == 1
+    assert jnp.allclose(jax.jit(lf.unwrap)(record), jnp.tanh(jnp.array([-1.0, 2.0])))
+    rebuilt = jax.tree_util.tree_map(lambda v: 2 * v, record)
+    assert rebuilt.args[1] is jnp.tanh
+
+
+def test_trust_11_functions_in_arguments_pickle_and_copy() -> None:
+    import copy
+
+    record = lf.Parameterize(_apply, np.array([-1.0, 2.0]), act=jnp.tanh)
+    for restored in (
+        pickle.loads(pickle.dumps(record)),
+        copy.copy(record),
+        copy.deepcopy(record),
+    ):
+        assert restored.kwargs["act"] is jnp.tanh
+        assert lf.tree_equal(lf.unwrap(restored), lf.unwrap(record))
+
+
+def test_trust_11_optics_see_the_function_in_its_place() -> None:
+    record = lf.Parameterize(_apply, jnp.ones(2), act=jnp.tanh)
+    assert lf.at.kwargs["act"].get(record) is jnp.tanh
+    swapped = lf.at.kwargs["act"].set(record, jnp.sin)
+    assert jnp.allclose(jax.jit(lf.unwrap)(swapped), jnp.sin(jnp.ones(2)))
+
+
+def test_trust_17_array_in_a_static_field_warns_once_naming_it() -> None:
+    class Holder(lf.AbstractUnwrappable):
+        x: Any
+        table: Any = lf.field(static=True)
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = Holder(1.0, jnp.ones(2))
+        jax.tree_util.tree_map(lambda v: v, record)
+    assert len(caught) == 1
+    assert "Holder" in str(caught[0].message)
+    assert "'table'" in str(caught[0].message)
+
+
+def test_trust_17_hashable_static_fields_do_not_warn() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lf.RealToIncreasingOnInterval(
+            jnp.zeros(2), (0.0, 1.0), min_width=0.1, include_endpoints="both"
+        )
+        lf.interval(jnp.array([0.5, 0.2]), jnp.zeros(2), jnp.ones(2))
+        lf.simplex(jnp.array([0.5, 0.5]))
