@@ -788,3 +788,14 @@ def test_trust_17_hashable_static_fields_do_not_warn() -> None:
         )
         lf.interval(jnp.array([0.5, 0.2]), jnp.zeros(2), jnp.ones(2))
         lf.simplex(jnp.array([0.5, 0.5]))
+
+
+def test_trust_11_registries_see_no_slot_for_a_function_in_kwargs() -> None:
+    import optree
+
+    record = lf.Parameterize(_apply, jnp.ones(2), act=jnp.tanh)
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(record)
+    assert [jax.tree_util.keystr(path) for path, _ in pairs] == [".args[0]"]
+    assert jax.tree_util.tree_unflatten(treedef, [v for _, v in pairs]).kwargs == {"act": jnp.tanh}
+    leaves, spec = optree.tree_flatten(record, namespace="lensify")
+    assert optree.tree_unflatten(spec, leaves).kwargs["act"] is jnp.tanh
