@@ -59,7 +59,7 @@ def check_lens_laws(
     - set-get: ``optic.get(optic.set(t, v)) == v``;
     - set-set: ``optic.set(optic.set(t, v), w) == optic.set(t, w)``.
 
-    Equality is :func:`lensify._tree.tree_equal` (structure, dtypes and values).
+    Equality is :func:`lensify.tree_equal` (structure, dtypes and values).
 
     Args:
         optic: An optic with exactly one focus in each tree, e.g. ``lf.at.w``.

@@ -95,7 +95,7 @@ def pytrees(
     Leaves are small float32 jax and numpy arrays, Python ints and floats (or what
     ``leaves`` draws). Dict keys are strings, so every tree flattens; nodes use
     module-level classes (:class:`TreePair`, :class:`TreeRecord`, ...), so two draws of
-    the same tree compare equal under :func:`lensify._tree.tree_equal`.
+    the same tree compare equal under :func:`lensify.tree_equal`.
 
     The defaults draw the plain kinds. The trees users bring hold more: pass
     ``nodes=ALL_NODES`` for classes registered with ``register_pytree_node`` (keys are
