@@ -2,4 +2,12 @@
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("orbax") else ["lensify/checkpoint.py"]
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
+
+
+collect_ignore = [] if _installed("orbax") else ["lensify/checkpoint.py"]
