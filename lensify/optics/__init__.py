@@ -2,10 +2,10 @@
 
 Start from :data:`at`, the identity optic, and chain steps: attributes
 (``lf.at.layers``), items (``lf.at["k"]``, ``lf.at[0]``), traversals
-(``.each()``, ``.leaves()``, ``.instances_of(...)``), filters (``.where(...)``)
-and unions (``a | b``). Then apply the optic to any number of trees with
-``get``, ``get_all``, ``paths``, ``set``, ``modify``, ``wrap``, ``mask``,
-``unwrap`` and ``partition``.
+(``.each()``, ``.leaves()``, ``.instances_of(...)``), filters (``.where(...)``),
+unions (``a | b``) and values through wrappers (``.unwrapped()``). Then apply
+the optic to any number of trees with ``get``, ``get_all``, ``paths``, ``set``,
+``modify``, ``wrap``, ``mask``, ``unwrap`` and ``partition``.
 
 Example:
     >>> import jax.numpy as jnp

@@ -19,6 +19,7 @@ __all__ = [
     "StepLookupError",
     "StepPredicateError",
     "StepTracedError",
+    "StepValueError",
     "callable_name",
     "closest_first",
     "describe_node",
@@ -80,6 +81,20 @@ class StepPredicateError(StepError):
         super().__init__(self.pred_name)
         self.error = error
         self.path = path
+
+
+class StepValueError(StepError):
+    """Unwrapping or rewrapping a focus raised: the optic re-raises that error, located.
+
+    ``action`` is ``"unwrapping"`` or ``"rewrapping"``; ``node`` is the stored
+    subtree it was done to, so that its key path can be found.
+    """
+
+    def __init__(self, action: str, error: Exception, node: Any) -> None:
+        super().__init__(action)
+        self.action = action
+        self.error = error
+        self.node = node
 
 
 def predicate_failure(pred: Callable[[Any], Any], error: Exception, path: Path = ()) -> StepError:

@@ -18,6 +18,7 @@ from lensify.optics._failures import (
     StepLookupError,
     StepPredicateError,
     StepTracedError,
+    StepValueError,
     callable_name,
     closest_first,
     describe_node,
@@ -39,9 +40,10 @@ def explain(optic: object, plan: _run.Plan, tree: Any, failure: StepError) -> Ex
     except StepError as located:
         failure = located
     else:
-        if isinstance(failure, StepLookupError):
+        if isinstance(failure, StepLookupError | StepValueError):
             # Every focus is there, so a rebuild failed (setting a computed
-            # attribute, say) on a node that is one of the foci on the way.
+            # attribute, or rewrapping a value, say) on a node that is one of
+            # the foci on the way.
             failure.path = _run.path_to(plan, tree, failure.node) + failure.path
     return public_error(optic, failure)
 
@@ -117,8 +119,31 @@ def public_error(optic: object, failure: StepError) -> Exception:
             f"at {_tree.keystr(failure.path)} (while applying {optic!r})",
         )
         return failure.error
+    if isinstance(failure, StepValueError):
+        return _value_error(optic, failure)
     assert isinstance(failure, StepTracedError)
     return _traced_error(optic, failure)
+
+
+def _value_error(optic: object, failure: StepValueError) -> Exception:
+    """The error of unwrap or rewrap, its key path starting at the tree's root."""
+    error: Any = failure.error
+    if callable(getattr(error, "with_path", None)):
+        # The path rewrap found inside the focus (if any) follows the focus's own.
+        below = getattr(error, "path", None)
+        below = "" if below in (None, _tree.keystr(())) else below
+        pathless = error
+        for inner in (error.__cause__, error.__context__):
+            if type(inner) is type(error) and getattr(inner, "path", None) is None:
+                pathless = inner
+        if pathless is not error or not below:
+            return pathless.with_path(_tree.keystr(failure.path) + below)
+    _notes.add_note(
+        error,
+        f"lensify: raised while {failure.action} the focus at {_tree.keystr(failure.path)} "
+        f"(while applying {optic!r})",
+    )
+    return error
 
 
 def _traced_error(optic: object, failure: StepTracedError) -> TracedPredicateError:

@@ -9,7 +9,7 @@ from lensify import _tree, wrappers
 from lensify.optics import _locate, _run
 from lensify.optics._failures import StepError
 from lensify.optics._parse import parse as _parse
-from lensify.optics._steps import Attr, Item, chain_code, step_for_key
+from lensify.optics._steps import Attr, Item, Unwrapped, chain_code, step_for_key
 from lensify.optics._traversals import Each, InstancesOf, Leaves, Slice, Union, Where
 
 __all__ = ["Optic", "at", "combine"]
@@ -33,6 +33,8 @@ class Optic:
         - ``.where(pred)``: keep the foci for which ``pred`` is true.
         - ``.instances_of(*types)``: the outermost subtrees of those types.
         - ``a | b``: the foci of both (they may not overlap).
+        - ``.unwrapped()``: the unwrapped value, read with ``unwrap`` and written
+          back through the focus's own wrappers with ``rewrap``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -190,6 +192,32 @@ class Optic:
         if not types or not all(isinstance(t, type) for t in types):
             raise TypeError(f".instances_of needs one or more types, got {types!r}.")
         return self._then(InstancesOf(tuple(types)))
+
+    def unwrapped(self) -> Optic:
+        """Focus on the unwrapped value of each focus, read and written through its wrappers.
+
+        ``get`` and ``get_all`` return ``lf.unwrap(focus)``; ``set`` and ``modify``
+        write the new value back with ``lf.rewrap(focus, value)``, so the focus
+        keeps its wrappers, nested the same way, with the same static fields. It
+        works on a single wrapped leaf as on a whole sub-model, and composes like
+        any step. ``paths``, ``mask`` and ``partition`` name the stored subtree
+        each value comes from (also for the steps that follow, which lie inside
+        the value).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> import lensify as lf
+            >>> model = {"scale": lf.NonTrainable(jnp.array(2.0))}
+            >>> scale = lf.at["scale"].unwrapped()
+            >>> scale
+            lf.at['scale'].unwrapped()
+            >>> float(scale.get(model))
+            2.0
+            >>> new = scale.set(model, jnp.array(0.5))
+            >>> type(new["scale"]).__name__, float(lf.unwrap(new)["scale"])
+            ('NonTrainable', 0.5)
+        """
+        return self._then(Unwrapped())
 
     def then(self, other: Optic) -> Optic:
         """This optic followed by ``other``, whose steps apply inside each focus.

@@ -15,7 +15,7 @@ from typing import Any
 from lensify import _tree
 from lensify.optics._errors import OverlapError
 from lensify.optics._failures import StepError
-from lensify.optics._steps import LensStep, apply_focus, put_focus, step_for_key
+from lensify.optics._steps import LensStep, Unwrapped, apply_focus, put_focus, step_for_key
 from lensify.optics._traversals import InstancesOf, LeafScan, Leaves, Union, Where
 
 __all__ = [
@@ -45,14 +45,16 @@ class Plan:
     steps as continuations.
     """
 
-    __slots__ = ("is_lens", "modify", "set", "steps")
+    __slots__ = ("is_lens", "modify", "set", "steps", "unwraps")
 
     set: Callable[[Any, Any], Any]
     modify: Callable[[Any, Continuation], Any]
+    unwraps: bool  # whether a focus may be an unwrapped value, not a stored subtree
 
     def __init__(self, steps: tuple[Any, ...]) -> None:
         self.steps = steps
         self.is_lens = all(isinstance(s, _LENS_STEPS) for s in steps)
+        self.unwraps = any(map(_unwraps, steps))
         if self.is_lens:
             self.set = _compose(steps, put_focus)
             self.modify = _compose(steps, apply_focus)
@@ -71,6 +73,13 @@ class Plan:
             return value
 
         return self._modify_every(tree, constant)
+
+
+def _unwraps(step: Any) -> bool:
+    """Whether the foci of ``step`` may be unwrapped values."""
+    if type(step) is Branches:
+        return any(plan.unwraps for plan in step.plans)
+    return type(step) is Unwrapped
 
 
 def _compose(steps: tuple[Any, ...], last: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -113,16 +122,27 @@ def compile_chain(chain: Sequence[Any], method_names: frozenset[str]) -> Plan:
 def items(plan: Plan, tree: Any) -> list[tuple[Path, Any]]:
     """Every focus with its key path; a failing step learns the path it was on."""
     found: list[tuple[Path, Any]] = [((), tree)]
+    # Inside an unwrapped value, a focus is computed from the stored subtree that
+    # value comes from, and has its key path: the steps that follow add no key.
+    in_value = False
     for step in plan.steps:
         found_next: list[tuple[Path, Any]] = []
         for path, node in found:
             try:
                 pairs = _step_items(step, node)
             except StepError as failure:
-                failure.path = path + failure.path
+                failure.path = path if in_value else path + failure.path
                 raise
-            found_next += [(path + sub, child) for sub, child in pairs]
+            if in_value:
+                found_next += [(path, child) for _, child in pairs]
+            else:
+                found_next += [(path + sub, child) for sub, child in pairs]
         found = found_next
+        in_value = (
+            in_value
+            or type(step) is Unwrapped
+            or (type(step) is Branches and any(p.unwraps for p in step.plans))
+        )
     return found
 
 
@@ -243,6 +263,13 @@ def _branch_items(branch: Branches, node: Any) -> list[tuple[Path, Any]]:
 def _branch_modify(branch: Branches, node: Any, k: Continuation) -> Any:
     found = _checked_items(branch, node)
     if not found:
+        return node
+    if any(plan.unwraps for plan in branch.plans):
+        # A focus that is an unwrapped value is written back by its own member
+        # (through rewrap), not found by its path. The foci do not overlap, so
+        # the members can write one after the other.
+        for plan in branch.plans:
+            node = plan.modify(node, k)
         return node
     return _modify_at(node, _trie([p for p, _ in found]), k)
 

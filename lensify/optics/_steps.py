@@ -24,12 +24,13 @@ import attrs
 import numpy as np
 
 from lensify import _tree
-from lensify.optics._failures import NONE_HINT, StepLookupError, describe_node
+from lensify.optics._failures import NONE_HINT, StepLookupError, StepValueError, describe_node
 
 __all__ = [
     "Attr",
     "Item",
     "LensStep",
+    "Unwrapped",
     "apply_focus",
     "chain_code",
     "put_focus",
@@ -440,3 +441,47 @@ def step_for_key(key: Any) -> Attr | Item:
         f"cannot follow the key {key!r} of type {type(key).__name__}: a key path holds "
         "jax.tree_util DictKey, SequenceKey, GetAttrKey or FlattenedIndexKey entries."
     )
+
+
+# ---------------------------------------------------------------------------------
+# The value a wrapper stack stands for.
+
+
+@attrs.frozen
+class Unwrapped(LensStep):
+    """Focus on the unwrapped value of a node: ``unwrap`` to read, ``rewrap`` to write.
+
+    Writing a value rebuilds the node's own wrapper stack around it (each wrapper's
+    ``with_value``), so the node keeps its structure: the same wrappers, nested the
+    same way, with the same static fields. The focus has the key path of the node
+    it is the value of; so have the foci of the steps that follow, which lie inside
+    the value, not in the tree.
+    """
+
+    def code(self, method_names: frozenset[str]) -> str:
+        return ".unwrapped()"
+
+    def get(self, node: Any) -> Any:
+        from lensify.wrappers import unwrap
+
+        try:
+            return unwrap(node)
+        except Exception as error:
+            raise StepValueError("unwrapping", error, node) from error
+
+    def replace(self, node: Any, value: Any) -> Any:
+        from lensify._walker import rewrap
+
+        try:
+            return rewrap(node, value)
+        except Exception as error:
+            raise StepValueError("rewrapping", error, node) from error
+
+    def items(self, node: Any) -> list[tuple[Path, Any]]:
+        return [((), self.get(node))]
+
+    def updater(self, descend: Descend) -> Updater:
+        if descend is put_focus:
+            # set needs no unwrapped value: rewrap straight away.
+            return self.replace
+        return super().updater(descend)
