@@ -7,6 +7,8 @@ arrays (``make_tree``):
   its cost does not grow with N (apart from copying the top-level list). The
   hand-written copy of that spine (a new list and a new dict) is the floor for an
   immutable edit;
+- set the value of one wrapped leaf through ``unwrapped()``: it rewraps only that
+  leaf's stack, so its cost does not grow with N either;
 - modify the 10% of the leaves a predicate selects (here: the 2-D ones);
 - ``instances_of(jax.Array)`` and modify every array.
 
@@ -79,6 +81,39 @@ def _set_one_leaf(n: int) -> list[Row]:
     return [Row(group=group, case=c, n=n, seconds=best_time(f)) for c, f in cases.items()]
 
 
+class _Exp(lf.AbstractUnwrappable):
+    """A positive parameter stored as its logarithm, with its inverse."""
+
+    raw: jax.Array
+
+    def unwrap(self) -> jax.Array:
+        return jnp.exp(self.raw)
+
+    def with_value(self, value: jax.Array) -> _Exp:
+        return _Exp(jnp.log(value))
+
+
+def _set_one_value(n: int) -> list[Row]:
+    tree: list[dict[str, Any]] = make_tree(n)
+    for layer in tree:
+        if "p3" in layer:
+            layer["p3"] = _Exp(layer["p3"])
+    index, key = len(tree) // 2, "p3"
+    value = jnp.ones(3)
+    through = lf.at[index][key].unwrapped()
+    path = lf.at[index][key]
+    group = "set the value of one wrapped leaf"
+    cases = {
+        BASELINE: lambda: identity_tree_map(tree),
+        "hand-written spine copy, new wrapper": lambda: _spine_copy(
+            tree, index, key, _Exp(jnp.log(value))
+        ),
+        "lensify set of a new wrapper": lambda: path.set(tree, _Exp(jnp.log(value))),
+        "lensify unwrapped().set": lambda: through.set(tree, value),
+    }
+    return [Row(group=group, case=c, n=n, seconds=best_time(f)) for c, f in cases.items()]
+
+
 def _modify_ten_percent(n: int) -> list[Row]:
     tree, chosen = _with_matrices(n)
     optic = lf.at.leaves().where(_is_matrix)
@@ -116,7 +151,7 @@ def _modify_every_array(n: int) -> list[Row]:
 def run(sizes: list[int]) -> list[Row]:
     """Every group at every size."""
     rows: list[Row] = []
-    for group in (_set_one_leaf, _modify_ten_percent, _modify_every_array):
+    for group in (_set_one_leaf, _set_one_value, _modify_ten_percent, _modify_every_array):
         for n in sizes:
             rows += group(n)
     return rows
