@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lensify as lf
-from lensify._tree import tree_equal
+from lensify import tree_equal
 
 
 class Scaled(lf.AbstractUnwrappable):
