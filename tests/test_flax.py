@@ -50,11 +50,15 @@ def test_linen_params_wrap_freeze_and_train() -> None:
         return jnp.mean((model.apply(lf.unwrap(params), X) - Y) ** 2)
 
     optimizer = optax.adam(1e-2)
+
+    @jax.jit
+    def step(params: Any, opt_state: Any) -> Any:
+        updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
     opt_state = optimizer.init(params)
     for _ in range(20):
-        grads = jax.grad(loss)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        params, opt_state = step(params, opt_state)
     assert loss(params) < loss(before)
     assert isinstance(params["params"]["Dense_0"]["kernel"], lf.WeightNormalization)
     np.testing.assert_array_equal(params["params"]["Dense_1"]["bias"].tree, 0.0)
@@ -133,3 +137,10 @@ def test_nnx_wrapping_the_variable_is_refused_with_the_fix() -> None:
 def test_nnx_wrapping_a_variable_by_traversal_is_refused() -> None:
     with pytest.raises(TypeError, match=r"nnx\.Param"):
         lf.at.hidden.each().wrap(NnxMLP(nnx.Rngs(0)), lf.non_trainable)
+
+
+def test_nnx_model_shows_its_wrappers_in_treescope() -> None:
+    treescope = pytest.importorskip("treescope")
+    text = str(treescope.render_to_text(wrapped_nnx()))
+    assert "kernel=Param(" in text
+    assert "value=WeightNormalization(  # unwraps to f32[3,4]" in text
