@@ -37,12 +37,15 @@ from lensify.optics import at as at
 from lensify.optics import combine as combine
 from lensify.wrappers import AbstractUnwrappable as AbstractUnwrappable
 from lensify.wrappers import NonTrainable as NonTrainable
+from lensify.wrappers import NotInvertibleError as NotInvertibleError
 from lensify.wrappers import Parameterize as Parameterize
 from lensify.wrappers import RealToIncreasingOnInterval as RealToIncreasingOnInterval
 from lensify.wrappers import WeightNormalization as WeightNormalization
 from lensify.wrappers import contains_unwrappables as contains_unwrappables
 from lensify.wrappers import is_unwrappable as is_unwrappable
 from lensify.wrappers import non_trainable as non_trainable
+from lensify.wrappers import register_inverse as register_inverse
+from lensify.wrappers import rewrap as rewrap
 from lensify.wrappers import unwrap as unwrap
 
 __version__ = "0.1.0"
@@ -57,6 +60,7 @@ __all__ = [
     "Interval",
     "MissingStepError",
     "NonTrainable",
+    "NotInvertibleError",
     "Optic",
     "OpticError",
     "OverlapError",
@@ -83,7 +87,9 @@ __all__ = [
     "is_unwrappable",
     "non_trainable",
     "positive",
+    "register_inverse",
     "replace",
+    "rewrap",
     "simplex",
     "simplify",
     "symmetric",

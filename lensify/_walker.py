@@ -80,7 +80,18 @@ def _map_children(
         if type(child) in skip:
             continue  # the usual case: an array, a scalar, a hoisted function's None
         try:
-            out = step(child, algebra) if values is None else step(child, None, values[key])
+            if values is None:
+                out = step(child, algebra)
+            else:
+                out = values[key]
+                # A leaf taking a leaf's value (the usual case) needs no step.
+                if (
+                    child is None
+                    or out is None
+                    or type(child) not in _PLAIN
+                    or type(out) not in _PLAIN
+                ):
+                    out = step(child, None, out)
         except Exception as error:
             _prepend_path(error, _key_at(node, key))
             raise
@@ -181,7 +192,7 @@ def _leaf_value(old: Any, value: Any) -> Any:
         if value is not None:
             raise StructureMismatchError(f"expected None, got {_kind(value)}")
         return None
-    if type(value) not in _PLAIN and _tree.is_node(value):
+    if value is None or (type(value) not in _PLAIN and _tree.is_node(value)):
         raise StructureMismatchError(f"expected a leaf, got {_kind(value)}")
     return value
 
@@ -265,7 +276,9 @@ def rewrap(tree: Any, values: Any) -> Any:
     except Exception as error:
         path, wrapper = _take_path(error)
         if isinstance(error, StructureMismatchError):
-            replacement: BaseException = StructureMismatchError(f"rewrap: at {path}, {error}")
+            replacement: BaseException = StructureMismatchError(
+                f"rewrap: values must be shaped like lf.unwrap(tree); at {path} {error}"
+            )
         elif wrapper is not None and callable(getattr(error, "with_path", None)):
             replacement = error.with_path(path)  # type: ignore[attr-defined]
         else:

@@ -22,6 +22,7 @@ from lensify.wrappers import (
     Parameterize,
     callable_name,
     is_unwrappable,
+    register_inverse,
     unwrap_algebra,
 )
 
@@ -54,6 +55,9 @@ def identity(x: T) -> T:
         3.0
     """
     return x
+
+
+register_inverse(identity, identity)
 
 
 class Composed(_records.Record):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import sys
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
@@ -10,22 +11,45 @@ import jax
 import jax.numpy as jnp
 
 from lensify import _records, _tree, _walker
+from lensify._inverses import (
+    check_in_range,
+    increasing_points_to_raw,
+    inverse_of,
+    register_inverse,
+)
 from lensify.numerics import check_values, inv_softplus
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
 
 __all__ = [
     "AbstractUnwrappable",
     "NonTrainable",
+    "NotInvertibleError",
     "Parameterize",
     "RealToIncreasingOnInterval",
     "WeightNormalization",
     "contains_unwrappables",
     "is_unwrappable",
     "non_trainable",
+    "register_inverse",
+    "rewrap",
     "unwrap",
     "unwrap_algebra",
 ]
 
 T = TypeVar("T")
+
+
+class NotInvertibleError(TypeError):
+    """A wrapper cannot be set by its value: it has no inverse for its ``unwrap``.
+
+    Raised by :meth:`AbstractUnwrappable.with_value` (and so by :func:`rewrap` and
+    ``optic.unwrapped().set``) for a wrapper that does not define one, and by a
+    ``Parameterize`` whose function has no registered inverse.
+    """
 
 
 class AbstractUnwrappable(_records.Record, Generic[T]):
@@ -55,6 +79,35 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
     @abc.abstractmethod
     def unwrap(self) -> T:
         """The value this wrapper stands for, given that its fields hold no wrappers."""
+
+    def with_value(self, value: T) -> Self:
+        """The one-level inverse of :meth:`unwrap`: a wrapper that unwraps to ``value``.
+
+        Returns a wrapper of the same type and static configuration whose children
+        hold the plain values that :meth:`unwrap` would turn into ``value``, as if
+        the children were already unwrapped; :func:`rewrap` then pushes each of
+        those values into the matching child's own stack. The default raises
+        :class:`NotInvertibleError`: override it to make a wrapper settable by value.
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> import lensify as lf
+            >>> class Square(lf.AbstractUnwrappable):
+            ...     x: jax.Array
+            ...     def unwrap(self):
+            ...         return self.x**2
+            ...     def with_value(self, value):
+            ...         return Square(jnp.sqrt(value))
+            >>> lf.rewrap(Square(jnp.array(1.0)), jnp.array(9.0))
+            Square(x=Array(3., dtype=float32))
+        """
+        name = type(self).__name__
+        raise NotInvertibleError(
+            f"{name} cannot be set by its value: it defines no with_value. Give {name} "
+            f"a method with_value(self, value) returning a {name} whose fields hold the "
+            "values that unwrap to value, or set its raw fields with an optic "
+            f"(lf.at...<field>.set(tree, raw))."
+        )
 
 
 _walker.WRAPPER_TYPES.add(AbstractUnwrappable)
@@ -113,6 +166,45 @@ def unwrap(tree: Any) -> Any:
     return _walker.fold(tree, unwrap_algebra)
 
 
+def rewrap(tree: Any, values: Any) -> Any:
+    """The inverse of :func:`unwrap`, guided by ``tree``: set a tree by its values.
+
+    ``values`` has the structure of ``unwrap(tree)``. The result has exactly the tree
+    structure of ``tree`` (the same wrappers, nested the same way, with the same
+    static fields) and unwraps to ``values``. Each wrapper's
+    :meth:`~AbstractUnwrappable.with_value` gives the values of its children, which
+    are pushed down into the children's own stacks: a ``NonTrainable`` inside a
+    ``positive`` stays inside, and a ``Parameterize`` keeps its function. A leaf
+    outside any wrapper is simply replaced. Works under ``jax.jit``, ``jax.grad``
+    and ``jax.vmap``.
+
+    Args:
+        tree: Any pytree, with or without wrappers.
+        values: A pytree shaped like ``unwrap(tree)``.
+
+    Returns:
+        ``tree`` with its raw leaves set so that it unwraps to ``values``.
+
+    Raises:
+        NotInvertibleError: for a wrapper that cannot be set by value; a note
+            names its key path.
+        ValueError: for ``values`` not shaped like ``unwrap(tree)``, or a value
+            outside a wrapper's range; the key path is named. A
+            :class:`~lensify.ConstraintError`'s message starts with it.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> model = {"scale": lf.Parameterize(jax.nn.softplus, jnp.zeros(2)), "n": 3}
+        >>> new = lf.rewrap(model, {"scale": jnp.array([0.5, 2.0]), "n": 4})
+        >>> lf.unwrap(new)["scale"].round(4), new["n"]
+        (Array([0.5, 2. ], dtype=float32), 4)
+        >>> type(new["scale"]).__name__
+        'Parameterize'
+    """
+    return _walker.rewrap(tree, values)
+
+
 def contains_unwrappables(tree: Any) -> bool:
     """True if any node of ``tree`` is a wrapper.
 
@@ -126,6 +218,18 @@ def contains_unwrappables(tree: Any) -> bool:
     """
     leaves, _ = _tree.flatten(tree, is_leaf=is_unwrappable)
     return any(map(is_unwrappable, leaves))
+
+
+def _with_fields(record: Any, **changes: Any) -> Any:
+    # A record of the same type and structure with some children replaced, built
+    # without __init__ (the new children are values, not arguments to validate).
+    cls = type(record)
+    children, aux = _records.record_flatten(record)
+    keys = _records.record_keys(cls)
+    new = [changes.pop(key.name, child) for key, child in zip(keys, children, strict=True)]
+    if changes:
+        raise TypeError(f"{cls.__name__} has no children named {sorted(changes)}")
+    return _records.record_rebuild(cls, aux, new)
 
 
 def callable_name(fn: Any) -> str:
@@ -176,6 +280,28 @@ class Parameterize(AbstractUnwrappable[T]):
     def unwrap(self) -> T:
         return self.fn(*self.args, **self.kwargs)
 
+    def with_value(self, value: T) -> Parameterize[T]:
+        """Invert ``fn`` in the first positional argument (see :func:`register_inverse`).
+
+        Raises:
+            NotInvertibleError: if ``fn`` has no registered inverse, or there is
+                no positional argument.
+        """
+        found = inverse_of(self.fn)
+        if found is None or not self.args:
+            raise NotInvertibleError(_not_invertible_message(self))
+        inverse, needs_check = found
+        raw = inverse(value)
+        if needs_check:
+            raw = check_in_range(raw, value, callable_name(self.fn))
+        children, aux = _records.record_flatten(self)
+        fn, args, kwargs = children
+        if fn is not None or len(args) > 1 or kwargs:
+            # Children other than the first argument hold their values too.
+            fn, rest, kwargs = unwrap((fn, args[1:], kwargs))
+            return _records.record_rebuild(type(self), aux, (fn, (raw, *rest), kwargs))
+        return _records.record_rebuild(type(self), aux, (None, (raw,), kwargs))
+
     def __repr__(self) -> str:
         if type(self.args) is not tuple or type(self.kwargs) is not dict:
             # Rebuilt from arbitrary children (an optic's set, say): a repr must not
@@ -187,6 +313,17 @@ class Parameterize(AbstractUnwrappable[T]):
         parts = [callable_name(self.fn), *map(repr, self.args)]
         parts += [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"Parameterize({', '.join(parts)})"
+
+
+def _not_invertible_message(wrapper: Parameterize[Any]) -> str:
+    name = callable_name(wrapper.fn)
+    if not wrapper.args:
+        return f"Parameterize({name}) cannot be set by its value: it has no argument to invert."
+    return (
+        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered "
+        f"inverse. Register one with lf.register_inverse({name}, inverse), or set the raw "
+        "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
+    )
 
 
 class NonTrainable(AbstractUnwrappable[T]):
@@ -208,6 +345,10 @@ class NonTrainable(AbstractUnwrappable[T]):
 
     def unwrap(self) -> T:
         return _tree.tree_map(_stop_gradient, self.tree)
+
+    def with_value(self, value: T) -> NonTrainable[T]:
+        """``NonTrainable`` of ``value``: freezing does not change a value."""
+        return _with_fields(self, tree=value)
 
 
 def _stop_gradient(x: Any) -> Any:
@@ -287,23 +428,32 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
     scale: jax.Array | AbstractUnwrappable[jax.Array]
 
     def __init__(self, weight: jax.Array | AbstractUnwrappable[jax.Array]) -> None:
-        value = jnp.asarray(unwrap(weight))
-        if value.ndim == 0:
-            raise ValueError(
-                "WeightNormalization needs a weight with at least one axis (rows along "
-                f"the last axis), got a 0-d array {value!r}."
-            )
-        norms = check_values(
-            _row_norms(value),
-            lambda n: n == 0,
-            "WeightNormalization cannot normalise a weight with a row of zeros",
-        )
+        norms = _checked_row_norms(unwrap(weight))
         self.weight = weight
         self.scale = Parameterize(jax.nn.softplus, inv_softplus(norms))
 
     def unwrap(self) -> jax.Array:
         weight, scale = jnp.asarray(self.weight), jnp.asarray(self.scale)
         return scale * weight / _row_norms(weight)
+
+    def with_value(self, value: jax.Array) -> WeightNormalization:
+        """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
+        value = jnp.asarray(value)
+        return _with_fields(self, weight=value, scale=_checked_row_norms(value))
+
+
+def _checked_row_norms(weight: Any) -> jax.Array:
+    value = jnp.asarray(weight)
+    if value.ndim == 0:
+        raise ValueError(
+            "WeightNormalization needs a weight with at least one axis (rows along "
+            f"the last axis), got a 0-d array {value!r}."
+        )
+    return check_values(
+        _row_norms(value),
+        lambda n: n == 0,
+        "WeightNormalization cannot normalise a weight with a row of zeros",
+    )
 
 
 def _row_norms(weight: jax.Array) -> jax.Array:
@@ -390,6 +540,18 @@ class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
             return self.interval
         bounds = jnp.asarray(self.traced_bounds)
         return bounds[..., 0], bounds[..., 1]
+
+    def with_value(self, value: jax.Array) -> RealToIncreasingOnInterval:
+        """The raw array whose points are ``value``: increasing by more than
+        ``min_width``, each included endpoint equal to its bound (else ``ValueError``).
+        """
+        old = jnp.asarray(unwrap(self.arr))
+        raw = increasing_points_to_raw(
+            value, self._bounds(), self.min_width, self.include_endpoints, old.shape[-1]
+        )
+        # The softmax forgets a constant: keep the old one, so that setting the
+        # value the wrapper has gives back the same raw array.
+        return _with_fields(self, arr=raw + jnp.mean(old, axis=-1, keepdims=True))
 
     def unwrap(self) -> jax.Array:
         lower, upper = self._bounds()

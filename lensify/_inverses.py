@@ -1,0 +1,155 @@
+"""Inverses: how a value goes back to the raw parameters a wrapper holds.
+
+The registry of inverses that ``Parameterize.with_value`` looks its function up in
+(see :func:`register_inverse`), the range check every such inverse goes through,
+and the inverse of ``RealToIncreasingOnInterval``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special
+import numpy as np
+
+from lensify.numerics import check_where, inv_softplus
+
+__all__ = ["check_in_range", "increasing_points_to_raw", "inverse_of", "register_inverse"]
+
+# fn -> (the inverse of fn in its first positional argument, whether what it gives
+# must be checked for NaN), for Parameterize.with_value.
+_INVERSES: dict[Any, tuple[Callable[[Any], Any], bool]] = {}
+
+
+def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> None:
+    """Tell ``Parameterize(fn, x, ...)`` how to find ``x`` from its value.
+
+    ``inverse(fn(x)) == x`` for ``x`` in fn's domain; the other arguments of the
+    ``Parameterize`` are kept as they are. With it, :func:`rewrap` and
+    ``optic.unwrapped()`` set such a ``Parameterize`` by value. A value outside
+    the range of ``fn`` (one for which ``inverse`` gives NaN) is a ``ValueError``.
+    Registered already: ``jnp.exp``/``jnp.log``, ``jax.nn.softplus``/
+    :func:`inv_softplus`, ``jax.nn.sigmoid``/``jax.scipy.special.logit`` (each
+    both ways) and :func:`~lensify.identity`.
+
+    Args:
+        fn: The function, as passed to ``Parameterize``; it must be hashable.
+        inverse: Its inverse in its first argument.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> def cube(x):
+        ...     return x**3
+        >>> lf.register_inverse(cube, jnp.cbrt)
+        >>> lf.rewrap(lf.Parameterize(cube, jnp.array(1.0)), jnp.array(8.0))
+        Parameterize(cube, Array(2., dtype=float32))
+    """
+    try:
+        hash(fn)
+    except TypeError:
+        raise TypeError(
+            f"register_inverse needs a hashable fn, got {type(fn).__name__}: it is looked "
+            "up by the function a Parameterize holds."
+        ) from None
+    _INVERSES[fn] = (inverse, True)
+
+
+def inverse_of(fn: Any) -> tuple[Callable[[Any], Any], bool] | None:
+    """The inverse registered for ``fn``, and whether its results need :func:`check_in_range`."""
+    try:
+        return _INVERSES.get(fn)
+    except TypeError:  # an unhashable callable (a Module holding arrays)
+        return None
+
+
+def check_in_range(raw: Any, value: Any, name: str) -> Any:
+    """``raw``, checked to be no NaN where ``value`` is none: an inverse gives NaN for a
+    value outside its function's range, which must be an error, never a NaN."""
+    message = f"Parameterize: a value is outside the range of {name}"
+
+    def error(_raw: np.ndarray, bad: np.ndarray) -> ValueError:
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        return ValueError(f"{message} ({int(bad.sum())} position(s), the first at {where}).")
+
+    if isinstance(raw, jax.core.Tracer) or isinstance(value, jax.core.Tracer):
+        return check_where(raw, jnp.isnan(raw) & ~jnp.isnan(value), error)
+    raw_np = np.asarray(raw)
+    if raw_np.dtype.kind in "fc" and np.isnan(raw_np).any():
+        bad = np.isnan(raw_np) & ~np.isnan(np.asarray(value))
+        if bad.any():
+            raise error(raw_np, np.broadcast_to(bad, raw_np.shape))
+    return raw
+
+
+# The built-in pairs, both ways. inv_softplus checks its input itself, and exp,
+# softplus and sigmoid are defined everywhere: their results need no NaN check.
+_PAIRS: list[tuple[Callable[[Any], Any], Callable[[Any], Any]]] = [
+    (jnp.exp, jnp.log),
+    (jax.nn.softplus, inv_softplus),
+    (jax.nn.sigmoid, jax.scipy.special.logit),
+]
+for _fn, _inverse in _PAIRS:
+    register_inverse(_fn, _inverse)
+    _INVERSES[_inverse] = (_fn, False)
+_INVERSES[jax.nn.softplus] = (inv_softplus, False)
+del _fn, _inverse
+
+
+def increasing_points_to_raw(
+    value: Any,
+    bounds: tuple[Any, Any],
+    min_width: float,
+    include_endpoints: str,
+    n_widths: int,
+) -> jax.Array:
+    """The raw array from which ``RealToIncreasingOnInterval`` unwraps to ``value``.
+
+    The widths between consecutive points, less ``min_width``, are the softmax of
+    the raw array up to a constant; the raw array returned has mean zero.
+    """
+    lower, upper = bounds
+    points = jnp.asarray(value)
+    if not jnp.issubdtype(points.dtype, jnp.inexact):
+        points = points.astype(jnp.result_type(float))
+    has_lower = include_endpoints in ("lower", "both")
+    has_upper = include_endpoints in ("upper", "both")
+    expected = n_widths - 1 + has_lower + has_upper
+    if points.ndim == 0 or points.shape[-1] != expected:
+        raise ValueError(
+            f"RealToIncreasingOnInterval with {n_widths} widths and include_endpoints="
+            f"{include_endpoints!r} unwraps to {expected} points along the last "
+            f"axis, got a value of shape {points.shape}."
+        )
+    batch = points.shape[:-1]
+    low = jnp.broadcast_to(jnp.asarray(lower, points.dtype), (*batch, 1))
+    high = jnp.broadcast_to(jnp.asarray(upper, points.dtype), (*batch, 1))
+    inner = points[..., int(has_lower) : expected - int(has_upper)]
+    widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
+    narrow = widths <= min_width
+    no = jnp.zeros((*batch, 1), bool)
+    # A width too narrow marks both of its points; an endpoint must equal its bound.
+    bad = jnp.concatenate([narrow, no], axis=-1) | jnp.concatenate([no, narrow], axis=-1)
+    tol = 16 * jnp.finfo(points.dtype).eps * (jnp.abs(lower) + jnp.abs(upper))
+    ends = [jnp.abs(points[..., :1] - low) > tol] if has_lower else [no]
+    ends += [jnp.abs(points[..., -1:] - high) > tol] if has_upper else [no]
+    bad = bad | jnp.concatenate([ends[0], jnp.zeros_like(narrow[..., 1:]), ends[1]], axis=-1)
+    bad = bad[..., int(not has_lower) : int(not has_lower) + expected]
+
+    def error(_points: np.ndarray, mask: np.ndarray) -> ValueError:
+        where = tuple(int(i) for i in np.argwhere(mask)[0])
+        return ValueError(
+            "RealToIncreasingOnInterval: a value must increase by more than min_width="
+            f"{min_width} from the lower to the upper bound, with each included "
+            f"endpoint equal to its bound ({int(mask.sum())} position(s), the first at "
+            f"{where})."
+        )
+
+    points = check_where(points, bad, error)
+    inner = points[..., int(has_lower) : expected - int(has_upper)]
+    widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
+    raw = jnp.log(widths - min_width)
+    return raw - jnp.mean(raw, axis=-1, keepdims=True)

@@ -1,0 +1,328 @@
+"""Values through wrappers: ``rewrap``, ``with_value`` and ``register_inverse``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lensify as lf
+import lensify.testing as lt
+
+FAST = settings(max_examples=25, deadline=None)
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+
+
+class Square(lf.AbstractUnwrappable):
+    """Invertible on non-negative values; its with_value is the square root."""
+
+    x: Any
+
+    def unwrap(self) -> Any:
+        return self.x**2
+
+    def with_value(self, value: Any) -> Square:
+        return Square(jnp.sqrt(value))
+
+
+class Opaque(lf.AbstractUnwrappable):
+    x: Any
+
+    def unwrap(self) -> Any:
+        return self.x
+
+
+class Strict(lf.AbstractUnwrappable):
+    """Rejects every value as a constraint would."""
+
+    x: Any
+
+    def unwrap(self) -> Any:
+        return self.x
+
+    def with_value(self, value: Any) -> Strict:
+        raise lf.ConstraintError("Strict got a value outside its support", constraint="Strict")
+
+
+class Wrong(lf.AbstractUnwrappable):
+    x: Any
+
+    def unwrap(self) -> Any:
+        return self.x
+
+    def with_value(self, value: Any) -> Any:
+        return Opaque(value)
+
+
+# --- the contract, one edge case each -------------------------------------------------
+
+
+def test_not_invertible_error_is_a_type_error() -> None:
+    assert issubclass(lf.NotInvertibleError, TypeError)
+
+
+def test_with_value_default_names_the_class_and_the_fix() -> None:
+    with pytest.raises(lf.NotInvertibleError, match="Opaque") as info:
+        Opaque(jnp.ones(2)).with_value(jnp.zeros(2))
+    assert "with_value(self, value)" in str(info.value)
+
+
+def test_rewrap_replaces_a_leaf_outside_any_wrapper() -> None:
+    out = lf.rewrap({"a": jnp.ones(2), "b": (1, "s")}, {"a": jnp.zeros(2), "b": (2, "t")})
+    np.testing.assert_array_equal(out["a"], jnp.zeros(2))
+    assert out["b"] == (2, "t")
+
+
+def test_rewrap_of_a_user_wrapper_through_its_with_value() -> None:
+    out = lf.rewrap([Square(jnp.array(1.0))], [jnp.array(9.0)])
+    assert type(out[0]) is Square
+    np.testing.assert_allclose(out[0].x, 3.0)
+
+
+def test_rewrap_keeps_the_stack_and_the_function() -> None:
+    tree = {"w": lf.WeightNormalization(lf.Parameterize(jnp.exp, jnp.zeros((2, 3))))}
+    value = jnp.array([[1.0, 2.0, 3.0], [0.5, 0.5, 4.0]])
+    out = lf.rewrap(tree, {"w": value})
+    assert _same_structure(out, tree)
+    assert out["w"].weight.fn is jnp.exp
+    np.testing.assert_allclose(lf.unwrap(out)["w"], value, rtol=1e-5)
+
+
+def test_rewrap_keeps_a_non_trainable_inside_a_parameterize() -> None:
+    tree = lf.Parameterize(jax.nn.softplus, lf.NonTrainable(jnp.zeros(2)))
+    out = lf.rewrap(tree, jnp.array([0.5, 3.0]))
+    assert type(out.args[0]) is lf.NonTrainable
+    np.testing.assert_allclose(lf.unwrap(out), [0.5, 3.0], rtol=1e-5)
+
+
+def test_rewrap_keeps_static_fields() -> None:
+    knots = lf.RealToIncreasingOnInterval(
+        jnp.zeros(3), (0.0, 2.0), min_width=0.1, include_endpoints="neither"
+    )
+    out = lf.rewrap(knots, jnp.array([0.5, 1.0]))
+    assert (out.interval, out.min_width, out.include_endpoints) == ((0.0, 2.0), 0.1, "neither")
+    np.testing.assert_allclose(lf.unwrap(out), [0.5, 1.0], rtol=1e-5)
+
+
+def test_rewrap_parameterize_keeps_its_other_arguments() -> None:
+    def shifted_exp(x: Any, shift: Any, *, scale: Any) -> Any:
+        return scale * jnp.exp(x) + shift
+
+    lf.register_inverse(shifted_exp, jnp.log)
+    tree = lf.Parameterize(shifted_exp, jnp.zeros(2), 0.0, scale=1.0)
+    out = lf.rewrap(tree, jnp.array([2.0, 3.0]))
+    assert out.args[1:] == (0.0,) and out.kwargs == {"scale": 1.0}
+    np.testing.assert_allclose(lf.unwrap(out), [2.0, 3.0], rtol=1e-6)
+
+
+def test_rewrap_unregistered_function_says_how_to_register_or_use_an_optic() -> None:
+    with pytest.raises(lf.NotInvertibleError) as info:
+        lf.rewrap({"a": [lf.Parameterize(jnp.tanh, jnp.zeros(2))]}, {"a": [jnp.zeros(2)]})
+    message = str(info.value)
+    assert "lf.register_inverse(tanh" in message and "lf.at.args[0].set" in message
+    assert info.value.__notes__ == ["lensify: raised while rewrapping Parameterize at ['a'][0]"]
+
+
+def test_rewrap_error_note_names_the_key_path() -> None:
+    with pytest.raises(lf.NotInvertibleError) as info:
+        lf.rewrap({"a": (1.0, Opaque(2.0))}, {"a": (1.0, 3.0)})
+    assert info.value.__notes__ == ["lensify: raised while rewrapping Opaque at ['a'][1]"]
+
+
+def test_rewrap_constraint_error_starts_with_the_key_path() -> None:
+    with pytest.raises(lf.ConstraintError) as info:
+        lf.rewrap({"s": [Strict(1.0)]}, {"s": [2.0]})
+    assert str(info.value).startswith("at ['s'][0]: Strict got a value outside")
+
+
+def test_rewrap_with_value_of_the_wrong_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="must return a Wrong"):
+        lf.rewrap(Wrong(1.0), 2.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "path", "expected"),
+    [
+        ({"a": [1.0], "b": None}, "['a']", "a list of length 2"),
+        ({"a": [1.0, 2.0], "c": 1.0}, "<root>", "keys ['a', 'b']"),
+        ({"a": [1.0, {"x": 1.0}], "b": None}, "['a'][1].tree", "expected a leaf"),
+        ({"a": [1.0, 2.0], "b": 1.0}, "['b']", "expected None"),
+        ({"a": (1.0, 2.0), "b": None}, "['a']", "a list of length 2"),
+    ],
+)
+def test_rewrap_structure_mismatch_names_the_key_path(
+    values: Any, path: str, expected: str
+) -> None:
+    tree = {"a": [jnp.ones(()), lf.NonTrainable(jnp.ones(()))], "b": None}
+    with pytest.raises(ValueError, match=r"shaped like lf\.unwrap") as info:
+        lf.rewrap(tree, values)
+    assert f"at {path} " in str(info.value) and expected in str(info.value)
+
+
+def test_rewrap_leaf_replaced_by_none_is_a_mismatch() -> None:
+    with pytest.raises(ValueError, match=r"at \['a'\] expected a leaf, got None"):
+        lf.rewrap({"a": jnp.ones(2)}, {"a": None})
+
+
+def test_rewrap_value_outside_the_range_of_exp_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="outside the range of exp") as info:
+        lf.rewrap({"k": lf.Parameterize(jnp.exp, jnp.zeros(2))}, {"k": jnp.array([1.0, -1.0])})
+    assert info.value.__notes__ == ["lensify: raised while rewrapping Parameterize at ['k']"]
+
+
+def test_rewrap_value_outside_the_range_is_a_runtime_error_under_jit() -> None:
+    tree = lf.Parameterize(jax.nn.sigmoid, jnp.zeros(2))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="outside the range of sigmoid"):
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, jnp.array([0.5, 1.5])))
+
+
+def test_rewrap_negative_value_through_softplus_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        lf.rewrap(lf.Parameterize(jax.nn.softplus, jnp.zeros(2)), jnp.array([1.0, -1.0]))
+
+
+def test_rewrap_weight_normalization_zero_row_is_a_value_error() -> None:
+    wn = lf.WeightNormalization(jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="row of zeros"):
+        lf.rewrap(wn, jnp.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
+
+
+def test_rewrap_weight_normalization_scale_is_the_row_norms() -> None:
+    value = jnp.array([[3.0, 4.0], [0.0, 2.0]])
+    out = lf.rewrap(lf.WeightNormalization(jnp.ones((2, 2))), value)
+    np.testing.assert_allclose(lf.unwrap(out.scale), [[5.0], [2.0]], rtol=1e-6)
+    np.testing.assert_array_equal(out.weight, value)
+
+
+@pytest.mark.parametrize(
+    "points",
+    [[0.0, 0.05, 1.0, 2.0], [0.0, 1.5, 1.0, 2.0], [0.1, 0.5, 1.0, 2.0], [0.0, 0.5, 1.0, 2.5]],
+    ids=["too-close", "decreasing", "lower-endpoint", "upper-endpoint"],
+)
+def test_rewrap_real_to_increasing_outside_its_constraints(points: list[float]) -> None:
+    knots = lf.RealToIncreasingOnInterval(
+        jnp.zeros(3), (0.0, 2.0), min_width=0.1, include_endpoints="both"
+    )
+    with pytest.raises(ValueError, match="increase by more than min_width"):
+        lf.rewrap(knots, jnp.array(points))
+
+
+def test_rewrap_real_to_increasing_wrong_number_of_points() -> None:
+    knots = lf.RealToIncreasingOnInterval(
+        jnp.zeros(3), (0.0, 2.0), min_width=0.1, include_endpoints="lower"
+    )
+    with pytest.raises(ValueError, match="unwraps to 3 points"):
+        lf.rewrap(knots, jnp.array([0.0, 0.5, 1.0, 2.0]))
+
+
+def test_rewrap_real_to_increasing_with_traced_bounds() -> None:
+    @jax.jit
+    def roundtrip(lower: jax.Array, value: jax.Array) -> jax.Array:
+        knots = lf.RealToIncreasingOnInterval(
+            jnp.zeros(3), (lower, 2.0), min_width=0.1, include_endpoints="both"
+        )
+        return lf.unwrap(lf.rewrap(knots, value))
+
+    value = jnp.array([0.0, 0.3, 1.0, 2.0])
+    np.testing.assert_allclose(roundtrip(jnp.array(0.0), value), value, rtol=1e-5, atol=1e-6)
+
+
+def test_rewrap_under_jit_grad_and_vmap() -> None:
+    tree = {"s": lf.Parameterize(jax.nn.softplus, jnp.zeros(3)), "b": jnp.zeros(3)}
+    values = {"s": jnp.array([0.5, 1.0, 2.0]), "b": jnp.ones(3)}
+    jitted = jax.jit(lf.rewrap)(tree, values)
+    assert _same_structure(jitted, tree)
+    np.testing.assert_allclose(lf.unwrap(jitted)["s"], values["s"], rtol=1e-5)
+    grad = jax.grad(lambda v: lf.unwrap(lf.rewrap(tree, v))["s"].sum())(values)
+    np.testing.assert_allclose(grad["s"], jnp.ones(3), rtol=1e-5)
+    batched = {"s": jnp.stack([values["s"], 2 * values["s"]]), "b": jnp.zeros((2, 3))}
+    out = jax.vmap(lf.rewrap, in_axes=(None, 0))(tree, batched)
+    np.testing.assert_allclose(lf.unwrap(out)["s"], batched["s"], rtol=1e-5)
+
+
+def test_register_inverse_needs_a_hashable_function() -> None:
+    with pytest.raises(TypeError, match="hashable"):
+        lf.register_inverse(lf.NonTrainable(jnp.ones(2)), jnp.log)  # type: ignore[arg-type]
+
+
+_PAIRS: list[tuple[Callable[[Any], Any], Any]] = [
+    (jnp.exp, [0.5, 2.0]),
+    (jnp.log, [-1.0, 2.0]),
+    (jax.nn.softplus, [0.5, 2.0]),
+    (lf.inv_softplus, [-1.0, 2.0]),
+    (jax.nn.sigmoid, [0.25, 0.75]),
+    (jax.scipy.special.logit, [-1.0, 2.0]),
+    (lf.identity, [-1.0, 2.0]),
+]
+
+
+@pytest.mark.parametrize(("fn", "value"), _PAIRS, ids=lambda p: getattr(p, "__name__", ""))
+def test_built_in_inverse_pairs(fn: Callable[[Any], Any], value: list[float]) -> None:
+    out = lf.rewrap(lf.Parameterize(fn, jnp.ones(2)), jnp.array(value))
+    np.testing.assert_allclose(lf.unwrap(out), value, rtol=1e-5)
+
+
+# --- laws: put-get, get-put, put-put ---------------------------------------------------
+
+_RAW = lt.float_arrays([(2, 3)], nonzero=True)
+
+
+def _knots(x: Any) -> Any:
+    return lf.RealToIncreasingOnInterval(x, (-1.0, 2.0), min_width=0.1, include_endpoints="both")
+
+
+# Each factory builds a wrapper stack around a (2, 3) raw array; values are drawn as
+# the unwrapped value of the same stack around another raw array, so they lie inside
+# its support and away from saturation.
+_FACTORIES: dict[str, Callable[[Any], Any]] = {
+    "frozen": lf.NonTrainable,
+    "exp": lambda x: lf.Parameterize(jnp.exp, x),
+    "softplus_of_frozen": lambda x: lf.Parameterize(jax.nn.softplus, lf.NonTrainable(x)),
+    "sigmoid": lambda x: lf.Parameterize(jax.nn.sigmoid, x),
+    "identity": lambda x: lf.Parameterize(lf.identity, x),
+    "weight_norm": lf.WeightNormalization,
+    "weight_norm_of_exp": lambda x: lf.WeightNormalization(lf.Parameterize(jnp.exp, x)),
+    "frozen_weight_norm": lambda x: lf.NonTrainable(lf.WeightNormalization(x)),
+    "knots": _knots,
+    "in_a_tree": lambda x: {"k": [_knots(x), x], "s": lf.Parameterize(jnp.exp, x), "n": None},
+}
+# Tolerances: the inverses are exact up to float32 rounding, amplified by the log of
+# widths for knots and by exp/log for the exponential.
+_TOL = {"rtol": 1e-4, "atol": 1e-5}
+_FACTORY = st.sampled_from(sorted(_FACTORIES))
+
+
+@FAST
+@given(_FACTORY, _RAW, _RAW)
+def test_put_get(name: str, raw: Any, other: Any) -> None:
+    make = _FACTORIES[name]
+    value = lf.unwrap(make(other))
+    assert lt.trees_close(lf.unwrap(lf.rewrap(make(raw), value)), value, **_TOL)
+
+
+@FAST
+@given(_FACTORY, _RAW)
+def test_get_put(name: str, raw: Any) -> None:
+    tree = _FACTORIES[name](raw)
+    out = lf.rewrap(tree, lf.unwrap(tree))
+    assert _same_structure(out, tree)
+    assert lt.trees_close(out, tree, **_TOL)
+
+
+@FAST
+@given(_FACTORY, _RAW, _RAW, _RAW)
+def test_put_put(name: str, raw: Any, first: Any, second: Any) -> None:
+    make = _FACTORIES[name]
+    tree, v, w = make(raw), lf.unwrap(make(first)), lf.unwrap(make(second))
+    twice, once = lf.rewrap(lf.rewrap(tree, v), w), lf.rewrap(tree, w)
+    assert _same_structure(twice, once)
+    assert lt.trees_close(twice, once, **_TOL)
