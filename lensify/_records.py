@@ -317,9 +317,6 @@ def _is_set(obj: Any, name: str) -> bool:
 def _fill_defaults(obj: Any, layout: _Layout) -> None:
     # A hand-written __init__ sets the fields it wants; attrs only fills defaults
     # in the __init__ it generates, so the rest are filled here.
-    values = getattr(obj, "__dict__", None)
-    if values is not None and layout.names_set <= values.keys():
-        return  # the usual case: __init__ set every field
     missing = []
     for name, default in layout.defaults:
         if _is_set(obj, name):
@@ -373,30 +370,6 @@ def _from_fields(cls: type, values: dict[str, Any]) -> Any:
     obj: Any = object.__new__(cls)
     for name, value in values.items():
         object.__setattr__(obj, name, value)
-    return obj
-
-
-def _construct(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    layout = cls.__dict__.get("_lf_layout") or _layout(cls)
-    by_fields = layout.by_fields
-    if by_fields is not None and not args and kwargs.keys() == by_fields.keys():
-        # Every field by name, to a class whose __init__ takes other arguments:
-        # what attrs.evolve passes. Rebuilt from the fields, as lf.replace does.
-        obj = _from_fields(cls, {by_fields[alias]: v for alias, v in kwargs.items()})
-    else:
-        obj = cast(Any, cls).__new__(cls)
-        ids = _initialising.__dict__.setdefault("ids", set())
-        ids.add(id(obj))
-        try:
-            obj.__init__(*args, **kwargs)
-            if layout.custom_init:
-                _fill_defaults(obj, layout)
-            elif layout.post_init:
-                obj.__post_init__()
-        finally:
-            ids.discard(id(obj))
-    if layout.static_names or layout.check_inits:
-        _check_constructed(obj, layout)
     return obj
 
 
@@ -724,7 +697,29 @@ class RecordMeta(abc.ABCMeta):
         _register(cls)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return _construct(cls, args, kwargs)
+        layout = cls.__dict__.get("_lf_layout") or _layout(cls)
+        by_fields = layout.by_fields
+        if by_fields is not None and not args and kwargs.keys() == by_fields.keys():
+            # Every field by name, to a class whose __init__ takes other arguments:
+            # what attrs.evolve passes. Rebuilt from the fields, as lf.replace does.
+            obj = _from_fields(cls, {by_fields[alias]: v for alias, v in kwargs.items()})
+        else:
+            obj = cast(Any, cls).__new__(cls)
+            ids = _initialising.__dict__.setdefault("ids", set())
+            ids.add(id(obj))
+            try:
+                obj.__init__(*args, **kwargs)
+                if layout.custom_init:
+                    values = getattr(obj, "__dict__", None)
+                    if values is None or not layout.names_set <= values.keys():
+                        _fill_defaults(obj, layout)
+                elif layout.post_init:
+                    obj.__post_init__()
+            finally:
+                ids.discard(id(obj))
+        if layout.static_names or layout.check_inits:
+            _check_constructed(obj, layout)
+        return obj
 
 
 # How treescope renders a record: set by lensify._treescope.
