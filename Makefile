@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-plot fuzz docs wheel clean
+.PHONY: demo test lint typecheck check-layers pytest bench bench-plot fuzz docs wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,19 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The registry boundary: only lensify/_tree.py calls a pytree registry (JAX's or
+# optree's). Doctest lines (>>> and ...) may, as users do.
+REGISTRY_CALL := (^|[^A-Za-z0-9_.])(jax[.]tree_util|jtu|jax[.]tree|optree)[.][A-Za-z_]+[(]
+check-layers:
+	@calls=$$(grep -rnE '$(REGISTRY_CALL)' lensify --include='*.py' \
+		| grep -v '^lensify/_tree[.]py:' \
+		| grep -vE '^[^:]+:[0-9]+:[[:space:]]*(>>>|[.][.][.])'); \
+	if [ -n "$$calls" ]; then \
+		echo "$$calls"; \
+		echo "check-layers: only lensify/_tree.py may call a pytree registry; use lensify._tree"; \
+		exit 1; \
+	fi
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

@@ -14,25 +14,17 @@ with placeholder leaves that no validator would accept.
 from __future__ import annotations
 
 import abc
-import dataclasses
-import importlib
-import inspect
 import operator
 import sys
 import threading
-import types
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
-import jax
-import jax.numpy
-import numpy as np
-import optree
 from attrs.exceptions import FrozenInstanceError
 
-from lensify import _tree
+from lensify import _fields, _functions, _tree
+from lensify._fields import field as field
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
@@ -50,7 +42,6 @@ __all__ = [
     "replace",
 ]
 
-_STATIC = "lensify.static"
 R = TypeVar("R")
 
 
@@ -84,32 +75,6 @@ _initialising = threading.local()
 _finalise_lock = threading.RLock()
 
 
-def field(*, static: bool = False, **kwargs: Any) -> Any:
-    """An attrs field with pytree metadata.
-
-    Args:
-        static: If True the field is part of the tree structure (JAX's "aux data")
-            rather than a child: it is never traced, differentiated or batched, and
-            its value must be hashable.
-        **kwargs: Passed on to :func:`attrs.field` (``default``, ``converter``,
-            ``validator``, ``kw_only``, ...).
-
-    Example:
-        >>> import jax, attrs
-        >>> import lensify as lf
-        >>> class Scaled(lf.AbstractUnwrappable):
-        ...     x: jax.Array
-        ...     factor: float = lf.field(static=True, default=2.0)
-        ...     def unwrap(self):
-        ...         return self.x * self.factor
-        >>> jax.tree_util.tree_leaves(Scaled(1.0))
-        [1.0]
-    """
-    metadata = dict(kwargs.pop("metadata", None) or {})
-    metadata[_STATIC] = static
-    return attrs.field(metadata=metadata, **kwargs)
-
-
 class _Layout:
     """How one record class splits into children and structure, and how it is built.
 
@@ -135,12 +100,12 @@ class _Layout:
         fields = attrs.fields(cls)
         self.names = tuple(f.name for f in fields)
         self.names_set = frozenset(self.names)
-        self.child_names = tuple(f.name for f in fields if not f.metadata.get(_STATIC))
-        self.static_names = tuple(f.name for f in fields if f.metadata.get(_STATIC))
+        self.child_names = tuple(f.name for f in fields if not f.metadata.get(_fields.STATIC))
+        self.static_names = tuple(f.name for f in fields if f.metadata.get(_fields.STATIC))
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
         self.get_children = _tuple_getter(self.child_names)
         self.get_static = _tuple_getter(self.static_names)
-        self.custom_init = _has_custom_init(cls)
+        self.custom_init = _fields.has_custom_init(cls)
         # With a hand-written __init__, the fields it leaves unset take their defaults.
         self.defaults = tuple((f.name, f.default) for f in fields) if self.custom_init else ()
         # A dataclass-style __post_init__ runs after the generated __init__ only, as
@@ -150,7 +115,7 @@ class _Layout:
         self.check_inits = tuple(
             k.__dict__["__check_init__"] for k in cls.__mro__ if "__check_init__" in k.__dict__
         )
-        self.by_fields = _fields_init_cannot_take(cls, fields) if self.custom_init else None
+        self.by_fields = _fields.fields_init_cannot_take(cls, fields) if self.custom_init else None
 
 
 def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -163,57 +128,6 @@ def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return operator.attrgetter(*names)
 
 
-def _is_generated_init(init: Any) -> bool:
-    code = getattr(init, "__code__", None)
-    return code is not None and code.co_filename.startswith("<attrs generated")
-
-
-def _has_custom_init(cls: type) -> bool:
-    init = cast(Any, cls).__init__
-    return init is not object.__init__ and not _is_generated_init(init)
-
-
-def _fields_init_cannot_take(
-    cls: type, fields: tuple[attrs.Attribute, ...]
-) -> dict[str, str] | None:
-    """``{init name: field name}`` if ``cls.__init__`` does not take its fields by name.
-
-    attrs.evolve calls ``cls(**fields)``: such a class cannot be rebuilt through its
-    ``__init__`` (``Parameterize(fn, *args, **kwargs)``, a constraint taking a value),
-    so that call is understood as a rebuild from the fields. None if ``__init__``
-    names every field, as an attrs-generated one does.
-    """
-    aliases = {f.alias or f.name: f.name for f in fields if f.init}
-    try:
-        parameters = inspect.signature(cast(Any, cls).__init__).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a builtin __init__
-        return None
-    named = {
-        p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    return aliases if aliases and not aliases.keys() <= named else None
-
-
-def _translate_dataclass_fields(cls: type) -> None:
-    # Wrappers written for paramax declare fields with eqx.field(static=True),
-    # which is a dataclasses.Field: attrs would take it for a default value.
-    for name, value in list(cls.__dict__.items()):
-        if not isinstance(value, dataclasses.Field):
-            continue
-        metadata = dict(value.metadata)
-        kwargs: dict[str, Any] = {"init": value.init, "repr": value.repr}
-        if value.default is not dataclasses.MISSING:
-            kwargs["default"] = value.default
-        elif value.default_factory is not dataclasses.MISSING:
-            kwargs["factory"] = value.default_factory
-        if "converter" in metadata:
-            kwargs["converter"] = metadata.pop("converter")
-        if value.kw_only is True:
-            kwargs["kw_only"] = True
-        static = bool(metadata.pop("static", False))
-        type.__setattr__(cls, name, field(static=static, metadata=metadata, **kwargs))
-
-
 def _finalise(cls: type) -> None:
     """Apply attrs to an undecorated record class, in place."""
     with _finalise_lock:
@@ -222,7 +136,7 @@ def _finalise(cls: type) -> None:
         for base in cls.__mro__[1:]:
             if isinstance(base, RecordMeta) and "__attrs_attrs__" not in base.__dict__:
                 _finalise(base)
-        _translate_dataclass_fields(cls)
+        _fields.translate_dataclass_fields(cls)
         body = dict(cls.__dict__)
         attrs.define(
             cls,
@@ -240,27 +154,6 @@ def _finalise(cls: type) -> None:
         for name, value in body.items():
             if name not in cls.__dict__:
                 type.__setattr__(cls, name, value)
-
-
-def _keep_inherited_init(cls: type) -> None:
-    # attrs generates an __init__ taking the fields for a class without one of its
-    # own, which would replace a hand-written __init__ inherited from a base
-    # (``class MyParam(lf.Parameterize): pass``). Python's and equinox's rule is
-    # that a subclass inherits its base's __init__; making it the class's own
-    # keeps it, under attrs.define here and under a later @attrs.frozen alike.
-    if "__init__" not in cls.__dict__ and _has_custom_init(cls):
-        type.__setattr__(cls, "__init__", cast(Any, cls).__init__)
-
-
-def _warn_post_init_with_custom_init(cls: type) -> None:
-    if hasattr(cls, "__post_init__") and _has_custom_init(cls):
-        warnings.warn(
-            f"{cls.__qualname__} has both an __init__ and a __post_init__, so its "
-            "__post_init__ is never run: as with dataclasses and equinox, only a "
-            "generated __init__ calls it. Call it at the end of __init__, or move "
-            "checks into __check_init__, which runs after any __init__.",
-            stacklevel=3,
-        )
 
 
 def _adopt_frozen_hooks(cls: type) -> None:
@@ -298,79 +191,11 @@ def record_fields(cls: type) -> tuple[attrs.Attribute, ...]:
 # ------------------------------------------------------------------- construction
 
 
-def _is_set(obj: Any, name: str) -> bool:
-    """Whether ``obj`` holds its own value for field ``name`` (in __dict__ or a slot)."""
-    values = getattr(obj, "__dict__", None)
-    if values is not None and name in values:
-        return True
-    for klass in type(obj).__mro__:
-        slot = klass.__dict__.get(name)
-        if isinstance(slot, types.MemberDescriptorType):
-            try:
-                slot.__get__(obj, klass)
-            except AttributeError:
-                return False
-            return True
-    return False
-
-
-def _fill_defaults(obj: Any, layout: _Layout) -> None:
-    # A hand-written __init__ sets the fields it wants; attrs only fills defaults
-    # in the __init__ it generates, so the rest are filled here.
-    missing = []
-    for name, default in layout.defaults:
-        if _is_set(obj, name):
-            continue
-        if default is attrs.NOTHING:
-            missing.append(name)
-            continue
-        if isinstance(default, cast(type, attrs.Factory)):
-            factory = cast(Any, default)
-            default = factory.factory(obj) if factory.takes_self else factory.factory()
-        object.__setattr__(obj, name, default)
-    if missing:
-        cls = type(obj)
-        raise TypeError(
-            f"{cls.__name__}.__init__ did not set the field(s) {', '.join(map(repr, missing))}. "
-            "Set each field in __init__, or give it a default "
-            "(lf.field(default=...))."
-        )
-
-
-def _holds_array(value: Any) -> bool:
-    if isinstance(value, (jax.Array, np.ndarray)):
-        return True
-    if type(value) in _tree.PLAIN_TYPES:
-        return False
-    leaves, _ = _tree.flatten(value)
-    return any(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
-
-
-def _warn_static_arrays(obj: Any, layout: _Layout) -> None:
-    names = [n for n in layout.static_names if _holds_array(getattr(obj, n))]
-    if names:
-        warnings.warn(
-            f"{type(obj).__name__}: the static field(s) {', '.join(map(repr, names))} "
-            "hold a JAX or numpy array. A static field is part of the tree structure, "
-            "so it is never traced, differentiated or batched, and an array there "
-            "breaks jax.jit's caching. Make it a child field (drop static=True), or "
-            "store a hashable value (a float, a tuple).",
-            stacklevel=3,
-        )
-
-
 def _check_constructed(obj: Any, layout: _Layout) -> None:
     if layout.static_names:
-        _warn_static_arrays(obj, layout)
+        _fields.warn_static_arrays(obj, layout.static_names)
     for check in layout.check_inits:
         check(obj)
-
-
-def _from_fields(cls: type, values: dict[str, Any]) -> Any:
-    obj: Any = object.__new__(cls)
-    for name, value in values.items():
-        object.__setattr__(obj, name, value)
-    return obj
 
 
 def replace(record: R, /, **changes: Any) -> R:
@@ -412,62 +237,17 @@ def replace(record: R, /, **changes: Any) -> R:
             f"{cls.__name__} has no field {unknown[0]!r}; its fields are {', '.join(layout.names)}."
         )
     values = {n: changes[n] if n in changes else getattr(record, n) for n in layout.names}
-    new: R = _from_fields(cls, values)
+    new: R = _fields.from_fields(cls, values)
     _check_constructed(new, layout)
     return new
 
 
 # ------------------------------------------------------------ flatten and rebuild
 
-# Function types that are never pytree nodes: checked before asking the registry.
-_FUNCTION_TYPES = frozenset(
-    {types.FunctionType, types.BuiltinFunctionType, types.MethodType, type(jax.jit(abs))}
-)
-# Plain containers, searched for functions inside a record's children.
-_CONTAINER_TYPES = frozenset({tuple, list, dict})
 
-
-def _is_function(value: Any) -> bool:
-    # A callable that JAX treats as a leaf (a function, a jitted function, a
-    # class) is not a parameter: it belongs in the structure, so that plain
-    # jax.jit/grad/vmap see through the record. A callable pytree node (an
-    # equinox Module, jax.tree_util.Partial) stays a child and its leaves train.
-    if type(value) in _FUNCTION_TYPES:
-        return True
-    return callable(value) and not _tree.is_array(value) and not _tree.is_node(value)
-
-
-def _hoist(container: Any, i: int, found: list[Any]) -> Any:
-    """``container`` with each function directly in it as None, the functions in ``found``."""
-    before = len(found)
-    if type(container) is dict:
-        entries = dict(container)
-        for key, value in container.items():
-            if callable(value) and _is_function(value):
-                found.append(((i, key), value))
-                entries[key] = None
-        return container if len(found) == before else entries
-    items = list(container)
-    for j, value in enumerate(container):
-        if callable(value) and _is_function(value):
-            found.append(((i, j), value))
-            items[j] = None
-    if len(found) == before:
-        return container
-    return items if type(container) is list else tuple(items)
-
-
-def _put(container: Any, key: Any, value: Any) -> Any:
-    """A copy of a tuple, list or dict with ``value`` at ``key`` (a dict's key may be new)."""
-    if type(container) is dict:
-        entries = dict(container)
-        entries[key] = value
-        return entries
-    items = list(container)
-    items[key] = value
-    return items if type(container) is list else tuple(items)
-
-
+# Bound here: record_flatten runs once per record per flatten.
+_CONTAINER_TYPES = _functions.CONTAINER_TYPES
+_FUNCTION_TYPES = _functions.FUNCTION_TYPES
 _NO_HOISTED: tuple[tuple[tuple[Any, ...], Any], ...] = ()
 
 
@@ -497,8 +277,8 @@ def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
             # at: below them is the user's tree, whose functions are leaves as JAX
             # says (and a deep search would cost every flatten of a large tree).
             if value and any(map(callable, value.values() if t is dict else value)):
-                kept[i] = _hoist(value, i, found)
-        elif callable(value) and _is_function(value):
+                kept[i] = _functions.hoist(value, i, found)
+        elif callable(value) and _functions.is_function(value):
             found.append(((i,), value))
             kept[i] = None
     if not found:
@@ -519,7 +299,7 @@ def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
         children = list(children)
         for path, fn in hoisted:
             i = path[0]
-            children[i] = fn if len(path) == 1 else _put(children[i], path[1], fn)
+            children[i] = fn if len(path) == 1 else _functions.put(children[i], path[1], fn)
     obj: Any = object.__new__(cls)
     setter = object.__setattr__
     for name, value in zip(layout.child_names, children, strict=True):
@@ -585,7 +365,7 @@ def _one_level_children(obj: Any) -> list[tuple[Any, Any]]:
     # containers stay where they are: the optic sees the container as it is.
     layout = _layout(type(obj))
     pairs = zip(layout.keys, layout.get_children(obj), strict=True)
-    return [(key, child) for key, child in pairs if not _is_function(child)]
+    return [(key, child) for key, child in pairs if not _functions.is_function(child)]
 
 
 def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
@@ -593,14 +373,14 @@ def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
     layout = _layout(cls)
     replacements = iter(new_children)
     values = [
-        child if _is_function(child) else next(replacements, _END)
+        child if _functions.is_function(child) else next(replacements, _END)
         for child in layout.get_children(obj)
     ]
     if any(v is _END for v in values) or next(replacements, _END) is not _END:
         raise ValueError(f"wrong number of children to rebuild a {cls.__name__}")
     fields = dict(zip(layout.child_names, values, strict=True))
     fields.update(zip(layout.static_names, layout.get_static(obj), strict=True))
-    return _from_fields(cls, fields)
+    return _fields.from_fields(cls, fields)
 
 
 _END = object()
@@ -614,63 +394,15 @@ def _register(cls: type) -> None:
         unflatten=lambda aux, children: _registry_unflatten(cls, aux, children),
         children=_one_level_children,
         rebuild=_one_level_rebuild,
-    )
-    optree.register_pytree_node(
-        cls,
-        _optree_flatten,
-        lambda aux, children: _registry_unflatten(cls, aux, children),
-        path_entry_type=optree.GetAttrEntry,
-        namespace="lensify",
+        optree_flatten=_optree_flatten,
     )
 
 
 # ---------------------------------------------------------------------- pickling
 
-_JAX_FUNCTION_TYPES = frozenset({type(jax.jit(abs)), jax.numpy.ufunc})
-
-
-class _FunctionByName:
-    """Pickles as the import of a module-level jitted function (``jnp.exp``)."""
-
-    __slots__ = ("module", "qualname")
-
-    def __init__(self, module: str, qualname: str) -> None:
-        self.module, self.qualname = module, qualname
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _import_function, (self.module, self.qualname)
-
-
-def _import_function(module: str, qualname: str) -> Any:
-    value: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def _by_name_if_jitted(value: Any) -> Any:
-    # jax's own functions (jnp.exp, jax.nn.softplus, the jnp ufuncs) are objects
-    # that pickle refuses, although they are importable by name: store the name.
-    t = type(value)
-    if t is tuple or t is list:
-        return t(map(_by_name_if_jitted, value))
-    if t is dict:
-        return {k: _by_name_if_jitted(v) for k, v in value.items()}
-    if t not in _JAX_FUNCTION_TYPES:
-        return value
-    module = getattr(value, "__module__", None)
-    qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
-    if not module or not qualname or "<" in qualname:
-        return value
-    try:
-        found = _import_function(module, qualname)
-    except (ImportError, AttributeError):
-        return value
-    return _FunctionByName(module, qualname) if found is value else value
-
 
 def _unpickle(cls: type, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
-    return _from_fields(cls, dict(zip(names, values, strict=True)))
+    return _fields.from_fields(cls, dict(zip(names, values, strict=True)))
 
 
 class RecordMeta(abc.ABCMeta):
@@ -691,8 +423,8 @@ class RecordMeta(abc.ABCMeta):
         # attrs then keeps the methods made here (they are the class's own) and the
         # rebuilt class, whose namespace already holds __attrs_attrs__, is left as is.
         if "__attrs_attrs__" not in ns:
-            _keep_inherited_init(cls)
-            _warn_post_init_with_custom_init(cls)
+            _fields.keep_inherited_init(cls)
+            _fields.warn_post_init_with_custom_init(cls)
             _finalise(cls)
         _register(cls)
 
@@ -702,7 +434,7 @@ class RecordMeta(abc.ABCMeta):
         if by_fields is not None and not args and kwargs.keys() == by_fields.keys():
             # Every field by name, to a class whose __init__ takes other arguments:
             # what attrs.evolve passes. Rebuilt from the fields, as lf.replace does.
-            obj = _from_fields(cls, {by_fields[alias]: v for alias, v in kwargs.items()})
+            obj = _fields.from_fields(cls, {by_fields[alias]: v for alias, v in kwargs.items()})
         else:
             obj = cast(Any, cls).__new__(cls)
             ids = _initialising.__dict__.setdefault("ids", set())
@@ -712,7 +444,7 @@ class RecordMeta(abc.ABCMeta):
                 if layout.custom_init:
                     values = getattr(obj, "__dict__", None)
                     if values is None or not layout.names_set <= values.keys():
-                        _fill_defaults(obj, layout)
+                        _fields.fill_defaults(obj, layout.defaults)
                 elif layout.post_init:
                     obj.__post_init__()
             finally:
@@ -757,7 +489,7 @@ class Record(metaclass=RecordMeta):
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled field by field and rebuilt without __init__, like unflatten.
         names = _layout(type(self)).names
-        values = tuple(_by_name_if_jitted(getattr(self, name)) for name in names)
+        values = tuple(_functions.by_name_if_jitted(getattr(self, name)) for name in names)
         return _unpickle, (type(self), names, values)
 
     def __copy__(self) -> Any:

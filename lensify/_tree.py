@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+import optree
 
 __all__ = [
     "DictKey",
@@ -25,10 +26,13 @@ __all__ = [
     "SequenceKey",
     "children",
     "flatten",
+    "flatten_with_path",
     "is_array",
+    "is_array_like",
     "is_inexact_array",
     "is_node",
     "keystr",
+    "leaves",
     "rebuild",
     "register_keyless_node",
     "register_node",
@@ -49,6 +53,7 @@ flatten = jtu.tree_flatten
 unflatten = jtu.tree_unflatten
 structure = jtu.tree_structure
 flatten_with_path = jtu.tree_flatten_with_path
+leaves = jtu.tree_leaves
 tree_map = jtu.tree_map
 
 _ARRAY_TYPES: tuple[type, ...] = (jax.Array, np.ndarray, np.generic)
@@ -69,6 +74,11 @@ def keystr(path: Sequence[Any]) -> str:
 def is_array(x: Any) -> bool:
     """True for jax and numpy arrays and numpy scalars."""
     return isinstance(x, _ARRAY_TYPES)
+
+
+def is_array_like(x: Any) -> bool:
+    """True for arrays and for ``jax.ShapeDtypeStruct`` (an abstract model's leaves)."""
+    return isinstance(x, (*_ARRAY_TYPES, jax.ShapeDtypeStruct))
 
 
 def is_inexact_array(x: Any) -> bool:
@@ -126,15 +136,26 @@ def register_node(
     unflatten: Callable[[Any, Any], Any],
     children: _Children | None = None,
     rebuild: Callable[[Any, Any], Any] | None = None,
+    optree_flatten: Callable[[Any], tuple[Any, Hashable, Any]] | None = None,
 ) -> None:
     """Register ``cls`` with JAX's registry, keys and all.
 
     ``children`` and ``rebuild``, given together, replace the one-level view of
-    :func:`children` and :func:`rebuild` for instances of ``cls``.
+    :func:`children` and :func:`rebuild` for instances of ``cls``. With
+    ``optree_flatten`` (children, aux data and attribute names), ``cls`` is also
+    registered with optree, in the ``"lensify"`` namespace.
     """
     jtu.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten_func=flatten)
     if children is not None and rebuild is not None:
         _ONE_LEVEL[cls] = (children, rebuild)
+    if optree_flatten is not None:
+        optree.register_pytree_node(
+            cls,
+            optree_flatten,
+            unflatten,
+            path_entry_type=optree.GetAttrEntry,
+            namespace="lensify",
+        )
 
 
 def register_keyless_node(
@@ -221,10 +242,6 @@ def _leaf_equal(a: Any, b: Any) -> bool:
         return False
 
 
-def _same_structure(a: Any, b: Any) -> bool:
-    return bool(a == b)
-
-
 def tree_equal(a: Any, b: Any) -> bool:
     """True if ``a`` and ``b`` have the same tree structure and equal leaves.
 
@@ -244,6 +261,6 @@ def tree_equal(a: Any, b: Any) -> bool:
     """
     a_leaves, a_def = jtu.tree_flatten(a)
     b_leaves, b_def = jtu.tree_flatten(b)
-    if not _same_structure(a_def, b_def):
+    if cast(Any, a_def) != b_def:  # jaxlib's stubs give PyTreeDef no __ne__
         return False
     return all(_leaf_equal(x, y) for x, y in zip(a_leaves, b_leaves, strict=True))

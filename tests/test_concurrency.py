@@ -18,7 +18,7 @@ import optree
 import pytest
 
 import lensify as lf
-from lensify import _records, _tree
+from lensify import _tree
 
 N_THREADS = 8
 
@@ -62,7 +62,7 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[type]:
         return register_optree(cls, *args, **kwargs)
 
     monkeypatch.setattr(_tree, "register_node", counting_register_node)
-    monkeypatch.setattr(_records.optree, "register_pytree_node", counting_register_optree)
+    monkeypatch.setattr(optree, "register_pytree_node", counting_register_optree)
     return counts
 
 

@@ -1,0 +1,126 @@
+"""The package's layering: no import cycles, steps apart from the Optic, small modules.
+
+Read from the source with ``ast``, so the checks see every import, including those
+inside functions (an import deferred to break a cycle is still a cycle).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lensify"
+
+# Modules allowed past about 600 lines, each with the reason it stays whole.
+LONG_MODULES: dict[str, str] = {}
+MAX_LINES = 600
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imported(name: str, path: Path) -> set[str]:
+    """The lensify modules that module ``name`` imports, anywhere in its body."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    skip: set[int] = set()
+    tree = ast.parse(path.read_text("utf8"))
+    for node in ast.walk(tree):
+        if _type_checking_only(node):
+            skip.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in MODULES else base)
+    return {m for m in found if m in MODULES and m != name}
+
+
+GRAPH = {name: _imported(name, path) for name, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_is_read() -> None:
+    assert "lensify._tree" in GRAPH["lensify._records"]
+    assert "lensify.wrappers" in GRAPH["lensify"]
+
+
+def test_cycles_are_found() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_two_modules_import_each_other() -> None:
+    assert _cycles(GRAPH) == []
+
+
+def test_optic_steps_know_nothing_of_the_optic() -> None:
+    assert "lensify.optics._optic" not in GRAPH.get("lensify.optics._steps", set())
+
+
+@pytest.mark.xfail(strict=False, reason="until every area's restructure has landed")
+def test_no_module_is_over_600_lines_without_a_reason() -> None:
+    long = {
+        name: n
+        for name, path in MODULES.items()
+        if (n := len(path.read_text("utf8").splitlines())) > MAX_LINES and name not in LONG_MODULES
+    }
+    assert long == {}
+
+
+def test_records_know_nothing_of_wrappers_or_optics() -> None:
+    low = ["lensify._tree", "lensify._fields", "lensify._functions", "lensify._records"]
+    for name in low:
+        assert GRAPH[name] <= set(low), f"{name} imports {GRAPH[name] - set(low)}"
