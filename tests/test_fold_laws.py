@@ -48,7 +48,7 @@ def _traceable(tree: Any) -> bool:
 def test_identity_on_wrapper_free_trees(tree: Any) -> None:
     out = lf.unwrap(tree)
     assert out is tree
-    assert _tree.tree_equal(out, tree)
+    assert lf.tree_equal(out, tree)
 
 
 @_FAST

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 import lensify as lf
 import lensify.testing as lt
-from lensify._tree import tree_equal
 
 settings.register_profile(
     "lensify-fuzz",
@@ -104,11 +103,16 @@ def arbitrary_optics() -> st.SearchStrategy[tuple[str, lf.Optic]]:
 
 
 def optics_and_kinds(tree: Any) -> st.SearchStrategy[tuple[str, lf.Optic]]:
-    return st.one_of(
+    fitting = [
         lt.lenses_for(tree).map(lambda o: ("lens", o)),
         lt.traversals_for(tree).map(lambda o: ("traversal", o)),
-        arbitrary_optics(),
-    )
+    ]
+    # A Partial rebuilds itself as Partial(func, *args, **keywords): setting its args
+    # or keywords to an arbitrary value fails in its own constructor, which no optic
+    # can prevent. The drawn optics leave them alone; arbitrary ones need not.
+    if lf.at.instances_of(jax.tree_util.Partial).get_all(tree):
+        return st.one_of(*fitting)
+    return st.one_of(*fitting, arbitrary_optics())
 
 
 # ---------------------------------------------------------------------------- updates
@@ -149,7 +153,7 @@ def _is_prefix(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 def _same_list(a: list[Any], b: list[Any]) -> bool:
-    return len(a) == len(b) and all(tree_equal(x, y) for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(lf.tree_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _attempt(call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
@@ -187,22 +191,22 @@ def check_every_operation(tree: Any, kind: str, optic: lf.Optic, f: Any, g: Any)
             if _is_prefix(a, b) or _is_prefix(b, a):
                 raise _fail("foci never overlap", optic=optic, tree=tree, a=a, b=b)
     for path, focus in zip(paths, foci, strict=True):
-        if not tree_equal(lf.at.from_path(path).get(tree), focus):
+        if not lf.tree_equal(lf.at.from_path(path).get(tree), focus):
             raise _fail("paths lead to the foci", optic=optic, tree=tree, path=path)
 
     single, error = _attempt(lambda: optic.get(tree))
     if len(foci) == 1:
-        if error is not None or not tree_equal(single, foci[0]):
+        if error is not None or not lf.tree_equal(single, foci[0]):
             raise _fail("get returns the single focus", optic=optic, tree=tree, error=error)
     elif not isinstance(error, lf.FocusCountError):
         raise _fail("get with 0 or several foci raises FocusCountError", optic=optic, tree=tree)
 
     # Traversal laws.
-    if not tree_equal(optic.modify(tree, lambda x: x), tree):
+    if not lf.tree_equal(optic.modify(tree, lambda x: x), tree):
         raise _fail("modify(t, id) == t", optic=optic, tree=tree)
     twice = optic.modify(optic.modify(tree, f), g)
     composed = optic.modify(tree, lambda x: g(f(x)))
-    if not tree_equal(twice, composed):
+    if not lf.tree_equal(twice, composed):
         raise _fail("modify(modify(t, f), g) == modify(t, g . f)", optic=optic, tree=tree)
     if not _same_list(optic.get_all(optic.modify(tree, f)), [f(x) for x in foci]):
         raise _fail("get_all(modify(t, f)) == map(f, get_all(t))", optic=optic, tree=tree)
@@ -218,11 +222,11 @@ def check_every_operation(tree: Any, kind: str, optic: lf.Optic, f: Any, g: Any)
 
     if kind == "lens" and len(foci) == 1:
         marker = "<set by the fuzzer>"
-        if not tree_equal(optic.set(tree, foci[0]), tree):
+        if not lf.tree_equal(optic.set(tree, foci[0]), tree):
             raise _fail("set(t, get(t)) == t", optic=optic, tree=tree)
         if optic.get(optic.set(tree, marker)) != marker:
             raise _fail("get(set(t, v)) == v", optic=optic, tree=tree)
-        if not tree_equal(optic.set(optic.set(tree, marker), 1.0), optic.set(tree, 1.0)):
+        if not lf.tree_equal(optic.set(optic.set(tree, marker), 1.0), optic.set(tree, 1.0)):
             raise _fail("set(set(t, v), w) == set(t, w)", optic=optic, tree=tree)
 
     # mask marks exactly the leaves inside the foci.
@@ -289,6 +293,6 @@ def test_fuzz_optics_on_plain_trees(data: st.DataObject) -> None:
 def test_fuzz_unwrap_laws(tree: Any) -> None:
     value = lf.unwrap(tree)
     assert not lf.contains_unwrappables(value)
-    assert tree_equal(lf.unwrap(value), value)
+    assert lf.tree_equal(lf.unwrap(value), value)
     if not lf.contains_unwrappables(tree):
         assert lf.unwrap(tree) is tree

@@ -44,9 +44,9 @@ def test_pytrees_are_valid_and_compare_equal_after_a_round_trip():
     @given(lt.pytrees())
     def check(tree: Any) -> None:
         leaves, treedef = jax.tree_util.tree_flatten(tree)
-        assert _tree.tree_equal(jax.tree_util.tree_unflatten(treedef, leaves), tree)
+        assert lf.tree_equal(jax.tree_util.tree_unflatten(treedef, leaves), tree)
         # A copy, not the tree itself: equal trees that share no node compare equal.
-        assert _tree.tree_equal(copy.deepcopy(tree), tree)
+        assert lf.tree_equal(copy.deepcopy(tree), tree)
 
     check()
 
@@ -207,7 +207,7 @@ def test_wrapped_trees_unwrap_to_finite_values(tree: Any) -> None:
 @given(st.one_of(lt.wrapped_trees(), lt.pytrees(), st.from_type(lf.AbstractUnwrappable)))
 def test_drawn_trees_round_trip_through_pickle(tree: Any) -> None:
     # Users checkpoint their trees; jax's own functions in them (jnp.tanh) included.
-    assert _tree.tree_equal(pickle.loads(pickle.dumps(tree)), tree)
+    assert lf.tree_equal(pickle.loads(pickle.dumps(tree)), tree)
 
 
 @pytest.mark.parametrize("depth", [1, 3, 6])
