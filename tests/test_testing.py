@@ -603,6 +603,40 @@ def test_constraint_laws_use_the_documented_tolerance():
     lt.check_constraint_laws(DocumentedOff, example=jnp.ones, max_examples=5)
 
 
+class Doubling(lf.AbstractUnwrappable):
+    """with_value forgets to halve the value: put-get catches it."""
+
+    x: jax.Array
+
+    def unwrap(self) -> jax.Array:
+        return self.x * 2
+
+    def with_value(self, value: jax.Array) -> Doubling:
+        return Doubling(value)
+
+
+def test_value_law_failure_names_put_get():
+    with pytest.raises(AssertionError, match=r"put-get: unwrap\(rewrap\(t, v\)\) == v"):
+        lt.check_value_laws(Doubling, max_examples=5)
+
+
+def test_value_laws_hold_for_a_user_wrapper_among_builtins():
+    def halved(x: jax.Array) -> Any:
+        return {"a": lf.NonTrainable(Halved(x)), "b": lf.Parameterize(jnp.exp, x)}
+
+    lt.check_value_laws(halved, max_examples=5)
+
+
+class Halved(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self) -> jax.Array:
+        return self.x / 2
+
+    def with_value(self, value: jax.Array) -> Halved:
+        return Halved(value * 2)
+
+
 class MaskOfNothing:
     """An optic whose mask and partition select nothing: the agreement law catches it."""
 

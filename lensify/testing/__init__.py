@@ -63,6 +63,16 @@ from lensify.testing._optics import lenses_for as lenses_for
 from lensify.testing._optics import optics_for as optics_for
 from lensify.testing._optics import traversals_for as traversals_for
 from lensify.testing._trees import pytrees as pytrees
+from lensify.testing._value_laws import INVERTIBLE_WRAPPERS as INVERTIBLE_WRAPPERS
+from lensify.testing._value_laws import ValueStrategy as ValueStrategy
+from lensify.testing._value_laws import assert_value_laws as assert_value_laws
+from lensify.testing._value_laws import check_value_laws as check_value_laws
+from lensify.testing._value_laws import invertible_parameterizations as invertible_parameterizations
+from lensify.testing._value_laws import (
+    invertible_weight_normalizations as invertible_weight_normalizations,
+)
+from lensify.testing._value_laws import nudged_values as nudged_values
+from lensify.testing._value_laws import value_tolerance as value_tolerance
 from lensify.testing._wrapper_laws import assert_vmap_construction as assert_vmap_construction
 from lensify.testing._wrapper_laws import assert_wrapper_laws as assert_wrapper_laws
 from lensify.testing._wrapper_laws import check_wrapper_laws as check_wrapper_laws
@@ -84,9 +94,11 @@ __all__ = [
     "CONTAINERS",
     "DEFAULT_UPDATES",
     "EDGES",
+    "INVERTIBLE_WRAPPERS",
     "LOW_PRECISION",
     "SMALL_SHAPES",
     "USER_NODES",
+    "ValueStrategy",
     "Catalogued",
     "ClassNode",
     "FlatNode",
@@ -99,6 +111,7 @@ __all__ = [
     "assert_constraint_laws",
     "assert_lens_laws",
     "assert_traversal_laws",
+    "assert_value_laws",
     "assert_vmap_construction",
     "assert_wrapper_laws",
     "attribute_lenses_for",
@@ -106,16 +119,20 @@ __all__ = [
     "check_constraint_laws",
     "check_lens_laws",
     "check_traversal_laws",
+    "check_value_laws",
     "check_wrapper_laws",
     "default_leaves",
     "float_arrays",
     "forward_values",
     "increasing_on_intervals",
+    "invertible_parameterizations",
+    "invertible_weight_normalizations",
     "is_container",
     "is_float_array",
     "is_matrix",
     "lenses_for",
     "non_trainables",
+    "nudged_values",
     "optics_for",
     "parameterizations",
     "probe_gradients",
@@ -124,6 +141,7 @@ __all__ = [
     "traversals_for",
     "trees_close",
     "unusual_leaves",
+    "value_tolerance",
     "weight_normalizations",
     "wrapped_arrays",
     "wrapped_trees",

@@ -1,0 +1,80 @@
+"""The value laws of lf.rewrap (DESIGN.md), and optic.unwrapped() as a lens, over
+generated trees of wrappers that can be set by value, and for each built-in wrapper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lensify as lf
+import lensify.testing as lt
+
+LAWS = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+TREES = lt.wrapped_trees(
+    wrappers=lt.INVERTIBLE_WRAPPERS, max_depth=2, nodes=lt.ALL_NODES, leaves=lt.all_leaves()
+)
+
+
+@LAWS
+@given(st.data())
+def test_value_laws_over_generated_trees(data: st.DataObject) -> None:
+    tree = data.draw(TREES, label="tree")
+    v = data.draw(lt.nudged_values(tree), label="v")
+    w = data.draw(lt.nudged_values(tree), label="w")
+    lt.assert_value_laws(tree, v, w)
+
+
+def _same(a: Any, b: Any, tolerance: tuple[float, float]) -> bool:
+    same_structure = jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    return same_structure and lt.trees_close(a, b, rtol=tolerance[0], atol=tolerance[1])
+
+
+@LAWS
+@given(st.data())
+def test_unwrapped_is_a_lens_for_every_lens(data: st.DataObject) -> None:
+    tree = data.draw(TREES, label="tree")
+    optic = data.draw(lt.lenses_for(tree), label="optic").unwrapped()
+    stored = lf.at.from_path(optic.paths(tree)[0]).get(tree)
+    v = data.draw(lt.nudged_values(stored), label="v")
+    w = data.draw(lt.nudged_values(stored), label="w")
+    tolerance = lt.value_tolerance(stored)
+    assert _same(optic.set(tree, optic.get(tree)), tree, tolerance), "get-set"
+    assert _same(optic.get(optic.set(tree, v)), v, tolerance), "set-get"
+    assert _same(optic.set(optic.set(tree, v), w), optic.set(tree, w), tolerance), "set-set"
+
+
+def _knots(x: jax.Array) -> lf.RealToIncreasingOnInterval:
+    return lf.RealToIncreasingOnInterval(x, (-1.0, 2.0), min_width=0.05, include_endpoints="both")
+
+
+BUILT_INS = {
+    "non_trainable": lf.NonTrainable,
+    "exp": lambda x: lf.Parameterize(jnp.exp, x),
+    "softplus": lambda x: lf.Parameterize(jax.nn.softplus, x),
+    "sigmoid": lambda x: lf.Parameterize(jax.nn.sigmoid, x),
+    "identity": lambda x: lf.Parameterize(lf.identity, x),
+    "weight_normalization": lf.WeightNormalization,
+    "frozen_exp_weight_normalization": lambda x: lf.WeightNormalization(
+        lf.NonTrainable(lf.Parameterize(jnp.exp, x))
+    ),
+    "increasing_on_interval": _knots,
+}
+MATRICES = lt.float_arrays([(1, 2), (2, 3)], nonzero=True)
+VECTORS = lt.float_arrays([(2,), (4,)])
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_INS))
+def test_value_laws_for_each_builtin_wrapper(name: str) -> None:
+    arrays = MATRICES if "weight_normalization" in name else None
+    arrays = VECTORS if name == "increasing_on_interval" else arrays
+    lt.check_value_laws(BUILT_INS[name], arrays=arrays, max_examples=10)
