@@ -264,6 +264,44 @@ def test_a_missing_step_before_unwrapped_is_a_missing_step() -> None:
         lf.at["nope"].unwrapped().get(_model())
 
 
+# ---------------------------------------------------------------- built-in wrappers
+
+
+def _builtin_model() -> dict[str, Any]:
+    return {
+        "w": lf.WeightNormalization(jnp.arange(1.0, 7.0).reshape(2, 3)),
+        "scale": lf.Parameterize(jax.nn.softplus, lf.NonTrainable(jnp.array(0.5))),
+        "b": lf.NonTrainable(jnp.zeros(2)),
+    }
+
+
+def test_a_non_trainable_inside_a_parameterize_stays_inside() -> None:
+    new = lf.at["scale"].unwrapped().set(_builtin_model(), jnp.array(2.0))
+    assert type(new["scale"]) is lf.Parameterize and new["scale"].fn is jax.nn.softplus
+    assert type(new["scale"].args[0]) is lf.NonTrainable
+    assert np.allclose(lf.unwrap(new)["scale"], 2.0)
+
+
+def test_weight_normalization_set_by_its_weight() -> None:
+    weight = jnp.array([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]])
+    new = lf.at["w"].unwrapped().set(_builtin_model(), weight)
+    assert type(new["w"]) is lf.WeightNormalization
+    assert np.allclose(lf.unwrap(new)["w"], weight, atol=1e-5)
+
+
+def test_a_zero_row_names_the_focus() -> None:
+    with pytest.raises(ValueError, match="zeros") as info:
+        lf.at["w"].unwrapped().set(_builtin_model(), jnp.zeros((2, 3)))
+    assert "['w']" in " ".join(info.value.__notes__)
+
+
+def test_modify_every_built_in_wrapper_by_value() -> None:
+    model = _builtin_model()
+    doubled = lf.at.each().unwrapped().modify(model, lambda v: 2 * v)
+    assert jax.tree_util.tree_structure(doubled) == jax.tree_util.tree_structure(model)
+    assert _close(lf.unwrap(doubled), jax.tree_util.tree_map(lambda v: 2 * v, lf.unwrap(model)))
+
+
 # ------------------------------------------------------------------------ the laws
 
 LENSES = [
@@ -281,26 +319,34 @@ def _value_like(value: Any, factor: float) -> Any:
     return jax.tree_util.tree_map(lambda x: jnp.full(np.shape(x), factor, jnp.float32), value)
 
 
+CASES = [(lens, _model) for lens in LENSES] + [
+    (lens, _builtin_model) for lens in (lf.at["w"], lf.at["scale"], lf.at)
+]
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(LENSES))
-def test_law_get_set(lens: lf.Optic) -> None:
-    optic, model = lens.unwrapped(), _model()
+@given(st.sampled_from(CASES))
+def test_law_get_set(case: Any) -> None:
+    lens, build = case
+    optic, model = lens.unwrapped(), build()
     again = optic.set(model, optic.get(model))
     assert jax.tree_util.tree_structure(again) == jax.tree_util.tree_structure(model)
     assert _close(again, model)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(LENSES), st.floats(0.1, 10.0))
-def test_law_set_get(lens: lf.Optic, factor: float) -> None:
-    optic, model = lens.unwrapped(), _model()
+@given(st.sampled_from(CASES), st.floats(0.1, 10.0))
+def test_law_set_get(case: Any, factor: float) -> None:
+    lens, build = case
+    optic, model = lens.unwrapped(), build()
     value = _value_like(optic.get(model), factor)
     assert _close(optic.get(optic.set(model, value)), value)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(LENSES), st.floats(0.1, 10.0), st.floats(0.1, 10.0))
-def test_law_set_set(lens: lf.Optic, first: float, second: float) -> None:
-    optic, model = lens.unwrapped(), _model()
+@given(st.sampled_from(CASES), st.floats(0.1, 10.0), st.floats(0.1, 10.0))
+def test_law_set_set(case: Any, first: float, second: float) -> None:
+    lens, build = case
+    optic, model = lens.unwrapped(), build()
     v, w = (_value_like(optic.get(model), f) for f in (first, second))
     assert _close(optic.set(optic.set(model, v), w), optic.set(model, w))

@@ -213,11 +213,11 @@ class Optic:
             lf.at['scale'].unwrapped()
             >>> float(scale.get(model))
             2.0
+            >>> new = scale.set(model, jnp.array(0.5))
+            >>> type(new["scale"]).__name__, float(lf.unwrap(new)["scale"])
+            ('NonTrainable', 0.5)
             >>> scale.paths(model)
             [(DictKey(key='scale'),)]
-
-            Setting needs the wrappers of the focus to implement ``with_value``;
-            the page on optics shows a wrapper that does.
         """
         return self._then(Unwrapped())
 
