@@ -84,13 +84,13 @@ def _map_children(
                 out = step(child, algebra)
             else:
                 out = values[key]
-                # A leaf taking a leaf's value (the usual case) needs no step.
-                if (
-                    child is None
-                    or out is None
-                    or type(child) not in _PLAIN
-                    or type(out) not in _PLAIN
-                ):
+                # A leaf taking a leaf's value, or None taking None (the usual
+                # cases), needs no step.
+                if child is None or out is None:
+                    if child is out:
+                        continue
+                    out = step(child, None, out)
+                elif type(child) not in _PLAIN or type(out) not in _PLAIN:
                     out = step(child, None, out)
         except Exception as error:
             _prepend_path(error, _key_at(node, key))
@@ -245,7 +245,10 @@ def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
     if t in _PLAIN:
         return _leaf_value(tree, values)
     if t is list or t is tuple or t is dict:
-        _check_same_node(tree, values)
+        if type(values) is not t or len(values) != len(tree):
+            _check_same_node(tree, values)
+        if t is dict and values.keys() != tree.keys():
+            _check_same_node(tree, values)
         new = _map_children(tree, tree, values, _rewrap, None)
         if new is None:
             return tree
