@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensify import _records, _tree, _walker
+from lensify._functions import callable_name
 from lensify.wrappers import (
     NonTrainable,
     Parameterize,
-    callable_name,
     is_unwrappable,
     register_inverse,
     unwrap_algebra,
@@ -212,14 +212,8 @@ def _describe_algebra(wrapper: Any) -> WrapperStack:
     return WrapperStack(type(wrapper).__name__, label, inner)
 
 
-def _is_array_like(x: Any) -> bool:
-    # An abstract model (jax.eval_shape's output) holds ShapeDtypeStructs where
-    # arrays would be: they stand for parameters all the same.
-    return _tree.is_array(x) or isinstance(x, jax.ShapeDtypeStruct)
-
-
 def _summary(leaf: Any) -> str:
-    if _is_array_like(leaf):
+    if _tree.is_array_like(leaf):
         dims = ",".join(map(str, leaf.shape))
         return f"{_dtype_name(leaf.dtype)}[{dims}]"
     return type(leaf).__name__
@@ -338,7 +332,7 @@ class ParameterCounts:
 
 
 def _is_parameter(x: Any) -> bool:
-    return _is_array_like(x) and jnp.issubdtype(x.dtype, jnp.inexact)
+    return _tree.is_array_like(x) and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
 def _is_counts(x: Any) -> bool:
@@ -393,7 +387,7 @@ def _strip_non_trainable(tree: Any) -> Any:
 
 def _has_arrays_or_wrappers(tree: Any) -> bool:
     leaves, _ = _tree.flatten(tree, is_leaf=is_unwrappable)
-    return any(is_unwrappable(x) or _is_array_like(x) for x in leaves)
+    return any(is_unwrappable(x) or _tree.is_array_like(x) for x in leaves)
 
 
 def _single_argument(wrapper: Any) -> bool:

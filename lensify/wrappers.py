@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lensify import _records, _tree, _walker
+from lensify._functions import callable_name
 from lensify._inverses import (
     check_in_range,
     increasing_points_to_raw,
@@ -230,11 +231,6 @@ def _with_fields(record: Any, **changes: Any) -> Any:
     if changes:
         raise TypeError(f"{cls.__name__} has no children named {sorted(changes)}")
     return _records.record_rebuild(cls, aux, new)
-
-
-def callable_name(fn: Any) -> str:
-    """How a callable is named in reprs and descriptions: ``exp``, ``Linear``."""
-    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 class Parameterize(AbstractUnwrappable[T]):
