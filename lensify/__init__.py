@@ -19,6 +19,7 @@ from lensify.constraints import Interval as Interval
 from lensify.constraints import Positive as Positive
 from lensify.constraints import Simplex as Simplex
 from lensify.constraints import Symmetric as Symmetric
+from lensify.constraints import Tolerance as Tolerance
 from lensify.constraints import UnitVector as UnitVector
 from lensify.constraints import cholesky_factor as cholesky_factor
 from lensify.constraints import interval as interval
@@ -69,6 +70,7 @@ __all__ = [
     "RealToIncreasingOnInterval",
     "Simplex",
     "Symmetric",
+    "Tolerance",
     "TracedPredicateError",
     "UnitVector",
     "WeightNormalization",

@@ -14,18 +14,18 @@ tests need to exercise it; a constraint added to it is checked by every law.
 from __future__ import annotations
 
 import abc
+import operator
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import attrs
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 from jax.typing import ArrayLike
 
 from lensify import _records, _tree
-from lensify.numerics import check_where
+from lensify.numerics import check_where, wide_dtype
 from lensify.wrappers import AbstractUnwrappable, NonTrainable, contains_unwrappables, unwrap
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Preimage",
     "Simplex",
     "Symmetric",
+    "Tolerance",
     "UnitVector",
     "cholesky_factor",
     "interval",
@@ -49,6 +50,17 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound="AbstractConstraint")
+
+
+class Tolerance(NamedTuple):
+    """A round-trip tolerance, in the terms of ``numpy.allclose``.
+
+    ``got`` is close to ``want`` when ``|got - want| <= atol + rtol * |want|``
+    elementwise. See :meth:`AbstractConstraint.tolerance`.
+    """
+
+    rtol: float
+    atol: float
 
 
 class ConstraintError(ValueError):
@@ -236,8 +248,44 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def check_shape(self, shape: tuple[int, ...]) -> None:
         """Raise :class:`ConstraintError` if a value of this shape cannot be constrained."""
 
+    def check_dtype(self, dtype: Any) -> None:
+        """Raise :class:`ConstraintError` if values of this dtype cannot be constrained.
+
+        By default only complex dtypes are refused: supports are sets of real numbers.
+        """
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise self._error(
+                f"needs real values, got {jnp.dtype(dtype).name}. Constrain the real "
+                "and imaginary parts as two real arrays (jnp.real(x), jnp.imag(x)) "
+                "and combine them after unwrapping."
+            )
+
+    def tolerance(self, dtype: Any) -> Tolerance:
+        """How closely ``unwrap`` gives back a value this constraint was built from.
+
+        For a value ``x`` in the support, ``|unwrap(C(x)) - x| <= atol + rtol * |x|``
+        elementwise (the test of ``numpy.allclose``), for ``dtype`` values. The
+        default suits a map like ``softplus`` whose raw parameter is a logarithm:
+        rounding the raw array (held in ``dtype``) moves the value by up to
+        ``eps * |raw|`` relative, and ``|raw|`` reaches ``log(1 / tiny)`` (87.3 in
+        float32) at the smallest normal number ``tiny``. So
+        ``rtol = (4 + log(1 / tiny)) * eps`` and ``atol = 4 * tiny``. A
+        constraint whose round trip is better or worse says so by overriding this.
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> import lensify as lf
+            >>> lf.positive(1.0).tolerance(jnp.float32)
+            Tolerance(rtol=1.08...e-05, atol=4.70...e-38)
+        """
+        info = jnp.finfo(dtype)
+        return Tolerance(rtol=_log_range(dtype) * float(info.eps), atol=4 * float(info.tiny))
+
     def unwrap(self) -> jax.Array:
-        return self.forward(jnp.asarray(self.raw))
+        raw = jnp.asarray(self.raw)
+        if not jnp.issubdtype(raw.dtype, jnp.floating):
+            return self.forward(raw)
+        return self.forward(raw.astype(wide_dtype(raw.dtype))).astype(raw.dtype)
 
     def with_raw(self: C, raw: Any) -> C:
         """This constraint, with ``raw`` as its raw parameter (no inverse map, no check).
@@ -266,71 +314,29 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def _set_raw(self, value: Any) -> None:
         object.__setattr__(self, "raw", None)
         template = self._evaluated()
-        plain = _as_float_array(unwrap(value))
-        template.check_shape(plain.shape)
-        inside = jnp.broadcast_to(template.in_support(plain), plain.shape)
+        plain = template._checked(unwrap(value))
+        object.__setattr__(self, "raw", self._preimage(template, value, plain))
+
+    def _checked(self, value: Any) -> jax.Array:
+        # ``value`` as a float array in the support: at once when it is concrete,
+        # else when the computation runs (never pruned, see lensify.numerics).
+        plain = _as_float_array(value)
+        self.check_dtype(plain.dtype)
+        self.check_shape(plain.shape)
+        inside = jnp.broadcast_to(self.in_support(plain), plain.shape)
         bad = ~(inside & jnp.isfinite(plain))
-        error = _support_error(type(self).__name__, self.support)
-        checked = check_where(plain, bad, error)
-        # Under a trace the check runs only if something stored is computed from
-        # ``checked``: every array leaf of ``raw`` is, but when none has an entry
-        # XLA drops them, and the check with them.
-        raw = self._preimage(template, value, checked)
-        if isinstance(checked, jax.core.Tracer) and not _holds_entries(raw):
-            _check_as_effect(plain, bad, error)
-        object.__setattr__(self, "raw", raw)
+        return check_where(plain, bad, _support_error(type(self).__name__, self.support))
+
+    def _inverse(self, value: jax.Array) -> jax.Array:
+        # inverse() in at least float32, rounded once to the value's dtype.
+        return self.inverse(value.astype(wide_dtype(value.dtype))).astype(value.dtype)
 
     def _preimage(self, template: AbstractConstraint, value: Any, checked: jax.Array) -> Any:
         if type(value) is NonTrainable:
             return NonTrainable(self._preimage(template, value.tree, checked))
         if contains_unwrappables(value):
-            return _after(checked, Preimage(self, value))
-        return template.inverse(checked)
-
-
-def _after(checked: jax.Array, tree: Any) -> Any:
-    """``tree``, every array leaf of it computed from ``checked`` under a trace.
-
-    A :class:`Preimage` stores the wrapped value, not anything computed from the
-    checked one, so without this XLA would prune the support check.
-    """
-    if not isinstance(checked, jax.core.Tracer):
-        return tree  # checked at once, eagerly
-    # ``checked`` passed the support check, finiteness included, so this mask is
-    # all False: passing each leaf through a check on it only orders the leaf
-    # after the support check.
-    unchecked = ~jnp.all(jnp.isfinite(checked))
-
-    def tie(leaf: Any) -> Any:
-        if not isinstance(leaf, (jax.Array, np.ndarray)):
-            return leaf
-        return check_where(leaf, unchecked, _unreachable)
-
-    return jax.tree_util.tree_map(tie, tree)
-
-
-def _unreachable(value: np.ndarray, bad: np.ndarray) -> Exception:
-    return RuntimeError(
-        "lensify: a constraint's support check let a non-finite value through; "
-        "please report this with the value."
-    )
-
-
-def _holds_entries(tree: Any) -> bool:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return any(isinstance(x, (jax.Array, np.ndarray)) and x.size > 0 for x in leaves)
-
-
-def _check_as_effect(
-    plain: jax.Array, bad: jax.Array, error: Callable[[np.ndarray, np.ndarray], Exception]
-) -> None:
-    # An effect, unlike the pure check, is never pruned: it runs whether or not
-    # anything uses a result. Only the values are checked, so no gradient flows.
-    def host(value: np.ndarray, mask: np.ndarray) -> None:
-        if mask.any():
-            raise error(np.asarray(value), np.asarray(mask))
-
-    io_callback(host, None, jax.lax.stop_gradient(plain), bad, ordered=False)
+            return Preimage(self, value)
+        return template._inverse(checked)
 
 
 class Preimage(AbstractUnwrappable[jax.Array]):
@@ -346,9 +352,8 @@ class Preimage(AbstractUnwrappable[jax.Array]):
 
     The value is checked against the support as usual: at once when it is
     concrete, and under ``jax.jit`` or ``jax.vmap`` when the computation runs
-    (every array leaf of the stored wrapper is computed after the check, so the
-    check cannot be pruned), as a ``jax.errors.JaxRuntimeError`` naming the
-    constraint.
+    (the check is an effect, never pruned), as a ``jax.errors.JaxRuntimeError``
+    naming the constraint.
 
     Args:
         constraint: The constraint whose inverse map is applied (its ``raw`` is
@@ -380,7 +385,7 @@ class Preimage(AbstractUnwrappable[jax.Array]):
 
     def unwrap(self) -> jax.Array:
         template: AbstractConstraint = _tree.unflatten(self.structure, self.params)
-        return template.inverse(_as_float_array(self.value))
+        return template._inverse(_as_float_array(self.value))
 
 
 def _tiny(x: jax.Array) -> Any:
@@ -397,6 +402,11 @@ def _inv_softplus(value: jax.Array) -> jax.Array:
     # Unchecked: callers check the support themselves, once.
     value = jnp.maximum(value, _tiny(value))
     return value + jnp.log(-jnp.expm1(-value))
+
+
+def _log_range(dtype: Any) -> float:
+    # 4 + log(1 / tiny): how many eps of relative error rounding a raw logarithm costs.
+    return 4.0 - float(np.log(float(jnp.finfo(dtype).tiny)))
 
 
 def _sum_tolerance(n: int, dtype: Any) -> float:
@@ -500,18 +510,39 @@ def _bound(b: ArrayLike, which: str) -> float | _StaticArray:
     return float(array) if array.ndim == 0 else _StaticArray(array)
 
 
+# Below this |raw| (above it, |2x - lower - upper| > 0.46 (upper - lower)), the
+# interval map is evaluated around the midpoint, where tanh keeps its relative
+# precision; beyond it, from the nearer bound, where the sigmoid keeps it.
+_MIDDLE = 1.0
+
+
 class Interval(AbstractConstraint):
     """A value in ``(lower, upper)``: ``lower + (upper - lower) * sigmoid(raw)``.
 
     The bounds are static: Python numbers, or concrete arrays that broadcast to
     the value's shape (held by value in the tree structure), so they are never
-    leaves, never trained and never batched. The map is evaluated from the nearer
-    bound, which keeps values close to either bound precise. Construction needs
-    ``lower < x < upper``; any raw value unwraps into the closed interval
-    ``[lower, upper]``: in float32 the sigmoid saturates and the value equals a
-    nonzero bound once ``|raw|`` exceeds about ``17 + log(width / |bound|)`` (less
-    for a narrow interval far from 0), and a bound of 0 only once the sigmoid
-    underflows, near ``|raw| = 87.5``.
+    leaves, never trained and never batched. Construction needs
+    ``lower < x < upper``, with bounds that are finite and distinct in the value's
+    dtype (a ``ConstraintError`` otherwise).
+
+    The map is evaluated in the form that keeps the most precision: around the
+    midpoint ``m`` as ``m + h * tanh(raw / 2)`` (``h`` the half-width) for
+    ``|raw| <= 1``, and from the nearer bound beyond that. Every quantity is a half
+    (``upper / 2 - lower / 2``), so a width beyond the dtype's largest number
+    works, and float16 and bfloat16 are computed in float32 and rounded once.
+    The round trip ``unwrap(interval(x, lower, upper))`` is within
+    ``atol = 2 * eps * (upper - lower)`` plus ``rtol = 2 * eps`` relative (see
+    :meth:`tolerance`; ``eps`` of the value's dtype; the largest error measured
+    over float16, bfloat16 and float32 is ``0.7 * eps * (|x| + upper - lower)``):
+    the raw parameter, held in that dtype, cannot pin the value more finely. It is
+    exact to a few ulps relative near either bound and, when the interval is
+    centred on 0, near 0.
+
+    Any raw value unwraps into the closed interval ``[lower, upper]``: in float32
+    the sigmoid saturates and the value equals a nonzero bound once ``|raw|``
+    exceeds about ``17 + log(width / |bound|)`` (less for a narrow interval far
+    from 0), and a bound of 0 only once the sigmoid underflows, near
+    ``|raw| = 87.5``.
 
     Args:
         value: The value to start from, inside the interval.
@@ -523,6 +554,8 @@ class Interval(AbstractConstraint):
         >>> import lensify as lf
         >>> lf.unwrap(lf.Interval(jnp.array([0.25, 0.9]), 0.0, 1.0))
         Array([0.25, 0.9 ], dtype=float32)
+        >>> float(lf.unwrap(lf.interval(1e-6, -1.0, 1.0)))
+        1e-06
     """
 
     lower: float | _StaticArray = _records.field(static=True)
@@ -534,9 +567,7 @@ class Interval(AbstractConstraint):
         self.lower = _bound(lower, "lower")
         self.upper = _bound(upper, "upper")
         low, high = (np.asarray(_static_value(b)) for b in (self.lower, self.upper))
-        with np.errstate(over="ignore", invalid="ignore"):
-            width = high - low
-        if not (np.isfinite(width).all() and (low < high).all()):
+        if not (np.isfinite(low).all() and np.isfinite(high).all() and (low < high).all()):
             raise self._error(
                 f"needs finite bounds with lower < upper, got lower={self.lower!r}, "
                 f"upper={self.upper!r}. For a half-open support use lf.positive, "
@@ -544,41 +575,104 @@ class Interval(AbstractConstraint):
             )
         self._set_raw(value)
 
-    def _bounds(self) -> tuple[jax.Array, jax.Array]:
-        return jnp.asarray(_static_value(self.lower)), jnp.asarray(_static_value(self.upper))
+    def _bounds(self, dtype: Any) -> tuple[jax.Array, jax.Array]:
+        # Rounded to the dtype the map is computed in, then to ``dtype``: the
+        # bounds that forward's result, clipped in the wide dtype, rounds to.
+        wide = wide_dtype(dtype)
+        return tuple(  # type: ignore[return-value]
+            jnp.asarray(np.asarray(_static_value(b), dtype=wide).astype(dtype))
+            for b in (self.lower, self.upper)
+        )
+
+    def _halves(self, dtype: Any) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        lower, upper = self._bounds(dtype)
+        return lower, upper, lower / 2 + upper / 2, upper / 2 - lower / 2
+
+    def check_dtype(self, dtype: Any) -> None:
+        super().check_dtype(dtype)
+        given = [np.asarray(_static_value(b)) for b in (self.lower, self.upper)]
+        with np.errstate(over="ignore"):
+            lower, upper = (np.asarray(b, dtype=wide_dtype(dtype)).astype(dtype) for b in given)
+        name = jnp.dtype(dtype).name
+        if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+            raise self._error(
+                f"bounds lower={self.lower!r}, upper={self.upper!r} overflow {name}, the "
+                f"value's dtype (largest {float(jnp.finfo(dtype).max):.4g}). Use bounds "
+                "the dtype can hold, or a wider dtype for the value."
+            )
+        half = upper.astype(wide_dtype(dtype)) / 2 - lower.astype(wide_dtype(dtype)) / 2
+        if not (lower < upper).all() or (half < jnp.finfo(wide_dtype(dtype)).tiny).any():
+            raise self._error(
+                f"bounds lower={self.lower!r}, upper={self.upper!r} are too close to tell "
+                f"apart in {name}, the value's dtype. Use a wider dtype for the value, "
+                "or wider bounds."
+            )
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        lower, upper = self._bounds()
+        lower, upper = (np.shape(_static_value(b)) for b in (self.lower, self.upper))
         try:
-            broadcast = np.broadcast_shapes(lower.shape, upper.shape, shape)
+            broadcast = np.broadcast_shapes(lower, upper, shape)
         except ValueError:
             broadcast = None
         if broadcast != shape:
             raise self._error(
-                f"bounds of shapes {lower.shape} and {upper.shape} must broadcast to the "
-                f"value's shape {shape}."
+                f"bounds of shapes {lower} and {upper} must broadcast to the value's shape {shape}."
             )
 
+    def tolerance(self, dtype: Any) -> Tolerance:
+        """``rtol = 2 * eps`` and ``atol = 2 * eps * (upper - lower)`` (largest width).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> import lensify as lf
+            >>> lf.interval(0.5, 0.0, 2.0).tolerance(jnp.float16)
+            Tolerance(rtol=0.001953125, atol=0.00390625)
+        """
+        eps = float(jnp.finfo(dtype).eps)
+        low, high = (np.asarray(_static_value(b), np.float64) for b in (self.lower, self.upper))
+        return Tolerance(rtol=2 * eps, atol=2 * eps * float(np.max(high - low)))
+
     def forward(self, raw: jax.Array) -> jax.Array:
-        lower, upper = (b.astype(raw.dtype) for b in self._bounds())
-        width = upper - lower
+        lower, upper, mid, half = self._halves(raw.dtype)
+        middle = mid + half * jnp.tanh(raw / 2)
+        near_lower = lower + half * (2 * jax.nn.sigmoid(raw))
+        near_upper = upper - half * (2 * jax.nn.sigmoid(-raw))
         value = jnp.where(
-            raw < 0, lower + width * jax.nn.sigmoid(raw), upper - width * jax.nn.sigmoid(-raw)
+            jnp.abs(raw) <= _MIDDLE, middle, jnp.where(raw < 0, near_lower, near_upper)
         )
         return jnp.clip(value, lower, upper)  # rounding must not leave the interval
 
     def inverse(self, value: jax.Array) -> jax.Array:
-        lower, upper = (b.astype(value.dtype) for b in self._bounds())
+        lower, upper, mid, half = self._halves(value.dtype)
+        # Both scaled by a power of two first: XLA divides by multiplying with the
+        # reciprocal, which flushes to zero for a half-width near the float maximum.
+        _, exponent = jnp.frexp(half)
+        centred = jnp.ldexp(value - mid, -exponent) / jnp.ldexp(half, -exponent)
+        in_middle = jnp.abs(centred) <= np.tanh(_MIDDLE / 2)
+        # Each branch made finite where it is not used, so no NaN reaches a gradient.
+        middle = 2 * jnp.arctanh(jnp.where(in_middle, centred, 0))
         tiny = _tiny(value)
-        return jnp.log(jnp.maximum(value - lower, tiny)) - jnp.log(jnp.maximum(upper - value, tiny))
+        above_lower = jnp.maximum(value / 2 - lower / 2, tiny)
+        below_upper = jnp.maximum(upper / 2 - value / 2, tiny)
+        return jnp.where(in_middle, middle, _log_ratio(above_lower, below_upper))
 
     def in_support(self, value: jax.Array) -> jax.Array:
-        lower, upper = (b.astype(value.dtype) for b in self._bounds())
+        lower, upper = self._bounds(value.dtype)
         return (lower < value) & (value < upper)
 
     def in_closure(self, value: jax.Array) -> jax.Array:
-        lower, upper = (b.astype(value.dtype) for b in self._bounds())
+        lower, upper = self._bounds(value.dtype)
         return (lower <= value) & (value <= upper)
+
+
+def _log_ratio(a: jax.Array, b: jax.Array) -> jax.Array:
+    # log(a / b) for positive a, b: as log(a) - log(b) it would lose up to
+    # eps * |log(a)| absolutely (1e-5 near the float32 maximum), and a / b may
+    # overflow. Mantissas and exponents apart, it is as precise as the ratio.
+    mantissa_a, exponent_a = jnp.frexp(a)
+    mantissa_b, exponent_b = jnp.frexp(b)
+    shift = (exponent_a - exponent_b).astype(a.dtype) * np.log(2.0).astype(a.dtype)
+    return jnp.log(mantissa_a / mantissa_b) + shift
 
 
 def _static_value(b: float | _StaticArray) -> Any:
@@ -613,26 +707,33 @@ def interval(x: Any, lower: ArrayLike, upper: ArrayLike) -> Interval:
     return Interval(x, lower, upper)
 
 
-def _event_axis(axis: int, value: Any) -> int:
-    # Stored negative, so that leading (batch) axes added by vmap are never counted.
-    axis = int(axis)
-    return axis - jnp.ndim(unwrap(value)) if axis >= 0 else axis
-
-
 class _AlongAxis(AbstractConstraint):
     """A constraint on the vectors along ``axis``; other axes are batch axes."""
 
+    # Stored negative, so that leading (batch) axes added by vmap are never counted.
     axis: int = _records.field(static=True, default=-1)
 
     def __init__(self, value: Any, axis: int = -1) -> None:
-        self.axis = _event_axis(axis, value)
+        axis = operator.index(axis)
+        shape = jnp.shape(unwrap(value))
+        if not -len(shape) <= axis < len(shape) or shape[axis] < 1:
+            raise self._error(
+                f"needs a value with a non-empty axis {axis}, got shape {shape}. Pass an "
+                f"axis from {-len(shape)} to {len(shape) - 1} along which the value has "
+                "entries."
+            )
+        self.axis = axis - len(shape) if axis >= 0 else axis
         self._set_raw(value)
+
+    def _size(self) -> int:
+        # Entries along the axis, read from the stored (possibly wrapped) value.
+        return int(jnp.shape(unwrap(self))[self.axis])
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         if not -len(shape) <= self.axis < 0 or shape[self.axis] < 1:
             raise self._error(
-                f"needs a value with a non-empty axis {self.axis}, got shape {shape}. Pass "
-                "axis counted from the end (axis=-1 is the last)."
+                f"needs a value with a non-empty axis {self.axis} (counted from the end), "
+                f"got shape {shape}."
             )
 
 
@@ -671,6 +772,18 @@ class Simplex(_AlongAxis):
         head = jax.lax.slice_in_dim(logs, 0, n - 1, axis=self.axis)
         last = jax.lax.slice_in_dim(logs, n - 1, n, axis=self.axis)
         return head - last
+
+    def tolerance(self, dtype: Any) -> Tolerance:
+        """``rtol = (16 n + 8 + 2 log(1 / tiny)) * eps`` and ``atol = 4 * tiny``.
+
+        Two raw logarithms per entry (``n`` entries along the axis), plus the
+        renormalisation of a value whose sum construction accepted within
+        ``16 n eps`` of 1.
+        """
+        info = jnp.finfo(dtype)
+        n = self._size()
+        rtol = (16 * n + 2 * _log_range(dtype)) * float(info.eps)
+        return Tolerance(rtol=rtol, atol=4 * float(info.tiny))
 
     def _sums_to_one(self, value: jax.Array) -> jax.Array:
         n = value.shape[self.axis]
@@ -829,6 +942,10 @@ class Symmetric(_SquareMatrices):
     def inverse(self, value: jax.Array) -> jax.Array:
         return jnp.tril(value)
 
+    def tolerance(self, dtype: Any) -> Tolerance:
+        """``rtol = 32 * eps``: the asymmetry construction accepts; otherwise exact."""
+        return Tolerance(rtol=32 * float(jnp.finfo(dtype).eps), atol=0.0)
+
     def in_support(self, value: jax.Array) -> jax.Array:
         mirror = jnp.swapaxes(value, -1, -2)
         scale = jnp.maximum(jnp.abs(value), jnp.abs(mirror))
@@ -900,6 +1017,11 @@ class UnitVector(_AlongAxis):
 
     def inverse(self, value: jax.Array) -> jax.Array:
         return value
+
+    def tolerance(self, dtype: Any) -> Tolerance:
+        """``rtol = (16 n + 4) * eps``: renormalising a norm accepted within ``16 n eps``."""
+        info = jnp.finfo(dtype)
+        return Tolerance(rtol=(16 * self._size() + 4) * float(info.eps), atol=4 * float(info.tiny))
 
     def in_support(self, value: jax.Array) -> jax.Array:
         n = value.shape[self.axis]

@@ -1,4 +1,12 @@
-"""Numerical helpers: inverse maps and value checks that work eagerly and under jit."""
+"""Numerical helpers: inverse maps and value checks that work eagerly and under jit.
+
+The value checks (:func:`check_values`, :func:`check_where`) are the one place where
+lensify checks values at trace time. With concrete inputs a check runs at once. Under
+``jax.jit``, ``jax.vmap`` or ``jax.grad`` it is a host callback run for its effect when
+the computation runs: it is never pruned, even when nothing uses its result; it is
+allowed inside ``jax.checkpoint``; and it only reads the values, so the checked array
+keeps its sharding and its gradient.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-__all__ = ["check_values", "check_where", "inv_softplus"]
+__all__ = ["check_values", "check_where", "inv_softplus", "is_concrete", "wide_dtype"]
 
 
-def _is_concrete(x: Any) -> bool:
+def is_concrete(x: Any) -> bool:
+    """Whether ``x`` holds values now (it is not a tracer of a transformation)."""
     return not isinstance(x, jax.core.Tracer)
 
 
@@ -22,13 +31,52 @@ def _as_array(x: ArrayLike) -> jax.Array:
     return x if isinstance(x, jax.Array) else jnp.asarray(x)
 
 
+def wide_dtype(dtype: Any) -> Any:
+    """The dtype to compute a map of ``dtype`` values in: at least float32.
+
+    float16 and bfloat16 overflow at 65504 and 3e38 with a few bits of precision;
+    evaluating a map in float32 and rounding once at the end keeps it as exact as the
+    narrow dtype can hold.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lensify.numerics import wide_dtype
+        >>> wide_dtype(jnp.float16), wide_dtype(jnp.float32)
+        (dtype('float32'), dtype('float32'))
+    """
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _host_check(check: Callable[..., None], *operands: jax.Array) -> None:
+    # Concrete operands are checked at once. Traced ones by a debug callback: an
+    # effect, so XLA keeps it even when nothing uses a result (a constraint with an
+    # empty raw array stores nothing computed from its value), and the one kind of
+    # effect jax.checkpoint accepts. Its operands are only read: no result flows
+    # back from the host, so nothing is gathered into the checked array.
+    if all(is_concrete(x) for x in operands):
+        check(*(np.asarray(x) for x in operands))
+        return
+
+    def host(*values: Any) -> None:
+        check(*(np.asarray(v) for v in values))
+
+    # In a computation of its own, so that without an outer jit (under vmap alone)
+    # the error still arrives as a JaxRuntimeError, as it does under jit.
+    @jax.jit
+    def effect(*values: jax.Array) -> None:
+        jax.debug.callback(host, *values)
+
+    effect(*(jax.lax.stop_gradient(x) for x in operands))
+
+
 def check_values(x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], message: str) -> jax.Array:
     """Return ``x`` unchanged, raising ``ValueError(message)`` where ``bad(x)`` is True.
 
-    With a concrete ``x`` the check runs at once. Under ``jax.jit``/``jax.vmap`` it
-    runs when the computation does, through a host callback, and the error surfaces
-    as a ``jax.errors.JaxRuntimeError`` carrying the same message. The check is the
-    identity for differentiation.
+    ``bad`` is called on the values as a numpy array. With a concrete ``x`` the check
+    runs at once. Under ``jax.jit``/``jax.vmap`` it runs when the computation does,
+    through a host callback, and the error surfaces as a ``jax.errors.JaxRuntimeError``
+    carrying the same message. The check is the identity for differentiation and
+    keeps the sharding of ``x``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -37,10 +85,8 @@ def check_values(x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], message:
         Array([1., 1.], dtype=float32)
     """
     x = _as_array(x)
-    if _is_concrete(x):
-        _raise_if(np.asarray(x), bad, message)
-        return x
-    return _checked(bad, message, x)
+    _host_check(lambda value: _raise_if(value, bad, message), x)
+    return x
 
 
 def _raise_if(x: np.ndarray, bad: Callable[[np.ndarray], np.ndarray], message: str) -> None:
@@ -50,30 +96,14 @@ def _raise_if(x: np.ndarray, bad: Callable[[np.ndarray], np.ndarray], message: s
         raise ValueError(f"{message} (got {first!r} at {int(mask.sum())} position(s)).")
 
 
-def _checked(bad: Callable[[np.ndarray], np.ndarray], message: str, x: jax.Array) -> jax.Array:
-    def host(value: np.ndarray) -> np.ndarray:
-        _raise_if(np.asarray(value), bad, message)
-        return np.asarray(value)
-
-    @jax.custom_jvp
-    def checked(value: jax.Array) -> jax.Array:
-        shape = jax.ShapeDtypeStruct(value.shape, value.dtype)
-        return jax.pure_callback(host, shape, value, vmap_method="expand_dims")
-
-    @checked.defjvp
-    def _(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
-        (value,), (tangent,) = primals, tangents
-        return checked(value), tangent
-
-    return checked(x)
-
-
 def inv_softplus(x: ArrayLike) -> jax.Array:
     """The inverse of ``jax.nn.softplus``: ``log(expm1(x))``, computed stably.
 
-    Defined for ``x >= 0`` (``-inf`` at 0). A negative input is a ``ValueError``
-    when ``x`` is concrete, and a ``jax.errors.JaxRuntimeError`` with the same
-    message under ``jax.jit`` or ``jax.vmap``.
+    Defined for ``x >= 0`` (``-inf`` at 0). float16 and bfloat16 inputs are
+    computed in float32 and rounded once, so their subnormal numbers keep their
+    value. A negative input is a ``ValueError`` when ``x`` is concrete, and a
+    ``jax.errors.JaxRuntimeError`` with the same message under ``jax.jit`` or
+    ``jax.vmap``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -97,7 +127,8 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
 def _inv_softplus_formula(x: jax.Array) -> jax.Array:
     # Compiled once per shape and dtype, so that an eager call (lf.rewrap through a
     # Parameterize(softplus), a WeightNormalization built) costs one dispatch, not five.
-    return x + jnp.log(-jnp.expm1(-x))
+    wide = x.astype(wide_dtype(x.dtype))
+    return (wide + jnp.log(-jnp.expm1(-wide))).astype(x.dtype)
 
 
 def check_where(
@@ -113,9 +144,10 @@ def check_where(
     as numpy arrays, broadcast to one shape. With concrete inputs the check runs at
     once; under ``jax.jit`` or ``jax.vmap`` it runs when the computation does,
     through a host callback, and the exception surfaces as a
-    ``jax.errors.JaxRuntimeError`` carrying its message. Use the returned array, not
-    ``x``, so that the check is not pruned from a traced computation. The check is
-    the identity for differentiation.
+    ``jax.errors.JaxRuntimeError`` carrying its message. The traced check is an
+    effect: it runs even if nothing uses the returned array, inside
+    ``jax.checkpoint`` too. The check is the identity for differentiation and keeps
+    the sharding of ``x``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -128,10 +160,8 @@ def check_where(
     """
     x = _as_array(x)
     bad = jnp.asarray(bad, dtype=bool)
-    if _is_concrete(x) and _is_concrete(bad):
-        _raise_where(np.asarray(x), np.asarray(bad), error)
-        return x
-    return _checked_where(error, x, bad)
+    _host_check(lambda value, mask: _raise_where(value, mask, error), x, bad)
+    return x
 
 
 def _raise_where(
@@ -140,25 +170,3 @@ def _raise_where(
     if bad.any():
         value, mask = np.broadcast_arrays(x, bad)
         raise error(value, mask)
-
-
-def _checked_where(
-    error: Callable[[np.ndarray, np.ndarray], Exception], x: jax.Array, bad: jax.Array
-) -> jax.Array:
-    def host(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        _raise_where(np.asarray(value), np.asarray(mask), error)
-        return np.asarray(value)
-
-    @jax.custom_jvp
-    def checked(value: jax.Array, mask: jax.Array) -> jax.Array:
-        shape = jax.ShapeDtypeStruct(value.shape, value.dtype)
-        return jax.pure_callback(host, shape, value, mask, vmap_method="expand_dims")
-
-    @checked.defjvp
-    def _(
-        primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]
-    ) -> tuple[jax.Array, jax.Array]:
-        (value, mask), (tangent, _) = primals, tangents
-        return checked(value, mask), tangent
-
-    return checked(x, bad)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import attrs
@@ -14,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lensify as lf
+import lensify.testing as lt
 from lensify.constraints import CATALOGUE, AbstractConstraint, Catalogued, Preimage
 
 LAWS = settings(max_examples=10, deadline=None, derandomize=True)
@@ -279,7 +283,9 @@ def test_a_wrapped_value_outside_the_support_is_an_error_under_vmap() -> None:
     build = jax.vmap(lambda x: lf.positive(lf.Parameterize(_negated, x)))
     with pytest.raises(jax.errors.JaxRuntimeError, match=r"Positive got -2\.0"):
         jax.block_until_ready(jax.jit(build)(jnp.array([[-1.0], [2.0]])))
-    with pytest.raises(jax.errors.JaxRuntimeError, match=r"Positive got -2\.0"):
+    # Without jit, vmap runs the check element by element as it goes: the error
+    # itself, at once.
+    with pytest.raises(lf.ConstraintError, match=r"Positive got -2\.0"):
         jax.block_until_ready(build(jnp.array([[-1.0], [2.0]])))
 
 
@@ -568,3 +574,192 @@ def test_one_line_through_a_predicate_optic() -> None:
     for got, want in zip(unwrapped["layers"], model["layers"], strict=True):
         assert got["w"] is want["w"]
         np.testing.assert_allclose(got["scale"], want["scale"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Defects found by trying lensify as a user would (one test each).
+
+
+def test_trust_02_interval_keeps_a_float16_value_whose_width_overflows() -> None:
+    x = jnp.array([0.5, 100.0], jnp.float16)
+    constrained = lf.interval(x, -4e4, 4e4)
+    value = lf.unwrap(constrained)
+    assert value.dtype == constrained.raw.dtype == jnp.float16
+    # The raw parameter is float16 too: its rounding sets the documented tolerance.
+    tolerance = constrained.tolerance(jnp.float16)
+    assert _close(value, x, rtol=tolerance.rtol, atol=tolerance.atol)
+    assert _close(value, x, rtol=1e-2, atol=0)
+
+
+def test_trust_02_interval_rejects_bounds_the_dtype_cannot_hold() -> None:
+    with pytest.raises(lf.ConstraintError, match="float32"):
+        lf.interval(jnp.array([0.5]), -1e39, 1e39)
+    with pytest.raises(lf.ConstraintError, match="float16"):
+        lf.interval(jnp.array([0.5], jnp.float16), -1e5, 1.0)
+
+
+def test_trust_02_interval_rejects_bounds_equal_in_the_dtype() -> None:
+    with pytest.raises(lf.ConstraintError, match="float16"):
+        lf.interval(jnp.array([1.0], jnp.float16), 1.0, 1.0001)
+
+
+def test_trust_02_interval_is_precise_near_zero_when_it_straddles_zero() -> None:
+    assert float(lf.unwrap(lf.interval(1e-6, -1.0, 1.0))) == np.float32(1e-6)
+    x = jnp.array([0.01, -1e-5, 3e-30])
+    assert lt.trees_close(lf.unwrap(lf.interval(x, -100.0, 100.0)), x)
+
+
+def test_trust_02_interval_keeps_values_near_the_float32_limit() -> None:
+    x = jnp.array([-3e38, -1.0, 0.0, 1e30, 3e38])
+    value = lf.unwrap(lf.interval(x, -3.4e38, 3.4e38))
+    assert bool(jnp.isfinite(value).all())
+    tolerance = lf.interval(x, -3.4e38, 3.4e38).tolerance(jnp.float32)
+    assert _close(value, x, rtol=tolerance.rtol, atol=tolerance.atol)
+    assert float(value[2]) == 0.0
+
+
+def test_trust_09_an_empty_raw_parameter_under_grad_of_checkpoint() -> None:
+    def loss(x: jax.Array) -> jax.Array:
+        return lf.unwrap(lf.simplex(x)).sum() + x.sum()
+
+    assert jax.grad(jax.checkpoint(loss))(jnp.ones(1)).tolist() == [1.0]
+    assert jax.jit(jax.grad(jax.checkpoint(loss)))(jnp.ones(1)).tolist() == [1.0]
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"Simplex got 0\.5"):
+        jax.block_until_ready(jax.jit(jax.grad(jax.checkpoint(loss)))(jnp.full(1, 0.5)))
+
+
+def test_trust_09_a_constraint_under_grad_of_checkpoint_keeps_its_gradient() -> None:
+    def loss(x: jax.Array) -> jax.Array:
+        return lf.unwrap(lf.positive(lf.Parameterize(_negated, x))).sum()
+
+    assert _close(jax.grad(jax.checkpoint(loss))(jnp.array([-1.0, -2.0])), [-1.0, -1.0])
+
+
+def test_trust_12_the_axis_error_names_the_axis_given() -> None:
+    with pytest.raises(lf.ConstraintError, match=r"axis 1, got shape \(2,\)"):
+        lf.simplex(jnp.array([0.5, 0.5]), axis=1)
+    with pytest.raises(lf.ConstraintError, match=r"axis -3, got shape \(2, 2\)"):
+        lf.unit_vector(jnp.eye(2), axis=-3)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_trust_16_complex_input_is_rejected(entry: Catalogued) -> None:
+    x = entry.example((*entry.event_shape(2),)).astype(jnp.complex64)
+    with pytest.raises(lf.ConstraintError, match=r"real values, got complex64"):
+        entry.build(x)
+
+
+def test_trust_16_complex_input_is_rejected_under_jit() -> None:
+    with pytest.raises(lf.ConstraintError, match="complex64"):
+        jax.jit(lf.positive)(jnp.ones(2, jnp.complex64))
+
+
+SHARDED_CONSTRUCTION = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+import lensify as lf
+mesh = jax.make_mesh((8,), ("data",))
+rows = NamedSharding(mesh, P("data"))
+x = jax.device_put(jnp.linspace(0.1, 0.9, 16).reshape(8, 2), rows)
+for name, build in [
+    ("positive", lf.positive),
+    ("interval", lambda v: lf.interval(v, 0.0, 1.0)),
+    ("simplex", lambda v: lf.simplex(v / v.sum(axis=-1, keepdims=True))),
+    ("unit_vector", lambda v: lf.unit_vector(v / jnp.linalg.norm(v, axis=-1, keepdims=True))),
+]:
+    constrained = jax.jit(build)(x)
+    assert constrained.raw.sharding.is_equivalent_to(rows, 2), (name, constrained.raw.sharding)
+    value = jax.jit(lf.unwrap)(constrained)
+    assert value.sharding.is_equivalent_to(rows, 2), (name, value.sharding)
+print("ok")
+"""
+
+
+def test_trust_20_construction_under_jit_keeps_the_input_sharding() -> None:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED_CONSTRUCTION],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------
+# Round trips at the documented edges, within each constraint's documented tolerance.
+
+EDGE_DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32]
+
+
+def _within_tolerance(constrained: AbstractConstraint, x: jax.Array) -> bool:
+    tolerance = constrained.tolerance(x.dtype)
+    got = np.asarray(lf.unwrap(constrained), np.float64)
+    want = np.asarray(x, np.float64)
+    return got.shape == want.shape and bool(
+        np.all(np.abs(got - want) <= tolerance.atol + tolerance.rtol * np.abs(want))
+    )
+
+
+@st.composite
+def interval_cases(draw: st.DrawFn) -> tuple[jax.Array, float, float]:
+    """Bounds of every scale (up to the dtype's largest number) and values inside."""
+    dtype = draw(st.sampled_from(EDGE_DTYPES))
+    largest = float(jnp.finfo(dtype).max)
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e3, largest / 2]))
+    lower = draw(st.floats(-scale, scale / 2))
+    upper = draw(st.floats(lower + scale / 4, scale))
+    fractions = draw(hnp.arrays(np.float64, (6,), elements=st.floats(0.0, 1.0)))
+    near_zero = [0.0, 1e-6, -1e-6] if lower < 0 < upper else []
+    x = np.concatenate([lower + (upper - lower) * fractions, near_zero])
+    x = np.asarray(np.asarray(x, np.float32), dtype)
+    bounds = (np.asarray(np.float32(b)).astype(dtype) for b in (lower, upper))
+    low, high = bounds
+    return jnp.asarray(x[(x > low) & (x < high)]), lower, upper
+
+
+@LAWS
+@given(interval_cases())
+def test_interval_round_trip_within_its_tolerance(case: tuple[jax.Array, float, float]) -> None:
+    x, lower, upper = case
+    assert _within_tolerance(lf.interval(x, lower, upper), x)
+
+
+@pytest.mark.parametrize("dtype", EDGE_DTYPES)
+def test_positive_round_trip_from_the_smallest_to_the_largest_number(dtype: Any) -> None:
+    info = jnp.finfo(dtype)
+    exponents = np.linspace(np.log10(float(info.tiny)), np.log10(float(info.max)) - 0.01, 200)
+    x = jnp.asarray(np.asarray(10.0**exponents, np.float32), dtype)
+    assert _within_tolerance(lf.positive(x), x)
+
+
+def test_positive_keeps_float16_subnormal_values() -> None:
+    x = jnp.array([1e-7, 3e-5, 6e4], jnp.float16)
+    assert lf.unwrap(lf.positive(x)).tolist() == x.tolist()
+
+
+@pytest.mark.parametrize("dtype", EDGE_DTYPES)
+def test_simplex_round_trip_with_tiny_entries(dtype: Any) -> None:
+    tiny = float(jnp.finfo(dtype).tiny)
+    x = jnp.asarray(np.array([[0.5, 0.25, 0.25], [8 * tiny, 0.5, 0.5]], np.float32), dtype)
+    assert _within_tolerance(lf.simplex(x), x)
+
+
+@pytest.mark.parametrize("dtype", EDGE_DTYPES)
+def test_cholesky_factor_round_trip_with_tiny_and_huge_diagonals(dtype: Any) -> None:
+    info = jnp.finfo(dtype)
+    big = float(info.max) / 4
+    x = jnp.asarray(np.array([[8 * float(info.tiny), 0.0], [-big, big]], np.float32), dtype)
+    assert _within_tolerance(lf.cholesky_factor(x), x)
+
+
+@pytest.mark.parametrize("dtype", EDGE_DTYPES)
+def test_symmetric_and_unit_vector_round_trip_at_the_float_limits(dtype: Any) -> None:
+    big = float(jnp.finfo(dtype).max) / 2
+    s = jnp.asarray(np.array([[big, -big], [-big, 1e-3]], np.float32), dtype)
+    assert _within_tolerance(lf.symmetric(s), s)
+    v = jnp.asarray(np.array([0.6, 0.8, 0.0], np.float32), dtype)
+    assert _within_tolerance(lf.unit_vector(v), v)
