@@ -14,6 +14,7 @@ from lensify.algebra import identity as identity
 from lensify.algebra import simplify as simplify
 from lensify.constraints import AbstractConstraint as AbstractConstraint
 from lensify.constraints import CholeskyFactor as CholeskyFactor
+from lensify.constraints import Constrained as Constrained
 from lensify.constraints import ConstraintError as ConstraintError
 from lensify.constraints import Interval as Interval
 from lensify.constraints import Positive as Positive
@@ -22,6 +23,7 @@ from lensify.constraints import Symmetric as Symmetric
 from lensify.constraints import Tolerance as Tolerance
 from lensify.constraints import UnitVector as UnitVector
 from lensify.constraints import cholesky_factor as cholesky_factor
+from lensify.constraints import constrain as constrain
 from lensify.constraints import interval as interval
 from lensify.constraints import positive as positive
 from lensify.constraints import simplex as simplex
@@ -55,6 +57,7 @@ __all__ = [
     "AbstractConstraint",
     "AbstractUnwrappable",
     "CholeskyFactor",
+    "Constrained",
     "ConstraintError",
     "FocusCountError",
     "FrozenRecordError",
@@ -78,6 +81,7 @@ __all__ = [
     "cholesky_factor",
     "combine",
     "compose",
+    "constrain",
     "contains_unwrappables",
     "count_parameters",
     "describe",

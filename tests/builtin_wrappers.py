@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 import lensify as lf
-from lensify.constraints import CATALOGUE
+from lensify.testing import CATALOGUE
 
 
 def _x() -> jax.Array:

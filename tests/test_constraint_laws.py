@@ -42,18 +42,6 @@ def test_constraint_laws(entry: lt.Catalogued) -> None:
     entry.check(max_examples=8)
 
 
-_DEFECT_2 = pytest.mark.xfail(
-    strict=True,
-    reason="trust defect 2: lf.interval loses its value when the width overflows the "
-    "dtype or the bounds are huge; its documented tolerance is not yet exposed",
-)
-_NOT_YET = {"interval_width_beyond_float16": _DEFECT_2, "interval_huge_bounds": _DEFECT_2}
-
-
-@pytest.mark.parametrize(
-    "entry",
-    [pytest.param(e, id=e.name, marks=_NOT_YET.get(e.name, ())) for e in lt.EDGES],
-)
+@pytest.mark.parametrize("entry", lt.EDGES, ids=lambda e: e.name)
 def test_constraint_laws_at_the_edges(entry: lt.Catalogued) -> None:
-    # More examples where a known defect must be found every time (strict xfail).
-    entry.check(max_examples=30 if entry.name in _NOT_YET else 5)
+    entry.check(max_examples=5)

@@ -1,0 +1,443 @@
+"""The constraint protocol: AbstractConstraint, its errors and its round-trip tolerance.
+
+A constraint stores a raw array that an optimiser may move anywhere and unwraps to
+``forward(raw)``, a value in its support. Constructing one from a value is
+value-preserving: the raw parameter is ``inverse(value)``, checked against the support
+first (through :mod:`lensify.numerics`, so the check also runs under ``jax.jit``).
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import attrs
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lensify import _records, _tree
+from lensify.numerics import check_where, wide_dtype
+from lensify.wrappers import AbstractUnwrappable, NonTrainable, contains_unwrappables, unwrap
+
+__all__ = [
+    "AbstractConstraint",
+    "ConstraintError",
+    "Preimage",
+    "Tolerance",
+    "log_range",
+    "sum_tolerance",
+    "tiny",
+]
+
+C = TypeVar("C", bound="AbstractConstraint")
+
+
+class Tolerance(NamedTuple):
+    """A round-trip tolerance, in the terms of ``numpy.allclose``.
+
+    ``got`` is close to ``want`` when ``|got - want| <= atol + rtol * |want|``
+    elementwise. See :meth:`AbstractConstraint.tolerance`.
+    """
+
+    rtol: float
+    atol: float
+
+
+class ConstraintError(ValueError):
+    """A value given to a constraint lies outside its support, or has the wrong shape.
+
+    Attributes:
+        constraint: The name of the constraint class.
+        value: The first offending entry (None for a shape error).
+        index: Its index in the value (None for a shape error).
+        count: How many entries are outside the support.
+        path: The key path of the value in a larger tree, once known (see
+            :meth:`with_path`), else None.
+
+    Example:
+        >>> import lensify as lf
+        >>> try:
+        ...     lf.positive([1.0, -2.0])
+        ... except lf.ConstraintError as error:
+        ...     print(error.constraint, error.value, error.index)
+        Positive -2.0 (1,)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        constraint: str,
+        value: Any = None,
+        index: tuple[int, ...] | None = None,
+        count: int = 0,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.constraint = constraint
+        self.value = value
+        self.index = index
+        self.count = count
+        self.path = path
+
+    def with_path(self, path: str) -> ConstraintError:
+        """The same error, its message starting with the key path of the value.
+
+        Meant for code that constructs constraints across a tree (an optic's
+        ``wrap``): catch the error, then ``raise error.with_path(keystr) from error``.
+
+        Example:
+            >>> import lensify as lf
+            >>> try:
+            ...     lf.positive(-1.0)
+            ... except lf.ConstraintError as error:
+            ...     print(error.with_path("['scale']"))
+            at ['scale']: Positive got -1.0, outside its support x > 0 ...
+        """
+        return ConstraintError(
+            f"at {path}: {self.message}",
+            constraint=self.constraint,
+            value=self.value,
+            index=self.index,
+            count=self.count,
+            path=path,
+        )
+
+
+def _as_float_array(x: Any) -> jax.Array:
+    array = jnp.asarray(x)
+    dtype = array.dtype if jnp.issubdtype(array.dtype, jnp.inexact) else jnp.result_type(float)
+    # An explicit dtype also drops the weak type a Python number would give.
+    return jnp.asarray(array, dtype=dtype)
+
+
+def _widened(method: Callable[[Any, jax.Array], jax.Array]) -> Any:
+    @functools.wraps(method)
+    def widened(self: Any, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating) or wide_dtype(x.dtype) == x.dtype:
+            return method(self, x)
+        return jnp.asarray(method(self, x.astype(wide_dtype(x.dtype)))).astype(x.dtype)
+
+    widened._widened = True  # type: ignore[attr-defined]
+    return widened
+
+
+def _support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
+    def make(value: np.ndarray, bad: np.ndarray) -> ConstraintError:
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        offending = value[index].item()
+        count = int(bad.sum())
+        where = f" at index {index}" if index else ""
+        message = (
+            f"{name} got {value[index]!s}{where}, outside its support {support} "
+            f"({count} of {value.size} entries are outside). Pass a value inside the "
+            "support, or choose a constraint whose support holds it."
+        )
+        return ConstraintError(message, constraint=name, value=offending, index=index, count=count)
+
+    return make
+
+
+class AbstractConstraint(AbstractUnwrappable[jax.Array]):
+    """Base class of constraints: ``forward(raw)`` of an unconstrained ``raw`` parameter.
+
+    A subclass defines :meth:`forward` (any raw array to a value in the support),
+    :meth:`inverse` (a value in the support back to a raw array, so that
+    ``forward(inverse(x)) == x``) and :meth:`in_support` (an elementwise mask of the
+    values :meth:`inverse` accepts). Its fields other than ``raw`` are parameters of
+    the map (bounds, an axis), usually static. Calling the class on a value is
+    value-preserving: ``unwrap(C(x)) == x``. A subclass that defines no
+    ``__init__`` gets one taking the value and then the other fields, in order
+    (a subclass of another constraint inherits that constraint's ``__init__``).
+
+    Construction from a wrapped value keeps the wrapper: ``C(NonTrainable(x))``
+    stores ``NonTrainable(inverse(x))`` as its raw parameter (frozen, as asked), and
+    any other wrapper ``w`` is kept whole as ``Preimage(C, w)``, whose parameters
+    keep training.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> class Negative(lf.AbstractConstraint):
+        ...     support = "x < 0"
+        ...     def forward(self, raw):
+        ...         return -jax.nn.softplus(raw)
+        ...     def inverse(self, value):
+        ...         return lf.inv_softplus(-value)
+        ...     def in_support(self, value):
+        ...         return value < 0
+        >>> lf.unwrap(Negative(jnp.array([-1.0, -3.0])))
+        Array([-1., -3.], dtype=float32)
+        >>> Negative(1.0)
+        Traceback (most recent call last):
+        ...
+        lensify.constraints.ConstraintError: Negative got 1.0, outside its support x < 0 ...
+    """
+
+    raw: Any
+
+    # A few words describing the support, for error messages.
+    support: ClassVar[str] = "(see the class's in_support)"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # attrs gives a class without an __init__ of its own one that takes the raw
+        # parameter, which would make ``C(x)`` silently store x as raw. Making the
+        # inherited, value-taking __init__ the class's own keeps ``C(x)``
+        # value-preserving.
+        if "__init__" not in cls.__dict__:
+            type.__setattr__(cls, "__init__", cls.__init__)
+        # float16 and bfloat16 overflow at small widths and lose the subnormals: every
+        # forward and inverse map is computed in at least float32 and rounded once.
+        for name in ("forward", "inverse"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_widened", False):
+                type.__setattr__(cls, name, _widened(method))
+
+    def __init__(self, value: Any, *args: Any, **kwargs: Any) -> None:
+        names = [f.name for f in _records.record_fields(type(self)) if f.name != "raw"]
+        if len(args) > len(names):
+            raise TypeError(
+                f"{type(self).__name__} takes a value and at most {len(names)} more "
+                f"arguments ({', '.join(names)}), got {1 + len(args)}."
+            )
+        given = dict(zip(names, args, strict=False))
+        for name, arg in kwargs.items():
+            if name not in names or name in given:
+                raise TypeError(f"{type(self).__name__} got an unexpected argument {name!r}.")
+            given[name] = arg
+        for f in _records.record_fields(type(self)):
+            if f.name == "raw":
+                continue
+            if f.name in given:
+                object.__setattr__(self, f.name, given[f.name])
+            elif f.default is not attrs.NOTHING:
+                default: Any = f.default
+                if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                    default = default.factory()
+                object.__setattr__(self, f.name, default)
+            else:
+                raise TypeError(f"{type(self).__name__} is missing the argument {f.name!r}.")
+        self._set_raw(value)
+
+    @abc.abstractmethod
+    def forward(self, raw: jax.Array) -> jax.Array:
+        """Map any raw array to a value in the support."""
+
+    @abc.abstractmethod
+    def inverse(self, value: jax.Array) -> jax.Array:
+        """Map a value in the support to a raw array ``r`` with ``forward(r) == value``."""
+
+    @abc.abstractmethod
+    def in_support(self, value: jax.Array) -> jax.Array:
+        """Boolean mask, broadcastable to ``value``: where ``inverse`` accepts it."""
+
+    def in_closure(self, value: jax.Array) -> jax.Array:
+        """Boolean mask: where ``value`` lies in what ``forward`` can return in floats.
+
+        Rounding at the float edge can land ``forward`` on the boundary of the
+        support (softplus of a very negative raw is exactly 0). This is the set the
+        law "any raw value unwraps into the support" checks; by default the support.
+        """
+        return self.in_support(value)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`ConstraintError` if a value of this shape cannot be constrained."""
+
+    def check_dtype(self, dtype: Any) -> None:
+        """Raise :class:`ConstraintError` if values of this dtype cannot be constrained.
+
+        By default only complex dtypes are refused: supports are sets of real numbers.
+        """
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise self._error(
+                f"needs real values, got {jnp.dtype(dtype).name}. Constrain the real "
+                "and imaginary parts as two real arrays (jnp.real(x), jnp.imag(x)) "
+                "and combine them after unwrapping."
+            )
+
+    def tolerance(self, dtype: Any) -> Tolerance:
+        """How closely ``unwrap`` gives back a value this constraint was built from.
+
+        For a value ``x`` in the support, ``|unwrap(C(x)) - x| <= atol + rtol * |x|``
+        elementwise (the test of ``numpy.allclose``), for ``dtype`` values. The
+        default suits a map like ``softplus`` whose raw parameter is a logarithm:
+        rounding the raw array (held in ``dtype``) moves the value by up to
+        ``eps * |raw|`` relative, and ``|raw|`` reaches ``log(1 / tiny)`` (87.3 in
+        float32) at the smallest normal number ``tiny``. So
+        ``rtol = (4 + log(1 / tiny)) * eps`` and ``atol = 4 * tiny``. A
+        constraint whose round trip is better or worse says so by overriding this.
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> import lensify as lf
+            >>> lf.positive(1.0).tolerance(jnp.float32)
+            Tolerance(rtol=1.08...e-05, atol=4.70...e-38)
+        """
+        info = jnp.finfo(dtype)
+        return Tolerance(rtol=log_range(dtype) * float(info.eps), atol=4 * float(info.tiny))
+
+    def unwrap(self) -> jax.Array:
+        return self.forward(jnp.asarray(self.raw))
+
+    def with_value(self: C, value: Any) -> C:
+        """This constraint with the raw parameter that unwraps to ``value``.
+
+        The one-level inverse of :meth:`unwrap`: the same class and parameters (bounds,
+        axis), every child holding a plain value (the raw parameter is
+        ``inverse(value)``; other parameter fields hold their unwrapped values).
+        ``lf.rewrap`` then puts each child's value back into that child's own
+        wrappers, so a frozen raw parameter stays frozen. A value outside the support
+        is the same :class:`ConstraintError` as at construction (under ``jax.jit`` a
+        runtime error carrying its message, never a NaN).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> import lensify as lf
+            >>> scale = lf.positive(jnp.array([1.0, 2.0])).with_value(jnp.array([0.5, 3.0]))
+            >>> lf.unwrap(scale)
+            Array([0.5, 3. ], dtype=float32)
+            >>> lf.interval(0.5, 0.0, 1.0).with_value(2.0)
+            Traceback (most recent call last):
+            ...
+            lensify.constraints.ConstraintError: Interval got 2.0, outside its support ...
+        """
+        template = self._evaluated()
+        return template.with_raw(template.inverse(template._checked(value)))
+
+    def with_raw(self: C, raw: Any) -> C:
+        """This constraint, with ``raw`` as its raw parameter (no inverse map, no check).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> import lensify as lf
+            >>> lf.unwrap(lf.positive(1.0).with_raw(jnp.array([-200.0, 0.0])))
+            Array([0.       , 0.6931472], dtype=float32)
+        """
+        pairs = _tree.children(self) or []
+        children = [raw if key.name == "raw" else child for key, child in pairs]
+        new: C = _tree.rebuild(self, children)
+        return new
+
+    def _evaluated(self: C) -> C:
+        # The fold's view of this node: every parameter field unwrapped.
+        pairs = _tree.children(self) or []
+        new: C = _tree.rebuild(self, [unwrap(child) for _, child in pairs])
+        return new
+
+    def _error(self, message: str) -> ConstraintError:
+        name = type(self).__name__
+        return ConstraintError(f"{name}: {message}", constraint=name)
+
+    def _set_raw(self, value: Any) -> None:
+        object.__setattr__(self, "raw", None)
+        template = self._evaluated()
+        plain = template._checked(unwrap(value))
+        object.__setattr__(self, "raw", self._preimage(template, value, plain))
+
+    def _checked(self, value: Any) -> jax.Array:
+        # ``value`` as a float array in the support: at once when it is concrete,
+        # else when the computation runs (never pruned, see lensify.numerics).
+        plain = _as_float_array(value)
+        self.check_dtype(plain.dtype)
+        self.check_shape(plain.shape)
+        inside = jnp.broadcast_to(self.in_support(plain), plain.shape)
+        bad = ~(inside & jnp.isfinite(plain))
+        return check_where(plain, bad, _support_error(type(self).__name__, self._support()))
+
+    def _support(self) -> str:
+        # The words for error messages; a class whose support depends on its
+        # parameters may say more.
+        return self.support
+
+    def _preimage(self, template: AbstractConstraint, value: Any, checked: jax.Array) -> Any:
+        if type(value) is NonTrainable:
+            return NonTrainable(self._preimage(template, value.tree, checked))
+        if contains_unwrappables(value):
+            return Preimage(self, value)
+        return template.inverse(checked)
+
+
+class Preimage(AbstractUnwrappable[jax.Array]):
+    """A constraint's inverse map applied to a wrapped value; keeps that wrapper whole.
+
+    What a constraint stores as its raw parameter when constructed from a value
+    held in a wrapper other than :class:`~lensify.NonTrainable`, such as
+    ``positive(WeightNormalization(w))``: the inner wrapper and its parameters stay,
+    and the constraint unwraps to ``forward(inverse(inner))``, the inner value. It
+    stays in the support only while the inner value does; to constrain a
+    weight-normalised matrix for good, put the constraint inside,
+    ``WeightNormalization(positive(w))``.
+
+    The value is checked against the support as usual: at once when it is
+    concrete, and under ``jax.jit`` or ``jax.vmap`` when the computation runs
+    (the check is an effect, never pruned), as a ``jax.errors.JaxRuntimeError``
+    naming the constraint.
+
+    Args:
+        constraint: The constraint whose inverse map is applied (its ``raw`` is
+            not used).
+        value: The wrapped value.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> w = jnp.array([[1.0, 2.0]])
+        >>> c = lf.positive(lf.WeightNormalization(w))
+        >>> type(c.raw).__name__, bool(jnp.allclose(lf.unwrap(c), w))
+        ('Preimage', True)
+    """
+
+    structure: Any = _records.field(static=True)
+    params: list[Any]
+    value: Any
+
+    def __init__(self, constraint: AbstractConstraint, value: Any) -> None:
+        # The constraint's own node, with its raw slot emptied, split into a
+        # (static) structure and its parameter children: the fold must not unwrap
+        # the constraint itself, only its parameters.
+        pairs = _tree.children(constraint) or []
+        params = [None if key.name == "raw" else child for key, child in pairs]
+        self.structure = _tree.structure(constraint, is_leaf=lambda x: x is not constraint)
+        self.params = params
+        self.value = value
+
+    def unwrap(self) -> jax.Array:
+        return self._template().inverse(_as_float_array(self.value))
+
+    def with_value(self, value: Any) -> Preimage:
+        """This preimage with the wrapped value that maps to the raw ``value``.
+
+        The one-level inverse of :meth:`unwrap` is the constraint's forward map:
+        the ``value`` child becomes ``forward(value)``, the parameters their values.
+        """
+        forward = self._template().forward(jnp.asarray(value))
+        pairs = _tree.children(self) or []
+        children = [forward if key.name == "value" else unwrap(child) for key, child in pairs]
+        new: Preimage = _tree.rebuild(self, children)
+        return new
+
+    def _template(self) -> AbstractConstraint:
+        template: AbstractConstraint = _tree.unflatten(self.structure, self.params)
+        return template
+
+
+def tiny(x: jax.Array) -> Any:
+    # The smallest normal number: XLA flushes subnormals to zero, so a log or a
+    # division of anything smaller would give -inf or inf.
+    return jnp.finfo(x.dtype).tiny
+
+
+def log_range(dtype: Any) -> float:
+    # 4 + log(1 / tiny): how many eps of relative error rounding a raw logarithm costs.
+    return 4.0 - float(np.log(float(jnp.finfo(dtype).tiny)))
+
+
+def sum_tolerance(n: int, dtype: Any) -> float:
+    # Summing n terms, each with a relative error of about eps, as softmax does.
+    return 16.0 * max(n, 1) * float(jnp.finfo(dtype).eps)
