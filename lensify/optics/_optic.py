@@ -577,11 +577,20 @@ Example:
 """
 
 
+# Whether a type is flax's nnx.Variable (nnx.Param, nnx.BatchStat, ...), by type.
+_FLAX_VARIABLE_TYPES: dict[type, bool] = {}
+
+
 def _is_flax_variable(x: Any) -> bool:
-    # flax's nnx.Variable (nnx.Param, nnx.BatchStat, ...), known without importing flax.
-    return any(
-        c.__name__ == "Variable" and c.__module__.startswith("flax.") for c in type(x).__mro__
-    )
+    # Known without importing flax: by the names of the classes it derives from.
+    cls = type(x)
+    known = _FLAX_VARIABLE_TYPES.get(cls)
+    if known is None:
+        known = any(
+            c.__name__ == "Variable" and c.__module__.startswith("flax.") for c in cls.__mro__
+        )
+        _FLAX_VARIABLE_TYPES[cls] = known
+    return known
 
 
 def _variable_hint(optic: Any, variable: Any, factory: Any) -> str:
