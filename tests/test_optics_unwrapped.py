@@ -350,3 +350,12 @@ def test_law_set_set(case: Any, first: float, second: float) -> None:
     optic, model = lens.unwrapped(), build()
     v, w = (_value_like(optic.get(model), f) for f in (first, second))
     assert _close(optic.set(optic.set(model, v), w), optic.set(model, w))
+
+
+def test_a_value_outside_a_constraint_starts_the_message_with_the_full_path() -> None:
+    model = {"enc": {"pos": lf.positive(jnp.array([1.0, 2.0])), "b": jnp.ones(1)}}
+    with pytest.raises(lf.ConstraintError, match=r"^at \['enc'\]\['pos'\]: Positive"):
+        lf.at["enc"]["pos"].unwrapped().set(model, jnp.array([1.0, -2.0]))
+    values = {"pos": jnp.array([1.0, -2.0]), "b": jnp.ones(1)}
+    with pytest.raises(lf.ConstraintError, match=r"^at \['enc'\]\['pos'\]: Positive"):
+        lf.at["enc"].unwrapped().set(model, values)
