@@ -78,3 +78,41 @@ def test_value_laws_for_each_builtin_wrapper(name: str) -> None:
     arrays = MATRICES if "weight_normalization" in name else None
     arrays = VECTORS if name == "increasing_on_interval" else arrays
     lt.check_value_laws(BUILT_INS[name], arrays=arrays, max_examples=10)
+
+
+def _positive(x: jax.Array) -> jax.Array:
+    return jnp.abs(x) + 0.25
+
+
+def _unit(x: jax.Array) -> jax.Array:
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _lower(x: jax.Array) -> jax.Array:
+    return jnp.tril(x, -1) + jnp.diag(jnp.abs(jnp.diagonal(x)) + 0.25)
+
+
+def _symmetric(x: jax.Array) -> jax.Array:
+    return (x + x.T) / 2
+
+
+def _interval(x: jax.Array) -> lf.Interval:
+    return lf.interval(x, -3.0, 3.0)
+
+
+SQUARES = lt.float_arrays([(2, 2), (3, 3)], nonzero=True)
+# Each constraint with inputs inside its support; values are nudged raw parameters.
+CONSTRAINTS = {
+    "positive": (lf.positive, lt.float_arrays(nonzero=True).map(_positive)),
+    "interval": (_interval, lt.float_arrays()),
+    "simplex": (lf.simplex, lt.float_arrays([(3,), (2, 3)]).map(jax.nn.softmax)),
+    "unit_vector": (lf.unit_vector, lt.float_arrays([(3,)], nonzero=True).map(_unit)),
+    "cholesky_factor": (lf.cholesky_factor, SQUARES.map(_lower)),
+    "symmetric": (lf.symmetric, SQUARES.map(_symmetric)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRAINTS))
+def test_value_laws_for_each_constraint(name: str) -> None:
+    build, arrays = CONSTRAINTS[name]
+    lt.check_value_laws(build, arrays=arrays, max_examples=10)

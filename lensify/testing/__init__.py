@@ -67,6 +67,7 @@ from lensify.testing._value_laws import INVERTIBLE_WRAPPERS as INVERTIBLE_WRAPPE
 from lensify.testing._value_laws import ValueStrategy as ValueStrategy
 from lensify.testing._value_laws import assert_value_laws as assert_value_laws
 from lensify.testing._value_laws import check_value_laws as check_value_laws
+from lensify.testing._value_laws import invertible_constraints as invertible_constraints
 from lensify.testing._value_laws import invertible_parameterizations as invertible_parameterizations
 from lensify.testing._value_laws import (
     invertible_weight_normalizations as invertible_weight_normalizations,
@@ -125,6 +126,7 @@ __all__ = [
     "float_arrays",
     "forward_values",
     "increasing_on_intervals",
+    "invertible_constraints",
     "invertible_parameterizations",
     "invertible_weight_normalizations",
     "is_container",

@@ -260,12 +260,50 @@ def invertible_weight_normalizations(
     return st.builds(lf.WeightNormalization, weights)
 
 
+def _positive_constraint(x: Any) -> Any:
+    return lf.positive(jnp.abs(x) + 0.25)
+
+
+def _interval_constraint(x: Any) -> Any:
+    return lf.interval(x, -3.0, 3.0)
+
+
+def _simplex_constraint(x: Any) -> Any:
+    return lf.simplex(jax.nn.softmax(x))
+
+
+def invertible_constraints(inner: SearchStrategy[Any] | None = None) -> SearchStrategy[Any]:
+    """``positive``, ``interval`` and ``simplex`` built from values in their supports.
+
+    Args:
+        inner: Ignored (a constraint is built from a value in its support, which an
+            arbitrary inner value need not be); accepted so this is a
+            :data:`WrapperFactory`.
+
+    Example:
+        >>> import lensify as lf
+        >>> from hypothesis import find
+        >>> from lensify.testing import invertible_constraints
+        >>> isinstance(find(invertible_constraints(), lambda c: True), lf.AbstractConstraint)
+        True
+    """
+    del inner
+    arrays = float_arrays(((1,), (2,), (3,), (2, 3)))
+    return st.one_of(
+        st.builds(_positive_constraint, arrays),
+        st.builds(_interval_constraint, arrays),
+        st.builds(_simplex_constraint, arrays),
+    )
+
+
 #: The built-in wrappers that can be set by value, as :data:`WrapperFactory`
 #: functions: ``Parameterize`` of a function with a registered inverse,
-#: ``NonTrainable``, ``WeightNormalization`` and ``RealToIncreasingOnInterval``.
+#: ``NonTrainable``, ``WeightNormalization``, ``RealToIncreasingOnInterval`` and the
+#: constraints (:func:`invertible_constraints`).
 INVERTIBLE_WRAPPERS: tuple[WrapperFactory, ...] = (
     invertible_parameterizations,
     non_trainables,
     invertible_weight_normalizations,
     increasing_on_intervals,
+    invertible_constraints,
 )
