@@ -45,8 +45,9 @@ def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> N
         >>> def cube(x):
         ...     return x**3
         >>> lf.register_inverse(cube, jnp.cbrt)
-        >>> lf.rewrap(lf.Parameterize(cube, jnp.array(1.0)), jnp.array(8.0))
-        Parameterize(cube, Array(2., dtype=float32))
+        >>> new = lf.rewrap(lf.Parameterize(cube, jnp.ones(2)), jnp.array([8.0, 27.0]))
+        >>> new.fn is cube, new.args[0].tolist()
+        (True, [2.0, 3.0])
     """
     try:
         hash(fn)

@@ -151,9 +151,9 @@ def fold(tree: Any, algebra: Callable[[Any], Any]) -> Any:
         >>> import lensify as lf
         >>> tree = {"w": lf.NonTrainable(lf.Parameterize(abs, -2.0)), "b": 1.0}
         >>> lf.fold(tree, lambda w: type(w).__name__)
-        {'b': 1.0, 'w': 'NonTrainable'}
+        {'w': 'NonTrainable', 'b': 1.0}
         >>> lf.fold(tree, lf.algebra.unwrap_algebra)
-        {'b': 1.0, 'w': 2.0}
+        {'w': 2.0, 'b': 1.0}
     """
     return _walker.fold(tree, algebra)
 

@@ -99,8 +99,8 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
             ...         return self.x**2
             ...     def with_value(self, value):
             ...         return Square(jnp.sqrt(value))
-            >>> lf.rewrap(Square(jnp.array(1.0)), jnp.array(9.0))
-            Square(x=Array(3., dtype=float32))
+            >>> lf.rewrap({"a": Square(jnp.ones(2))}, {"a": jnp.array([9.0, 4.0])})["a"].x
+            Array([3., 2.], dtype=float32)
         """
         name = type(self).__name__
         raise NotInvertibleError(

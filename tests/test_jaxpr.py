@@ -126,7 +126,10 @@ def test_weight_normalization_jaxpr() -> None:
 
     def by_hand(wn: Any) -> jax.Array:
         weight, raw = wn.weight, wn.scale.args[0]
-        scale = jax.nn.softplus(raw)
-        return scale * weight / jnp.linalg.norm(weight, axis=-1, keepdims=True)
+        scaled = jax.nn.softplus(raw) * weight
+        # The row norm scaled by the row's largest magnitude, so that it cannot overflow.
+        biggest = jnp.max(jnp.abs(weight), axis=-1, keepdims=True)
+        safe = jnp.where(biggest == 0, jnp.ones_like(biggest), biggest)
+        return scaled / (biggest * jnp.linalg.norm(weight / safe, axis=-1, keepdims=True))
 
     _same_equations(lf.unwrap, by_hand, wrapper)
