@@ -79,7 +79,7 @@ def save(path: Any, tree: Any, *, force: bool = False, checkpointer: Any = None)
         {'scale': Positive(raw=Array([-0.43275213,  1.8545866 ], dtype=float32))}
     """
     if checkpointer is None:
-        checkpointer = ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler())
+        checkpointer = ocp.AsyncCheckpointer(_handler())
     args = ocp.args.Composite(
         **{TREE_ITEM: ocp.args.StandardSave(tree), TYPES_ITEM: ocp.args.JsonSave(_summary(tree))}
     )
@@ -114,7 +114,7 @@ def restore(path: Any, like: Any, *, checkpointer: Any = None) -> Any:
     directory = _directory(path)
     owned = checkpointer is None
     if owned:
-        checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+        checkpointer = ocp.Checkpointer(_handler())
     try:
         _check_written_by_save(checkpointer, directory)
         recorded = checkpointer.restore(
@@ -159,6 +159,12 @@ def wrapper_types(tree: Any) -> dict[str, dict[str, Any]]:
         {"['b']": {'type': 'lensify.Interval', 'static': {'lower': -1.0, 'upper': 1.0}}}
     """
     return {_tree.keystr(path): entry for path, entry in _records_in(tree)}
+
+
+def _handler() -> Any:
+    # The items named with their handlers, so that orbax can read one item alone.
+    handlers = {TREE_ITEM: ocp.StandardCheckpointHandler(), TYPES_ITEM: ocp.JsonCheckpointHandler()}
+    return ocp.CompositeCheckpointHandler(**handlers)
 
 
 def _directory(path: Any) -> Any:

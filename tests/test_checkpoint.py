@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -229,3 +230,12 @@ def test_checkpoint_sharded_model(check: str, sharded_results: dict[str, dict[st
 def test_checkpoint_missing_directory_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         checkpoint.restore(tmp_path / "nothing", {"w": jnp.ones(2)})
+
+
+def test_checkpoint_restore_logs_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _saved(tmp_path, {"w": lf.positive(jnp.ones(2))})
+    with caplog.at_level(logging.WARNING):
+        checkpoint.restore(path, {"w": lf.positive(jnp.ones(2))})
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
