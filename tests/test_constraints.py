@@ -857,3 +857,28 @@ def test_with_path_message_starts_with_the_key_path() -> None:
     error = info.value.with_path("['model'].weights")
     assert str(error).startswith("at ['model'].weights: Simplex got")
     assert error.path == "['model'].weights"
+
+
+def test_rewrap_keeps_a_frozen_raw_parameter_frozen() -> None:
+    tree = {"scale": lf.positive(lf.NonTrainable(jnp.array([1.0, 2.0])))}
+    put = lf.rewrap(tree, {"scale": jnp.array([3.0, 4.0])})
+    assert type(put["scale"].raw) is lf.NonTrainable
+    assert _close(lf.unwrap(put)["scale"], [3.0, 4.0])
+    jitted = jax.jit(lf.rewrap)(tree, lf.unwrap(put))
+    assert _close(jitted["scale"].raw.tree, put["scale"].raw.tree)
+
+
+def test_rewrap_names_the_key_path_of_a_value_outside_the_support() -> None:
+    tree = {"layers": [lf.interval(jnp.array(0.5), 0.0, 1.0)]}
+    expected = r"^at \['layers'\]\[0\]: Interval got 1\.5"
+    with pytest.raises(lf.ConstraintError, match=expected) as info:
+        lf.rewrap(tree, {"layers": [jnp.array(1.5)]})
+    assert info.value.path == "['layers'][0]"
+
+
+def test_rewrap_through_a_preimage_sets_the_wrapper_inside() -> None:
+    w = jnp.array([[1.0, 2.0], [3.0, 0.5]])
+    new = jnp.array([[0.5, 1.0], [2.0, 4.0]])
+    put = lf.rewrap(lf.positive(lf.WeightNormalization(w)), new)
+    assert type(put.raw) is Preimage and type(put.raw.value) is lf.WeightNormalization
+    assert _close(lf.unwrap(put), new)
