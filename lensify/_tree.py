@@ -21,7 +21,6 @@ __all__ = [
     "DictKey",
     "FlattenedIndexKey",
     "GetAttrKey",
-    "KeyPath",
     "PLAIN_TYPES",
     "SequenceKey",
     "children",
@@ -47,7 +46,6 @@ DictKey = jtu.DictKey
 SequenceKey = jtu.SequenceKey
 GetAttrKey = jtu.GetAttrKey
 FlattenedIndexKey = jtu.FlattenedIndexKey
-KeyPath = tuple[Any, ...]
 
 flatten = jtu.tree_flatten
 unflatten = jtu.tree_unflatten
