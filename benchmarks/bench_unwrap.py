@@ -5,13 +5,19 @@ Three groups, each timed side by side in one process:
 - no wrappers: nothing to rebuild, so ``unwrap`` should cost no more than the baseline;
 - 10% of the leaves in an identity ``Parameterize`` (lensify and paramax);
 - nesting depth 1, 2 and 3 on every tenth leaf, reported per wrapper node, so a cost
-  linear in the number of wrapper nodes shows up as a flat per-node time.
+  linear in the number of wrapper nodes shows up as a flat per-node time;
+- ``rewrap`` beside ``unwrap`` on one tree whose every tenth leaf is a
+  ``Parameterize(softplus)``, and on one whose every tenth leaf is a positive
+  constraint: setting the whole tree by its values should cost no more than about
+  twice evaluating it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import paramax
 
 import lensify as lf
@@ -85,6 +91,31 @@ def _depths(n: int) -> list[Row]:
     return rows
 
 
+def _softplus(leaf: Any) -> Any:
+    return lf.Parameterize(jax.nn.softplus, lf.inv_softplus(jnp.abs(leaf) + 1.0))
+
+
+def _positive(leaf: Any) -> Any:
+    return lf.positive(jnp.abs(leaf) + 1.0)
+
+
+def _rewrap(n: int, name: str, wrap: Any) -> list[Row]:
+    plain = make_tree(n)
+    tree = _wrap_every(plain, 10, wrap)
+    values = lf.unwrap(tree)
+    group = f"rewrap beside unwrap, 10% {name}"
+    return [
+        Row(group=group, case=BASELINE, n=n, seconds=best_time(lambda: identity_tree_map(plain))),
+        Row(group=group, case="lensify unwrap", n=n, seconds=best_time(lambda: lf.unwrap(tree))),
+        Row(
+            group=group,
+            case="lensify rewrap",
+            n=n,
+            seconds=best_time(lambda: lf.rewrap(tree, values)),
+        ),
+    ]
+
+
 def run(sizes: list[int]) -> list[Row]:
     """Time every group at every size; rows sharing group and size are comparable."""
     rows: list[Row] = []
@@ -92,4 +123,6 @@ def run(sizes: list[int]) -> list[Row]:
         rows += _no_wrappers(n)
         rows += _ten_percent(n)
         rows += _depths(n)
+        rows += _rewrap(n, "Parameterize(softplus)", _softplus)
+        rows += _rewrap(n, "positive", _positive)
     return rows
