@@ -451,7 +451,8 @@ def test_built_ins_cover_every_public_wrapper_and_constraint() -> None:
         and issubclass(getattr(lf, name), lf.AbstractUnwrappable)
         and not getattr(getattr(lf, name), "__abstractmethods__", None)
     }
-    assert public == set(BUILT_INS)
+    # lf.Constrained needs the optional numpyro: tests/test_constraints_numpyro.py.
+    assert public - {"Constrained"} == set(BUILT_INS)
 
 
 # ------------------------------------------------------------------- issue 13, trust
