@@ -1,9 +1,10 @@
 """The one walk over wrapper trees: ``unwrap``, ``fold`` and ``rewrap`` all run on it.
 
-Two walks share one child loop (:func:`_map_children`), which copies a node only
-when a child changed (so a subtree holding no wrapper comes back as the very same
-object) and records, as an error travels out, the key of each child it passes
-through:
+Two walks share one way of walking children (:func:`_map_children`, and
+:func:`_zip_children` for the zipped walk): a node is copied only when a child
+changed (so a subtree holding no wrapper comes back as the very same object) and,
+as an error travels out, the key of each child it passes through is recorded.
+The two walks:
 
 - :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
   to an *algebra* whose result takes its place.
@@ -64,34 +65,20 @@ def _key_at(node: Any, key: Any) -> Any:
 
 
 def _map_children(
-    node: Any, children: Any, values: Any, step: _Step, algebra: Any
+    node: Any, children: Any, step: _Step, algebra: Any
 ) -> dict[Any, Any] | list[Any] | None:
     """Walk the ``children`` (a dict, or a sequence) of ``node``; None if none changed.
 
-    The result is a copy of ``children`` with the new children in it. Without
-    ``values`` plain leaves are skipped (they hold no wrapper) and
-    ``step(child, algebra)`` walks the others; with ``values`` (a zipped walk,
-    indexed like ``children``) every child is walked by ``step(child, None, value)``.
+    The result is a copy of ``children`` with the new children in it. Plain leaves
+    are skipped (they hold no wrapper) and ``step(child, algebra)`` walks the others.
     """
     new: Any = None
-    skip = _PLAIN if values is None else _NOTHING
     items = children.items() if type(children) is dict else enumerate(children)
     for key, child in items:
-        if type(child) in skip:
+        if type(child) in _PLAIN:
             continue  # the usual case: an array, a scalar, a hoisted function's None
         try:
-            if values is None:
-                out = step(child, algebra)
-            else:
-                out = values[key]
-                # A leaf taking a leaf's value, or None taking None (the usual
-                # cases), needs no step.
-                if child is None or out is None:
-                    if child is out:
-                        continue
-                    out = step(child, None, out)
-                elif type(child) not in _PLAIN or type(out) not in _PLAIN:
-                    out = step(child, None, out)
+            out = step(child, algebra)
         except Exception as error:
             _prepend_path(error, _key_at(node, key))
             raise
@@ -102,7 +89,29 @@ def _map_children(
     return new
 
 
-_NOTHING: frozenset[type] = frozenset()
+def _zip_children(node: Any, children: Any, values: Any, step: _Step) -> Any:
+    # The zipped walk: every child of node (children, a dict or a sequence) with its
+    # value (values, indexed like children) by step(child, None, value); None if no
+    # child changed, else a copy of children with the new ones.
+    new: Any = None
+    plain = _PLAIN
+    items = children.items() if type(children) is dict else enumerate(children)
+    for key, child in items:
+        try:
+            out = values[key]
+            if out is child and type(child) in plain:
+                continue  # a leaf (or None) taking itself: nothing to check or copy
+            # A leaf taking a leaf's value, or None taking None, needs no step.
+            if child is None or out is None or type(child) not in plain or type(out) not in plain:
+                out = step(child, None, out)
+        except Exception as error:
+            _prepend_path(error, _key_at(node, key))
+            raise
+        if out is not child:
+            if new is None:
+                new = dict(children) if type(children) is dict else list(children)
+            new[key] = out
+    return new
 
 
 # ------------------------------------------------------------------------------ fold
@@ -111,7 +120,7 @@ _NOTHING: frozenset[type] = frozenset()
 def _fold_wrapper(wrapper: Any, algebra: Algebra) -> Any:
     cls = type(wrapper)
     children, aux = _records.record_flatten(wrapper)
-    new = _map_children(wrapper, children, None, fold_raw, algebra)
+    new = _map_children(wrapper, children, fold_raw, algebra)
     if new is not None:
         wrapper = _records.record_rebuild(cls, aux, new)
     try:
@@ -129,7 +138,7 @@ def fold_raw(tree: Any, algebra: Algebra) -> Any:
     if t in _PLAIN:
         return tree
     if t is list or t is tuple or t is dict:
-        new = _map_children(tree, tree, None, fold_raw, algebra)
+        new = _map_children(tree, tree, fold_raw, algebra)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
@@ -216,7 +225,7 @@ def _rewrap_wrapper(wrapper: Any, value: Any) -> Any:
             f"return a {cls.__name__} (the same type and static configuration)."
         )
     children, aux = _records.record_flatten(wrapper)
-    new = _map_children(wrapper, children, _records.record_flatten(target)[0], _rewrap, None)
+    new = _zip_children(wrapper, children, _records.record_flatten(target)[0], _rewrap)
     return wrapper if new is None else _records.record_rebuild(cls, aux, new)
 
 
@@ -249,7 +258,7 @@ def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
             _check_same_node(tree, values)
         if t is dict and values.keys() != tree.keys():
             _check_same_node(tree, values)
-        new = _map_children(tree, tree, values, _rewrap, None)
+        new = _zip_children(tree, tree, values, _rewrap)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
@@ -263,7 +272,7 @@ def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
             f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
         )
     children = [child for _, child in pairs]
-    new = _map_children(tree, children, [v for _, v in value_pairs], _rewrap, None)
+    new = _zip_children(tree, children, [v for _, v in value_pairs], _rewrap)
     return tree if new is None else _tree.rebuild(tree, list(new))
 
 

@@ -84,6 +84,9 @@ def check_values(x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], message:
         >>> check_values(jnp.ones(2), lambda v: v < 0, "negative")
         Array([1., 1.], dtype=float32)
     """
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        _raise_if(np.asarray(x), bad, message)  # the usual case, checked at once
+        return x
     x = _as_array(x)
     _host_check(lambda value: _raise_if(value, bad, message), x)
     return x

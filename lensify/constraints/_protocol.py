@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import operator
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -108,16 +109,27 @@ class ConstraintError(ValueError):
         )
 
 
+def _is_concrete_array(x: Any) -> bool:
+    return isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+
+
 def _as_float_array(x: Any) -> jax.Array:
+    if _is_concrete_array(x) and x.dtype.kind == "f" and not x.weak_type:
+        return x  # the usual case; jnp.asarray would cost as much as a computation
     array = jnp.asarray(x)
     dtype = array.dtype if jnp.issubdtype(array.dtype, jnp.inexact) else jnp.result_type(float)
     # An explicit dtype also drops the weak type a Python number would give.
     return jnp.asarray(array, dtype=dtype)
 
 
+_WIDE = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
 def _widened(method: Callable[[Any, jax.Array], jax.Array]) -> Any:
     @functools.wraps(method)
     def widened(self: Any, x: jax.Array) -> jax.Array:
+        if isinstance(x, jax.Array) and x.dtype in _WIDE:
+            return method(self, x)  # the usual case, without jnp.asarray's cost
         x = jnp.asarray(x)
         if not jnp.issubdtype(x.dtype, jnp.floating) or wide_dtype(x.dtype) == x.dtype:
             return method(self, x)
@@ -319,15 +331,22 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             >>> lf.unwrap(lf.positive(1.0).with_raw(jnp.array([-200.0, 0.0])))
             Array([0.       , 0.6931472], dtype=float32)
         """
-        pairs = _tree.children(self) or []
-        children = [raw if key.name == "raw" else child for key, child in pairs]
-        new: C = _tree.rebuild(self, children)
-        return new
+        cls = type(self)
+        children, aux = _records.record_flatten(self)
+        keys = _records.record_keys(cls)
+        new = [
+            raw if key.name == "raw" else child for key, child in zip(keys, children, strict=True)
+        ]
+        rebuilt: C = _records.record_rebuild(cls, aux, new)
+        return rebuilt
 
     def _evaluated(self: C) -> C:
         # The fold's view of this node: every parameter field unwrapped.
-        pairs = _tree.children(self) or []
-        new: C = _tree.rebuild(self, [unwrap(child) for _, child in pairs])
+        children, aux = _records.record_flatten(self)
+        values = [unwrap(child) for child in children]
+        if all(map(operator.is_, values, children)):
+            return self  # no parameter held a wrapper (unwrap gave each back as it was)
+        new: C = _records.record_rebuild(type(self), aux, values)
         return new
 
     def _error(self, message: str) -> ConstraintError:
@@ -346,8 +365,21 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         plain = _as_float_array(value)
         self.check_dtype(plain.dtype)
         self.check_shape(plain.shape)
-        inside = jnp.broadcast_to(self.in_support(plain), plain.shape)
-        bad = ~(inside & jnp.isfinite(plain))
+        inside = self.in_support(plain)
+        if _is_concrete_array(plain) and _is_concrete_array(inside):
+            # Checked at once, in numpy: what check_where does with concrete values,
+            # without four dispatches to build the mask. The support test itself
+            # stays in JAX (its comparisons flush subnormal numbers as XLA does).
+            values = np.asarray(plain)
+            inside_np = np.asarray(inside)
+            if inside_np.shape != values.shape:
+                inside_np = np.broadcast_to(inside_np, values.shape)
+            bad_np = ~(inside_np & np.isfinite(values))
+            if bad_np.any():
+                error = _support_error(type(self).__name__, self._support())
+                raise error(*np.broadcast_arrays(values, bad_np))
+            return plain
+        bad = ~(jnp.broadcast_to(inside, plain.shape) & jnp.isfinite(plain))
         return check_where(plain, bad, _support_error(type(self).__name__, self._support()))
 
     def _support(self) -> str:
