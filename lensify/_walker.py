@@ -9,8 +9,9 @@ The two walks:
 - :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
   to an *algebra* whose result takes its place.
 - :func:`rewrap` zips a tree with a tree of values (shaped like its unwrapped
-  value). At a wrapper ``t`` it asks ``t.with_value(v)`` for the values of the
-  children, then pushes each of those down into the matching child of ``t``.
+  value). At a wrapper ``t`` it asks ``t.with_value(v)`` (or the built-ins' cheaper
+  ``_child_values``, see :func:`_child_values_of`) for the values of the children,
+  then pushes each of those down into the matching child of ``t``.
 
 Dicts, lists and tuples are walked here, in Python: cheaper than a registry flatten
 with a Python ``is_leaf`` callback per node. Other nodes go through
@@ -27,7 +28,7 @@ from typing import Any
 
 from lensify import _notes, _records, _tree
 
-__all__ = ["WRAPPER_TYPES", "StructureMismatchError", "fold", "fold_raw", "rewrap"]
+__all__ = ["KEEP", "WRAPPER_TYPES", "StructureMismatchError", "fold", "fold_raw", "rewrap"]
 
 # Every wrapper class, abstract ones included. Exact-type membership is much cheaper
 # than an ABC isinstance check, and the walks ask it once per node.
@@ -39,6 +40,15 @@ _PLAIN = _tree.PLAIN_TYPES
 Algebra = Callable[[Any], Any]
 # A step walks one child: (child, the algebra[, its value]) -> the new child.
 _Step = Callable[..., Any]
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+# In the child values a wrapper's ``_child_values`` gives: this child stays as it is.
+KEEP: Any = _Keep()
 
 
 class StructureMismatchError(ValueError):
@@ -99,8 +109,8 @@ def _zip_children(node: Any, children: Any, values: Any, step: _Step) -> Any:
     for key, child in items:
         try:
             out = values[key]
-            if out is child and type(child) in plain:
-                continue  # a leaf (or None) taking itself: nothing to check or copy
+            if out is KEEP or (out is child and type(child) in plain):
+                continue  # kept, or a leaf (or None) taking itself: nothing to do
             # A leaf taking a leaf's value, or None taking None, needs no step.
             if child is None or out is None or type(child) not in plain or type(out) not in plain:
                 out = step(child, None, out)
@@ -214,19 +224,49 @@ def _kind(value: Any) -> str:
 
 def _rewrap_wrapper(wrapper: Any, value: Any) -> Any:
     cls = type(wrapper)
+    child_values = _CHILD_VALUES.get(cls) or _child_values_of(cls)
+    children, aux = _records.record_flatten(wrapper)
     try:
-        target = wrapper.with_value(value)
+        values = child_values(wrapper, children, aux, value)
     except Exception as error:
         error.__dict__.setdefault("_lf_wrapper", cls.__name__)
         raise
+    new = _zip_children(wrapper, children, values, _rewrap)
+    return wrapper if new is None else _records.record_rebuild(cls, aux, new)
+
+
+# Per wrapper class, how rewrap gets the values of a wrapper's children (see
+# _child_values_of).
+_CHILD_VALUES: dict[type, Callable[[Any, Any, Any, Any], Any]] = {}
+
+
+def _child_values_of(cls: type) -> Callable[[Any, Any, Any, Any], Any]:
+    """How rewrap asks a wrapper of class ``cls`` for its children's values.
+
+    ``child_values(wrapper, children, aux, value)`` gives, for each of the wrapper's
+    children (``children, aux = record_flatten(wrapper)``), the value ``rewrap`` pushes into
+    it, or :data:`KEEP` to leave that child as it is. The built-in wrappers define
+    it as ``_child_values``, next to a ``with_value`` built on it: one flatten per
+    wrapper, and no wrapper built only to be taken apart again. A class whose
+    ``with_value`` was written elsewhere (a user's own, or an override) is asked
+    for ``with_value`` and its result's children.
+    """
+    owner = next(c for c in cls.__mro__ if "with_value" in c.__dict__)
+    found = owner.__dict__.get("_child_values")
+    child_values = found if found is not None else _children_of_with_value
+    _CHILD_VALUES[cls] = child_values
+    return child_values
+
+
+def _children_of_with_value(wrapper: Any, _children: Any, _aux: Any, value: Any) -> Any:
+    cls = type(wrapper)
+    target = wrapper.with_value(value)
     if type(target) is not cls:
         raise TypeError(
             f"{cls.__name__}.with_value returned a {type(target).__name__}; it must "
             f"return a {cls.__name__} (the same type and static configuration)."
         )
-    children, aux = _records.record_flatten(wrapper)
-    new = _zip_children(wrapper, children, _records.record_flatten(target)[0], _rewrap)
-    return wrapper if new is None else _records.record_rebuild(cls, aux, new)
+    return _records.record_flatten(target)[0]
 
 
 def _check_same_node(tree: Any, values: Any) -> None:

@@ -18,7 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-__all__ = ["check_values", "check_where", "inv_softplus", "is_concrete", "wide_dtype"]
+__all__ = [
+    "check_values",
+    "check_where",
+    "inv_softplus",
+    "inv_softplus_unchecked",
+    "is_concrete",
+    "wide_dtype",
+]
 
 
 def is_concrete(x: Any) -> bool:
@@ -119,17 +126,36 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
         ...
         ValueError: inv_softplus expects non-negative input (got -1.0 at 1 position(s)).
     """
-    x = check_values(x, lambda v: v < 0, "inv_softplus expects non-negative input")
+    x = _as_array(x)
+    concrete = not isinstance(x, jax.core.Tracer)
+    if not concrete:
+        x = check_values(x, _negative, _NEGATIVE)  # when the computation runs
     # The dtype kind settles float32/float64 at once; jnp.issubdtype the rest.
     if x.dtype.kind not in "fc" and not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
-    return _inv_softplus_formula(x)
+    raw = inv_softplus_unchecked(x)
+    # The formula gives NaN exactly for a negative (or NaN) input: a concrete input
+    # is checked only then, which spares the check's cost in the usual case.
+    if concrete and np.count_nonzero(np.isnan(np.asarray(raw))):
+        check_values(x, _negative, _NEGATIVE)
+    return raw
+
+
+_NEGATIVE = "inv_softplus expects non-negative input"
+
+
+def _negative(v: np.ndarray) -> np.ndarray:
+    return v < 0
 
 
 @jax.jit
-def _inv_softplus_formula(x: jax.Array) -> jax.Array:
-    # Compiled once per shape and dtype, so that an eager call (lf.rewrap through a
-    # Parameterize(softplus), a WeightNormalization built) costs one dispatch, not five.
+def inv_softplus_unchecked(x: jax.Array) -> jax.Array:
+    """:func:`inv_softplus` of a floating ``x`` known to be ``>= 0``, with no check.
+
+    For callers that clamp first (the positive constraints): inside a compiled
+    function it adds no host callback. Compiled once per shape and dtype, so that
+    an eager call costs one dispatch, not five.
+    """
     wide = x.astype(wide_dtype(x.dtype))
     return (wide + jnp.log(-jnp.expm1(-wide))).astype(x.dtype)
 

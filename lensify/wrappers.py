@@ -233,6 +233,25 @@ def _with_fields(record: Any, **changes: Any) -> Any:
     return _records.record_rebuild(cls, aux, new)
 
 
+def with_child_values(wrapper: Any, value: Any) -> Any:
+    # with_value of a built-in, from its _child_values: the same wrapper with each
+    # child holding its value (a kept child's value is its unwrapped self).
+    children, aux = _records.record_flatten(wrapper)
+    values = wrapper._child_values(children, aux, value)
+    return _records.record_rebuild(type(wrapper), aux, _fill_kept(children, values))
+
+
+def _fill_kept(child: Any, value: Any) -> Any:
+    if value is _walker.KEEP:
+        return unwrap(child)
+    t = type(value)
+    if t is tuple or t is list:
+        return t(map(_fill_kept, child, value))
+    if t is dict:
+        return {key: _fill_kept(child[key], v) for key, v in value.items()}
+    return value
+
+
 class Parameterize(AbstractUnwrappable[T]):
     """Unwraps to ``fn(*args, **kwargs)``.
 
@@ -283,6 +302,11 @@ class Parameterize(AbstractUnwrappable[T]):
             NotInvertibleError: if ``fn`` has no registered inverse, or there is
                 no positional argument.
         """
+        return with_child_values(self, value)
+
+    def _child_values(self, children: Any, aux: Any, value: T) -> Any:
+        # The first argument takes the inverse; fn, the other arguments and the
+        # keyword arguments stay as they are.
         found = inverse_of(self.fn)
         if found is None or not self.args:
             raise NotInvertibleError(_not_invertible_message(self))
@@ -290,13 +314,8 @@ class Parameterize(AbstractUnwrappable[T]):
         raw = inverse(value)
         if needs_check:
             raw = check_in_range(raw, value, callable_name(self.fn))
-        children, aux = _records.record_flatten(self)
-        fn, args, kwargs = children
-        if fn is not None or len(args) > 1 or kwargs:
-            # Children other than the first argument hold their values too.
-            fn, rest, kwargs = unwrap((fn, args[1:], kwargs))
-            return _records.record_rebuild(type(self), aux, (fn, (raw, *rest), kwargs))
-        return _records.record_rebuild(type(self), aux, (None, (raw,), kwargs))
+        keep = _walker.KEEP
+        return (keep, (raw, *[keep] * (len(children[1]) - 1)), keep)
 
     def __repr__(self) -> str:
         if type(self.args) is not tuple or type(self.kwargs) is not dict:
@@ -344,7 +363,10 @@ class NonTrainable(AbstractUnwrappable[T]):
 
     def with_value(self, value: T) -> NonTrainable[T]:
         """``NonTrainable`` of ``value``: freezing does not change a value."""
-        return _with_fields(self, tree=value)
+        return with_child_values(self, value)
+
+    def _child_values(self, children: Any, aux: Any, value: T) -> Any:
+        return (value,)
 
 
 def _stop_gradient(x: Any) -> Any:
@@ -434,8 +456,11 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
 
     def with_value(self, value: jax.Array) -> WeightNormalization:
         """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
+        return with_child_values(self, value)
+
+    def _child_values(self, children: Any, aux: Any, value: jax.Array) -> Any:
         value = jnp.asarray(value)
-        return _with_fields(self, weight=value, scale=_checked_row_norms(value))
+        return (value, _checked_row_norms(value))
 
 
 def _checked_row_norms(weight: Any) -> jax.Array:

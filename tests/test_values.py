@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +123,127 @@ def test_rewrap_parameterize_keeps_its_other_arguments() -> None:
     out = lf.rewrap(tree, jnp.array([2.0, 3.0]))
     assert out.args[1:] == (0.0,) and out.kwargs == {"scale": 1.0}
     np.testing.assert_allclose(lf.unwrap(out), [2.0, 3.0], rtol=1e-6)
+
+
+def _shifted_exp(x: Any, shift: Any, *, scale: Any) -> Any:
+    return scale * jnp.exp(x) + shift
+
+
+lf.register_inverse(_shifted_exp, jnp.log)
+
+
+def test_rewrap_keeps_wrapped_other_arguments_exactly() -> None:
+    # Only the first argument is inverted: the others are kept as the very same
+    # objects, not unwrapped and set again (which would round their raw arrays).
+    shift, scale = lf.positive(jnp.array(0.3)), lf.NonTrainable(jnp.array(1.0))
+    tree = lf.Parameterize(_shifted_exp, jnp.zeros(2), shift, scale=scale)
+    out = lf.rewrap(tree, jnp.array([2.0, 3.0]))
+    assert out.args[1] is shift and out.kwargs["scale"] is scale
+
+
+def test_with_value_holds_the_values_of_the_kept_arguments() -> None:
+    # (the registered inverse, log, takes no account of the shift: it is only an example)
+    tree = lf.Parameterize(_shifted_exp, jnp.zeros(2), lf.positive(jnp.array(0.5)), scale=1.0)
+    out = tree.with_value(jnp.array([2.0, 3.0]))
+    assert type(out.args[1]) is not lf.Positive
+    np.testing.assert_allclose(out.args[1], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(out.args[0], np.log([2.0, 3.0]), rtol=1e-6)
+    assert out.kwargs == {"scale": 1.0}
+
+
+class Scaled(lf.AbstractConstraint):
+    """``scale * softplus(raw)``: a constraint with a parameter child."""
+
+    scale: Any
+    support = "x > 0"
+
+    def forward(self, raw: Any) -> Any:
+        return jnp.asarray(lf.unwrap(self.scale)) * jax.nn.softplus(raw)
+
+    def inverse(self, value: Any) -> Any:
+        return lf.inv_softplus(value / jnp.asarray(lf.unwrap(self.scale)))
+
+    def in_support(self, value: Any) -> Any:
+        return value > 0
+
+
+def test_rewrap_keeps_a_constraint_parameter_exactly() -> None:
+    scale = lf.positive(jnp.array(2.0))
+    tree = Scaled(jnp.array([1.0, 4.0]), scale)
+    out = lf.rewrap(tree, jnp.array([3.0, 5.0]))
+    assert out.scale is scale
+    np.testing.assert_allclose(lf.unwrap(out), [3.0, 5.0], rtol=1e-5)
+
+
+def test_rewrap_calls_a_subclass_with_value_that_overrides_a_built_in() -> None:
+    calls = []
+
+    class Logged(lf.Parameterize):
+        def with_value(self, value: Any) -> Any:
+            calls.append(value)
+            return super().with_value(value)
+
+    out = lf.rewrap(Logged(jnp.exp, jnp.zeros(2)), jnp.array([1.0, 2.0]))
+    assert len(calls) == 1 and type(out) is Logged
+    np.testing.assert_allclose(out.args[0], np.log([1.0, 2.0]), atol=1e-6)
+
+
+def test_rewrap_of_a_built_in_subclass_runs_its_own_support_test() -> None:
+    # A subclass is never compiled with the built-in's maps: its in_support may
+    # read values in numpy, and must still run.
+    class AboveOne(lf.Positive):
+        support = "x > 1"
+
+        def in_support(self, value: Any) -> Any:
+            return np.asarray(value) > 1
+
+    tree = AboveOne(jnp.array([2.0, 3.0]))
+    np.testing.assert_allclose(lf.unwrap(lf.rewrap(tree, jnp.array([4.0, 5.0]))), [4.0, 5.0])
+    with pytest.raises(lf.ConstraintError, match=r"AboveOne got 0\.5"):
+        lf.rewrap(tree, jnp.array([0.5, 5.0]))
+
+
+@pytest.mark.parametrize(
+    ("constraint", "value", "message"),
+    [
+        (lf.positive(jnp.ones(3)), [1.0, -2.0, 3.0], "Positive got -2.0 at index (1,)"),
+        (lf.positive(jnp.ones(2)), [1e-40, 1.0], "Positive got 1e-40 at index (0,)"),
+        (lf.positive(jnp.ones(2)), [1.0, np.inf], "Positive got inf at index (1,)"),
+        (lf.interval(jnp.full(2, 0.5), 0.0, 1.0), [0.5, 1.0], "Interval got 1.0 at index (1,)"),
+        (lf.simplex(jnp.array([0.5, 0.5])), [0.7, 0.7], "Simplex got 0.7"),
+    ],
+)
+def test_rewrap_of_a_concrete_value_outside_the_support_names_the_entry(
+    constraint: Any, value: list[float], message: str
+) -> None:
+    # A concrete value takes one compiled call; the error is the construction's,
+    # subnormal numbers count as 0 as XLA compares them, and NaN never comes back.
+    with pytest.raises(lf.ConstraintError, match=re.escape(message)):
+        lf.rewrap(constraint, jnp.asarray(value, jnp.float32))
+
+
+@pytest.mark.parametrize("entry", [*lt.CATALOGUE, *lt.EDGES], ids=lambda entry: entry.name)
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_compiled_inverse_agrees_with_the_eager_maps(entry: Any, data: st.DataObject) -> None:
+    # rewrap (and construction) of a concrete value run a built-in's inverse map and
+    # support test compiled together; the raw array is the eager maps' own.
+    shape = (2, *entry.event_shape(3))
+    template = entry.build(jnp.asarray(entry.example(shape), dtype=entry.dtype))
+    draw = lt.forward_values(entry.build) if entry.values is None else entry.values
+    value = data.draw(draw(template), label="value")
+    eager = template.inverse(template._checked(value))
+    compiled = lf.rewrap(template, value).raw
+    assert compiled.dtype == eager.dtype and compiled.shape == eager.shape
+    eps = float(jnp.finfo(eager.dtype).eps)
+    np.testing.assert_allclose(compiled, eager, rtol=4 * eps, atol=4 * eps)
+
+
+def test_inv_softplus_of_nan_is_nan_and_of_a_negative_an_error() -> None:
+    out = lf.inv_softplus(jnp.array([1.0, jnp.nan]))
+    assert np.isnan(out[1]) and not np.isnan(out[0])
+    with pytest.raises(ValueError, match=r"non-negative input \(got -1.0 at 1 position"):
+        lf.inv_softplus(jnp.array([jnp.nan, -1.0]))
 
 
 def test_rewrap_unregistered_function_says_how_to_register_or_use_an_optic() -> None:

@@ -12,7 +12,7 @@ from jax.typing import ArrayLike
 from lensify import _records
 from lensify.constraints._bounds import StaticArray, static_bound, static_value
 from lensify.constraints._protocol import AbstractConstraint, Tolerance, tiny
-from lensify.numerics import inv_softplus, wide_dtype
+from lensify.numerics import inv_softplus_unchecked, wide_dtype
 
 __all__ = ["Interval", "Positive", "interval", "positive"]
 
@@ -37,6 +37,7 @@ class Positive(AbstractConstraint):
     """
 
     support = "x > 0"
+    _compiled_inverse = True
 
     def __init__(self, value: Any) -> None:
         self._set_raw(value)
@@ -47,7 +48,7 @@ class Positive(AbstractConstraint):
     def inverse(self, value: jax.Array) -> jax.Array:
         # Clamped: a Preimage applies this to whatever its wrapper holds, and a
         # subnormal value (zero to XLA) must not become -inf.
-        return inv_softplus(jnp.maximum(value, tiny(value)))
+        return inv_softplus_unchecked(jnp.maximum(value, tiny(value)))
 
     def in_support(self, value: jax.Array) -> jax.Array:
         return value > 0
@@ -130,6 +131,7 @@ class Interval(AbstractConstraint):
     upper: float | StaticArray = _records.field(static=True)
 
     support = "lower < x < upper"
+    _compiled_inverse = True
 
     def __init__(self, value: Any, lower: ArrayLike, upper: ArrayLike) -> None:
         self.lower = static_bound(lower, "lower", "Interval")

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from lensify.constraints._protocol import AbstractConstraint, Tolerance, tiny
-from lensify.numerics import inv_softplus
+from lensify.numerics import inv_softplus_unchecked
 
 __all__ = ["CholeskyFactor", "Symmetric", "cholesky_factor", "symmetric"]
 
@@ -61,6 +61,7 @@ class CholeskyFactor(_SquareMatrices):
     """
 
     support = "lower-triangular with a diagonal > 0"
+    _compiled_inverse = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_diagonal_mask(raw), jax.nn.softplus(raw), jnp.tril(raw, -1))
@@ -69,7 +70,7 @@ class CholeskyFactor(_SquareMatrices):
         diagonal = _diagonal_mask(value)
         # No NaN, even in the unused branch; a subnormal diagonal as in Positive.
         safe = jnp.where(diagonal, jnp.maximum(value, tiny(value)), 1.0)
-        return jnp.where(diagonal, inv_softplus(safe), jnp.tril(value, -1))
+        return jnp.where(diagonal, inv_softplus_unchecked(safe), jnp.tril(value, -1))
 
     def _inside(self, value: jax.Array, diagonal_ok: jax.Array) -> jax.Array:
         return jnp.where(_diagonal_mask(value), diagonal_ok, _lower_mask(value) | (value == 0))
@@ -127,6 +128,7 @@ class Symmetric(_SquareMatrices):
     """
 
     support = "symmetric matrices"
+    _compiled_inverse = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_lower_mask(raw), raw, jnp.swapaxes(raw, -1, -2))

@@ -20,8 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensify import _records, _tree
+from lensify._walker import KEEP
 from lensify.numerics import check_where, wide_dtype
-from lensify.wrappers import AbstractUnwrappable, NonTrainable, contains_unwrappables, unwrap
+from lensify.wrappers import (
+    AbstractUnwrappable,
+    NonTrainable,
+    contains_unwrappables,
+    unwrap,
+    with_child_values,
+)
 
 __all__ = [
     "AbstractConstraint",
@@ -122,6 +129,9 @@ def _as_float_array(x: Any) -> jax.Array:
     return jnp.asarray(array, dtype=dtype)
 
 
+_PLAIN = _tree.PLAIN_TYPES
+# The type of a concrete jax array (not a tracer): an exact-type test is cheapest.
+_CONCRETE_ARRAY = type(jnp.zeros(()))
 _WIDE = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
 
@@ -137,6 +147,31 @@ def _widened(method: Callable[[Any, jax.Array], jax.Array]) -> Any:
 
     widened._widened = True  # type: ignore[attr-defined]
     return widened
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
+    """A built-in constraint's inverse map, all NaN unless every entry of ``value``
+    is finite and in the support, as one compiled computation: eagerly, each jnp
+    operation (and the support test) would be a dispatch of its own. For classes
+    whose only child is ``raw``, which neither map reads: the constraint is
+    rebuilt from its class and structure ``aux`` alone, which are static (jit's
+    own cache keeps one computation per class, structure, shape and dtype)."""
+    constraint = _records.record_rebuild(cls, aux, (None,))
+    # Subnormal numbers read as zero, as XLA's eager operations read them; made
+    # explicit, because inside one fused computation XLA may read them as they
+    # are in one operation and as zero in the next.
+    smallest = jnp.finfo(wide_dtype(value.dtype)).tiny
+    value = jnp.where(jnp.abs(value) < smallest, jnp.zeros_like(value), value)
+    inside = jnp.all(constraint.in_support(value) & jnp.isfinite(value))
+    # The raw array's shape may differ from the value's (a simplex's has one entry
+    # fewer): the test is one flag.
+    return jnp.where(inside, constraint.inverse(value), jnp.nan)
+
+
+@functools.cache
+def _child_names(cls: type) -> tuple[str, ...]:
+    return tuple(key.name for key in _records.record_keys(cls))
 
 
 def _support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
@@ -195,6 +230,10 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
 
     # A few words describing the support, for error messages.
     support: ClassVar[str] = "(see the class's in_support)"
+    # True on a class (read from its own __dict__, so subclasses do not inherit
+    # it) whose inverse and in_support are pure JAX: rewrap then computes both
+    # in one compiled call. Set on the built-ins.
+    _compiled_inverse: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -266,7 +305,8 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
 
         By default only complex dtypes are refused: supports are sets of real numbers.
         """
-        if jnp.issubdtype(dtype, jnp.complexfloating):
+        kind = getattr(dtype, "kind", None)  # a numpy dtype: the cheap test
+        if kind == "c" or (kind is None and jnp.issubdtype(dtype, jnp.complexfloating)):
             raise self._error(
                 f"needs real values, got {jnp.dtype(dtype).name}. Constrain the real "
                 "and imaginary parts as two real arrays (jnp.real(x), jnp.imag(x)) "
@@ -295,7 +335,9 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         return Tolerance(rtol=log_range(dtype) * float(info.eps), atol=4 * float(info.tiny))
 
     def unwrap(self) -> jax.Array:
-        return self.forward(jnp.asarray(self.raw))
+        raw = self.raw
+        # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
+        return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
     def with_value(self: C, value: Any) -> C:
         """This constraint with the raw parameter that unwraps to ``value``.
@@ -319,8 +361,17 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             ...
             lensify.constraints.ConstraintError: Interval got 2.0, outside its support ...
         """
-        template = self._evaluated()
-        return template.with_raw(template.inverse(template._checked(value)))
+        return with_child_values(self, value)
+
+    def _child_values(self, children: Any, aux: Any, value: Any) -> Any:
+        # rewrap's view of with_value: the raw child takes the inverse, the
+        # parameters stay as they are.
+        if len(children) == 1:  # raw is the only child: the usual case
+            return (self._inverse_checked(value, aux),)
+        plain = all(type(child) in _PLAIN for child in children)
+        template = self if plain else self._evaluated()
+        raw = template.inverse(template._checked(value))
+        return [raw if name == "raw" else KEEP for name in _child_names(type(self))]
 
     def with_raw(self: C, raw: Any) -> C:
         """This constraint, with ``raw`` as its raw parameter (no inverse map, no check).
@@ -356,8 +407,32 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def _set_raw(self, value: Any) -> None:
         object.__setattr__(self, "raw", None)
         template = self._evaluated()
-        plain = template._checked(unwrap(value))
-        object.__setattr__(self, "raw", self._preimage(template, value, plain))
+        children, aux = _records.record_flatten(template)
+        if len(children) == 1 and not contains_unwrappables(value):
+            # A plain value, as rewrap would set it: for a built-in, one compiled
+            # call that rewrap then reuses.
+            raw = template._inverse_checked(value, aux)
+        else:
+            raw = self._preimage(template, value, template._checked(unwrap(value)))
+        object.__setattr__(self, "raw", raw)
+
+    def _inverse_checked(self, value: Any, aux: Any) -> jax.Array:
+        # inverse(_checked(value)) for a constraint whose only child is raw (which
+        # the maps do not read), aux being its structure; for a built-in given a
+        # concrete value, in one compiled call (see _inverse_if_inside).
+        cls = type(self)
+        if cls.__dict__.get("_compiled_inverse"):
+            plain = _as_float_array(value)
+            if type(plain) is _CONCRETE_ARRAY:
+                self.check_dtype(plain.dtype)
+                self.check_shape(plain.shape)
+                raw = _inverse_if_inside(cls, aux, plain)
+                raw_np = np.asarray(raw)
+                if raw_np.size and not np.count_nonzero(np.isnan(raw_np)):
+                    return raw
+                # A value outside the support (or an empty raw array, which cannot
+                # say): the eager maps below decide, and _checked says where.
+        return self.inverse(self._checked(value))
 
     def _checked(self, value: Any) -> jax.Array:
         # ``value`` as a float array in the support: at once when it is concrete,
@@ -376,11 +451,14 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
                 inside_np = np.broadcast_to(inside_np, values.shape)
             bad_np = ~(inside_np & np.isfinite(values))
             if bad_np.any():
-                error = _support_error(type(self).__name__, self._support())
-                raise error(*np.broadcast_arrays(values, bad_np))
+                self._raise_outside(values, bad_np)
             return plain
         bad = ~(jnp.broadcast_to(inside, plain.shape) & jnp.isfinite(plain))
         return check_where(plain, bad, _support_error(type(self).__name__, self._support()))
+
+    def _raise_outside(self, values: np.ndarray, bad: np.ndarray) -> None:
+        error = _support_error(type(self).__name__, self._support())
+        raise error(*np.broadcast_arrays(values, bad))
 
     def _support(self) -> str:
         # The words for error messages; a class whose support depends on its
