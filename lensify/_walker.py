@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lensify import _notes, _records, _tree
+from lensify import _notes, _records, _tree, numerics
 
 __all__ = ["KEEP", "WRAPPER_TYPES", "StructureMismatchError", "fold", "fold_raw", "rewrap"]
 
@@ -36,6 +36,7 @@ WRAPPER_TYPES: set[type] = set()
 # Exact types that hold nothing to walk (leaves and None): the very set object the
 # registry boundary keeps, so the array types it learns count at once.
 _PLAIN = _tree.PLAIN_TYPES
+_TRACED_CHECKS = numerics.TRACED_CHECKS
 
 Algebra = Callable[[Any], Any]
 # A step walks one child: (child, the algebra[, its value]) -> the new child.
@@ -226,11 +227,17 @@ def _rewrap_wrapper(wrapper: Any, value: Any) -> Any:
     cls = type(wrapper)
     child_values = _CHILD_VALUES.get(cls) or _child_values_of(cls)
     children, aux = _records.record_flatten(wrapper)
+    checks = _TRACED_CHECKS.get()
+    if checks is not None:  # checks traced now are this wrapper's
+        outer, checks.owner = checks.owner, wrapper
     try:
         values = child_values(wrapper, children, aux, value)
     except Exception as error:
         error.__dict__.setdefault("_lf_wrapper", cls.__name__)
         raise
+    finally:
+        if checks is not None:
+            checks.owner = outer
     new = _zip_children(wrapper, children, values, _rewrap)
     return wrapper if new is None else _records.record_rebuild(cls, aux, new)
 
@@ -316,15 +323,19 @@ def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
     return tree if new is None else _tree.rebuild(tree, list(new))
 
 
-def rewrap(tree: Any, values: Any) -> Any:
+def rewrap(tree: Any, values: Any, *, locate_traced: bool = True) -> Any:
     """``tree`` with its leaves and wrappers set so that it unwraps to ``values``.
 
     Errors name the key path: a :class:`StructureMismatchError` (and a constraint's
     error) in its message, any other error raised by a wrapper's ``with_value`` in a
-    note ``lensify: raised while rewrapping <class> at <key path>``.
+    note ``lensify: raised while rewrapping <class> at <key path>``. A check traced
+    under ``jax.jit`` names it in its message when it fails, unless ``locate_traced``
+    is False (for a caller whose ``tree`` is not the user's root).
     """
+    checks = numerics.TracedChecks() if locate_traced else None
+    token = _TRACED_CHECKS.set(checks)
     try:
-        return _rewrap(tree, None, values)
+        out = _rewrap(tree, None, values)
     except Exception as error:
         path, wrapper = _take_path(error)
         if isinstance(error, StructureMismatchError):
@@ -338,3 +349,37 @@ def rewrap(tree: Any, values: Any) -> Any:
                 _notes.add_note(error, f"lensify: raised while rewrapping {wrapper} at {path}")
             raise
         raise replacement.with_traceback(error.__traceback__) from None
+    finally:
+        _TRACED_CHECKS.reset(token)
+    if checks is not None and checks.labels:
+        # Checks traced under jax.jit run later: tell each where its wrapper is.
+        labels = [label for label in checks.labels if label.owner is not None]
+        paths = _paths_to(tree, {id(label.owner) for label in labels})
+        for label in labels:
+            if id(label.owner) in paths:
+                label.path = _tree.keystr(paths[id(label.owner)])
+    return out
+
+
+def _paths_to(tree: Any, wanted: set[int]) -> dict[int, tuple[Any, ...]]:
+    """The key path in ``tree`` of each node whose ``id`` is in ``wanted``."""
+    found: dict[int, tuple[Any, ...]] = {}
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), tree)]
+    while stack and len(found) < len(wanted):
+        path, node = stack.pop()
+        if id(node) in wanted:
+            found.setdefault(id(node), path)
+        t = type(node)
+        if t in _PLAIN:
+            continue
+        pairs: Any
+        if t is dict:
+            pairs = [(_tree.DictKey(key), child) for key, child in node.items()]
+        elif t is list or t is tuple:
+            pairs = [(_tree.SequenceKey(i), child) for i, child in enumerate(node)]
+        elif t in WRAPPER_TYPES:
+            pairs = zip(_records.record_keys(t), _records.record_flatten(node)[0], strict=True)
+        else:
+            pairs = _tree.children(node) or []
+        stack += [((*path, key), child) for key, child in pairs]
+    return found

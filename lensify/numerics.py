@@ -10,6 +10,7 @@ keeps its sharding and its gradient.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from lensify import _notes
 
 __all__ = [
     "check_values",
@@ -54,6 +57,57 @@ def wide_dtype(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+class CheckLabel:
+    """Where a traced check was made: the wrapper it was made for, and (once the walk
+    that made it is done) that wrapper's key path."""
+
+    __slots__ = ("owner", "path")
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self.path: str | None = None
+
+    def located(self, error: Exception) -> Exception:
+        """``error`` saying where: a constraint's at the start, as eagerly."""
+        with_path = getattr(error, "with_path", None)
+        if callable(with_path):
+            located: Exception = with_path(self.path)
+            return located
+        where = f"(raised while rewrapping {type(self.owner).__name__} at {self.path})"
+        try:
+            return type(error)(f"{error} {where}")
+        except Exception:  # an exception type that takes other arguments
+            _notes.add_note(error, f"lensify: {where[1:-1]}")
+            return error
+
+
+class TracedChecks:
+    """The checks traced while a walk runs, each labelled with the wrapper it was for.
+
+    Under ``jax.jit`` a check fails when the computation runs, long after the walk
+    that made it has returned, so the walk's usual way of naming the key path (as
+    an error travels out of it) cannot. ``lf.rewrap`` instead keeps one of these in
+    :data:`TRACED_CHECKS` while it walks, sets :attr:`owner` around each wrapper's
+    work, and fills in the labels' paths when it is done.
+    """
+
+    __slots__ = ("labels", "owner")
+
+    def __init__(self) -> None:
+        self.owner: Any = None
+        self.labels: list[CheckLabel] = []
+
+    def label(self) -> CheckLabel:
+        label = CheckLabel(self.owner)
+        self.labels.append(label)
+        return label
+
+
+TRACED_CHECKS: contextvars.ContextVar[TracedChecks | None] = contextvars.ContextVar(
+    "lensify_traced_checks", default=None
+)
+
+
 def _host_check(check: Callable[..., None], *operands: jax.Array) -> None:
     # Concrete operands are checked at once. Traced ones by a debug callback: an
     # effect, so XLA keeps it even when nothing uses a result (a constraint with an
@@ -63,9 +117,16 @@ def _host_check(check: Callable[..., None], *operands: jax.Array) -> None:
     if all(is_concrete(x) for x in operands):
         check(*(np.asarray(x) for x in operands))
         return
+    checks = TRACED_CHECKS.get()
+    label = checks.label() if checks is not None else None
 
     def host(*values: Any) -> None:
-        check(*(np.asarray(v) for v in values))
+        try:
+            check(*(np.asarray(v) for v in values))
+        except Exception as error:
+            if label is None or label.path is None:
+                raise
+            raise label.located(error) from None
 
     # In a computation of its own, so that without an outer jit (under vmap alone)
     # the error still arrives as a JaxRuntimeError, as it does under jit.

@@ -307,6 +307,64 @@ def test_rewrap_value_outside_the_range_is_a_runtime_error_under_jit() -> None:
         jax.block_until_ready(jax.jit(lf.rewrap)(tree, jnp.array([0.5, 1.5])))
 
 
+@pytest.mark.parametrize(
+    ("tree", "values", "expected"),
+    [
+        (
+            {"a": [lf.positive(jnp.ones(2))]},
+            {"a": [jnp.array([1.0, -1.0])]},
+            "ConstraintError: at ['a'][0]: Positive got -1.0",
+        ),
+        (
+            {"k": (1.0, lf.Parameterize(jax.nn.sigmoid, jnp.zeros(2)))},
+            {"k": (1.0, jnp.array([0.5, 1.5]))},
+            "outside the range of sigmoid (1 position(s), the first at (1,)). "
+            "(raised while rewrapping Parameterize at ['k'][1])",
+        ),
+        (
+            # The check of the inner stack, made while rewrapping the outer one.
+            {"s": lf.NonTrainable(lf.Parameterize(jax.nn.softplus, jnp.zeros(2)))},
+            {"s": jnp.array([0.5, -1.5])},
+            "(raised while rewrapping Parameterize at ['s'].tree)",
+        ),
+        (
+            {"w": lf.WeightNormalization(jnp.ones((2, 2)))},
+            {"w": jnp.zeros((2, 2))},
+            "row of zeros (got 0.0 at 2 position(s)). (raised while rewrapping "
+            "WeightNormalization at ['w'])",
+        ),
+    ],
+)
+def test_rewrap_error_under_jit_names_the_key_path(tree: Any, values: Any, expected: str) -> None:
+    # The check runs when the computation does, after the walk has returned: the
+    # walk labels it with its wrapper's key path while tracing.
+    with pytest.raises(jax.errors.JaxRuntimeError, match=re.escape(expected)):
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, values))
+
+
+def test_rewrap_under_jit_reports_the_path_of_the_wrapper_that_failed() -> None:
+    # Two constraints of one shape: the message names the one whose value is out.
+    tree = {"a": lf.positive(jnp.ones(2)), "b": lf.positive(jnp.ones(2))}
+    rewrap = jax.jit(lf.rewrap)
+    jax.block_until_ready(rewrap(tree, {"a": jnp.ones(2), "b": jnp.ones(2)}))
+    with pytest.raises(jax.errors.JaxRuntimeError, match=re.escape("at ['b']: Positive got")):
+        jax.block_until_ready(rewrap(tree, {"a": jnp.ones(2), "b": -jnp.ones(2)}))
+
+
+def test_a_traced_check_error_that_takes_other_arguments_gets_a_note() -> None:
+    from lensify.numerics import CheckLabel
+
+    class TwoArgumentsError(Exception):
+        def __init__(self, what: str, count: int) -> None:
+            super().__init__(f"{what} ({count})")
+
+    label = CheckLabel(lf.NonTrainable(jnp.ones(2)))
+    label.path = "['x']"
+    error = label.located(TwoArgumentsError("bad", 2))
+    assert type(error) is TwoArgumentsError
+    assert error.__notes__ == ["lensify: raised while rewrapping NonTrainable at ['x']"]
+
+
 def test_rewrap_negative_value_through_softplus_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         lf.rewrap(lf.Parameterize(jax.nn.softplus, jnp.zeros(2)), jnp.array([1.0, -1.0]))

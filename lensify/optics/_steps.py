@@ -473,7 +473,9 @@ class Unwrapped(LensStep):
         from lensify._walker import rewrap
 
         try:
-            return rewrap(node, value)
+            # Its key paths would start at the focus, not at the tree's root: a
+            # check traced under jit is left to say what failed, not where.
+            return rewrap(node, value, locate_traced=False)
         except Exception as error:
             raise StepValueError("rewrapping", error, node) from error
 
