@@ -99,7 +99,7 @@ def _positive(leaf: Any) -> Any:
     return lf.positive(jnp.abs(leaf) + 1.0)
 
 
-def _rewrap(n: int, name: str, wrap: Any, rounds: int = 3) -> list[Row]:
+def _rewrap(n: int, name: str, wrap: Any, rounds: int = 5) -> list[Row]:
     plain = make_tree(n)
     tree = _wrap_every(plain, 10, wrap)
     values = lf.unwrap(tree)
