@@ -617,6 +617,23 @@ def test_trust_02_interval_keeps_values_near_the_float32_limit() -> None:
     assert float(value[2]) == 0.0
 
 
+@pytest.mark.parametrize("bound", [3.4e38, 1.0e38, 1.0])
+def test_interval_near_the_float32_limit_under_jit_and_grad(bound: float) -> None:
+    # Compiled, XLA once folded half * 2 * sigmoid(raw) into (half * 2) / (1 +
+    # exp(-raw)): inf, and values of the wrong sign, for bounds beyond half the
+    # float maximum. The gradient, half * 2 s (1 - s), is finite for every width.
+    x = jnp.array([-0.5, -1e-3, 0.0, 0.25, 0.99], jnp.float32) * bound
+    constrained = lf.interval(x, -bound, bound)
+    eager = lf.unwrap(constrained)
+    np.testing.assert_array_equal(jax.jit(lf.unwrap)(constrained), eager)
+    s = 1 / (1 + np.exp(-np.asarray(constrained.raw, np.float64)))
+    slope = 2 * bound * s * (1 - s)  # d value / d raw, in float64
+    for grad in (jax.grad, lambda f: jax.jit(jax.grad(f))):
+        got = grad(lambda c: lf.unwrap(c).sum())(constrained).raw
+        assert bool(jnp.isfinite(got).all())
+        np.testing.assert_allclose(got, slope, rtol=1e-5)
+
+
 def test_trust_09_an_empty_raw_parameter_under_grad_of_checkpoint() -> None:
     def loss(x: jax.Array) -> jax.Array:
         return lf.unwrap(lf.simplex(x)).sum() + x.sum()

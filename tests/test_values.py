@@ -225,18 +225,23 @@ def test_rewrap_of_a_concrete_value_outside_the_support_names_the_entry(
 @pytest.mark.parametrize("entry", [*lt.CATALOGUE, *lt.EDGES], ids=lambda entry: entry.name)
 @settings(max_examples=10, deadline=None)
 @given(data=st.data())
-def test_compiled_inverse_agrees_with_the_eager_maps(entry: Any, data: st.DataObject) -> None:
-    # rewrap (and construction) of a concrete value run a built-in's inverse map and
-    # support test compiled together; the raw array is the eager maps' own.
+def test_compiled_maps_agree_with_the_eager_maps(entry: Any, data: st.DataObject) -> None:
+    # Given concrete arrays, a built-in's maps run compiled: rewrap (and
+    # construction) the support test and inverse map together, unwrap the forward
+    # map. Their results are the eager maps' own.
     shape = (2, *entry.event_shape(3))
     template = entry.build(jnp.asarray(entry.example(shape), dtype=entry.dtype))
     draw = lt.forward_values(entry.build) if entry.values is None else entry.values
     value = data.draw(draw(template), label="value")
-    eager = template.inverse(template._checked(value))
-    compiled = lf.rewrap(template, value).raw
-    assert compiled.dtype == eager.dtype and compiled.shape == eager.shape
-    eps = float(jnp.finfo(eager.dtype).eps)
-    np.testing.assert_allclose(compiled, eager, rtol=4 * eps, atol=4 * eps)
+    put = lf.rewrap(template, value)
+    for compiled, eager in [
+        (put.raw, template.inverse(template._checked(value))),
+        (lf.unwrap(put), put.forward(put.raw)),
+    ]:
+        assert compiled.dtype == eager.dtype and compiled.shape == eager.shape
+        eps = float(jnp.finfo(eager.dtype).eps)
+        scale = max(1.0, float(jnp.max(jnp.abs(eager.astype(jnp.float32)), initial=0.0)))
+        np.testing.assert_allclose(compiled, eager, rtol=4 * eps, atol=4 * eps * scale)
 
 
 def test_inv_softplus_of_nan_is_nan_and_of_a_negative_an_error() -> None:

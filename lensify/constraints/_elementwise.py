@@ -37,7 +37,7 @@ class Positive(AbstractConstraint):
     """
 
     support = "x > 0"
-    _compiled_inverse = True
+    _compiled_inverse = True  # its forward map, softplus, is one compiled call already
 
     def __init__(self, value: Any) -> None:
         self._set_raw(value)
@@ -132,6 +132,7 @@ class Interval(AbstractConstraint):
 
     support = "lower < x < upper"
     _compiled_inverse = True
+    _compiled_forward = True
 
     def __init__(self, value: Any, lower: ArrayLike, upper: ArrayLike) -> None:
         self.lower = static_bound(lower, "lower", "Interval")
@@ -204,9 +205,15 @@ class Interval(AbstractConstraint):
 
     def forward(self, raw: jax.Array) -> jax.Array:
         lower, upper, mid, half = self._halves(raw.dtype)
-        middle = mid + half * jnp.tanh(raw / 2)
-        near_lower = lower + half * (2 * jax.nn.sigmoid(raw))
-        near_upper = upper - half * (2 * jax.nn.sigmoid(-raw))
+        # Each term fenced off: XLA rewrites half * (2 * sigmoid(raw)), with sigmoid
+        # expanded to 1 / (1 + exp(-raw)), as (half * 2) / (1 + exp(-raw)), which
+        # overflows for a half-width above half the float maximum.
+        shape, from_lower, from_upper = jax.lax.optimization_barrier(
+            (_tanh_half(raw), _twice_sigmoid(raw), _twice_sigmoid(-raw))
+        )
+        middle = mid + half * shape
+        near_lower = lower + half * from_lower
+        near_upper = upper - half * from_upper
         value = jnp.where(
             jnp.abs(raw) <= _MIDDLE, middle, jnp.where(raw < 0, near_lower, near_upper)
         )
@@ -233,6 +240,39 @@ class Interval(AbstractConstraint):
     def in_closure(self, value: jax.Array) -> jax.Array:
         lower, upper = self._bounds(value.dtype)
         return (lower <= value) & (value <= upper)
+
+
+# The forward map's terms tanh(raw / 2) and 2 sigmoid(raw) share the slope
+# 2 sigmoid(raw) sigmoid(-raw), at most 1/2. A gradient multiplies it with the
+# half-width: taken as one factor, fenced off from XLA, the product stays finite for
+# every width up to the float maximum (JAX's own tanh and sigmoid slopes pass
+# through half-width * (1 + tanh) and half-width * 2, which overflow).
+
+
+def _slope(x: jax.Array) -> jax.Array:
+    return jax.lax.optimization_barrier(2 * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x))
+
+
+@jax.custom_jvp
+def _tanh_half(x: jax.Array) -> jax.Array:
+    return jnp.tanh(x / 2)
+
+
+@_tanh_half.defjvp
+def _tanh_half_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (t,) = primals, tangents
+    return _tanh_half(x), _slope(x) * t
+
+
+@jax.custom_jvp
+def _twice_sigmoid(x: jax.Array) -> jax.Array:
+    return 2 * jax.nn.sigmoid(x)
+
+
+@_twice_sigmoid.defjvp
+def _twice_sigmoid_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (t,) = primals, tangents
+    return _twice_sigmoid(x), _slope(x) * t
 
 
 def _log_ratio(a: jax.Array, b: jax.Array) -> jax.Array:

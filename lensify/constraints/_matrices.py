@@ -62,6 +62,7 @@ class CholeskyFactor(_SquareMatrices):
 
     support = "lower-triangular with a diagonal > 0"
     _compiled_inverse = True
+    _compiled_forward = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_diagonal_mask(raw), jax.nn.softplus(raw), jnp.tril(raw, -1))
@@ -129,6 +130,7 @@ class Symmetric(_SquareMatrices):
 
     support = "symmetric matrices"
     _compiled_inverse = True
+    _compiled_forward = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_lower_mask(raw), raw, jnp.swapaxes(raw, -1, -2))

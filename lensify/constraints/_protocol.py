@@ -150,6 +150,16 @@ def _widened(method: Callable[[Any, jax.Array], jax.Array]) -> Any:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
+def _forward_in_one_call(cls: type, aux: Any, raw: jax.Array) -> jax.Array:
+    """A built-in constraint's forward map as one compiled computation, for an eager
+    ``unwrap``: each jnp operation would otherwise be a dispatch (and, for each new
+    shape, a compilation) of its own. Rebuilt from its class and structure as
+    :func:`_inverse_if_inside` is."""
+    constraint = _records.record_rebuild(cls, aux, (None,))
+    return constraint.forward(raw)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
 def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
     """A built-in constraint's inverse map, all NaN unless every entry of ``value``
     is finite and in the support, as one compiled computation: eagerly, each jnp
@@ -158,15 +168,33 @@ def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
     rebuilt from its class and structure ``aux`` alone, which are static (jit's
     own cache keeps one computation per class, structure, shape and dtype)."""
     constraint = _records.record_rebuild(cls, aux, (None,))
-    # Subnormal numbers read as zero, as XLA's eager operations read them; made
-    # explicit, because inside one fused computation XLA may read them as they
-    # are in one operation and as zero in the next.
+    # The support test reads subnormal numbers as zero, as XLA's eager comparisons
+    # do; made explicit, because inside one fused computation XLA may read them as
+    # they are in one operation and as zero in the next. The inverse map gets the
+    # value as it is (a symmetric matrix keeps its subnormal entries).
     smallest = jnp.finfo(wide_dtype(value.dtype)).tiny
-    value = jnp.where(jnp.abs(value) < smallest, jnp.zeros_like(value), value)
-    inside = jnp.all(constraint.in_support(value) & jnp.isfinite(value))
+    flushed = jnp.where(jnp.abs(value) < smallest, jnp.zeros_like(value), value)
+    inside = jnp.all(constraint.in_support(flushed) & jnp.isfinite(value))
     # The raw array's shape may differ from the value's (a simplex's has one entry
     # fewer): the test is one flag.
     return jnp.where(inside, constraint.inverse(value), jnp.nan)
+
+
+_COMPILED_MAPS = {
+    "_compiled_forward": ("forward",),
+    "_compiled_inverse": ("inverse", "in_support"),
+}
+
+
+@functools.cache
+def _runs_compiled(cls: type, flag: str) -> bool:
+    """Whether ``cls`` runs the maps ``flag`` names compiled: the class that set the
+    flag did, and ``cls`` has its maps and its one child, raw. A subclass that
+    writes its own map (which may read values in numpy) runs it as written."""
+    owner = next((k for k in cls.__mro__ if flag in k.__dict__), None)
+    if owner is None or not owner.__dict__[flag] or _child_names(cls) != ("raw",):
+        return False
+    return all(getattr(cls, name) is getattr(owner, name) for name in _COMPILED_MAPS[flag])
 
 
 @functools.cache
@@ -230,10 +258,12 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
 
     # A few words describing the support, for error messages.
     support: ClassVar[str] = "(see the class's in_support)"
-    # True on a class (read from its own __dict__, so subclasses do not inherit
-    # it) whose inverse and in_support are pure JAX: rewrap then computes both
-    # in one compiled call. Set on the built-ins.
+    # Set on the built-ins, whose maps and in_support are pure JAX and read no child
+    # but raw. Given a concrete array, rewrap (and construction) run the support
+    # test and the inverse map as one compiled call, and unwrap the forward map. A
+    # subclass keeps them only while it keeps those maps (see _runs_compiled).
     _compiled_inverse: ClassVar[bool] = False
+    _compiled_forward: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -336,6 +366,9 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
 
     def unwrap(self) -> jax.Array:
         raw = self.raw
+        cls = type(self)
+        if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_forward"):
+            return _forward_in_one_call(cls, _records.record_flatten(self)[1], raw)
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
@@ -421,7 +454,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         # the maps do not read), aux being its structure; for a built-in given a
         # concrete value, in one compiled call (see _inverse_if_inside).
         cls = type(self)
-        if cls.__dict__.get("_compiled_inverse"):
+        if _runs_compiled(cls, "_compiled_inverse"):
             plain = _as_float_array(value)
             if type(plain) is _CONCRETE_ARRAY:
                 self.check_dtype(plain.dtype)

@@ -75,6 +75,7 @@ class Simplex(_AlongAxis):
 
     support = "entries > 0 summing to 1 along the axis"
     _compiled_inverse = True
+    _compiled_forward = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         pad = [(0, 0)] * raw.ndim
@@ -160,6 +161,7 @@ class UnitVector(_AlongAxis):
 
     support = "norm 1 along the axis"
     _compiled_inverse = True
+    _compiled_forward = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         nonzero = jnp.any(raw != 0, axis=self.axis, keepdims=True)
