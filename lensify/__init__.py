@@ -2,10 +2,12 @@
 
 # Records render in treescope as constructor calls (treescope stays unimported).
 from lensify import _treescope as _treescope
+from lensify import utils as utils
 from lensify._records import FrozenRecordError as FrozenRecordError
 from lensify._records import field as field
 from lensify._records import replace as replace
 from lensify._tree import tree_equal as tree_equal
+from lensify._walker import StructureMismatchError as StructureMismatchError
 from lensify.algebra import compose as compose
 from lensify.algebra import count_parameters as count_parameters
 from lensify.algebra import describe as describe
@@ -53,6 +55,22 @@ from lensify.wrappers import unwrap as unwrap
 
 __version__ = "0.1.0"
 
+# The exceptions a public function can raise print as lensify.<Name>, the name a user
+# catches them by.
+for _error in (
+    ConstraintError,
+    FocusCountError,
+    FrozenRecordError,
+    MissingStepError,
+    NotInvertibleError,
+    OpticError,
+    OverlapError,
+    StructureMismatchError,
+    TracedPredicateError,
+):
+    _error.__module__ = __name__
+del _error
+
 __all__ = [
     "AbstractConstraint",
     "AbstractUnwrappable",
@@ -72,6 +90,7 @@ __all__ = [
     "Positive",
     "RealToIncreasingOnInterval",
     "Simplex",
+    "StructureMismatchError",
     "Symmetric",
     "Tolerance",
     "TracedPredicateError",
@@ -102,4 +121,5 @@ __all__ = [
     "tree_equal",
     "unit_vector",
     "unwrap",
+    "utils",
 ]

@@ -176,3 +176,15 @@ def test_changing_the_weight_of_weight_normalization_keeps_the_scale() -> None:
 def test_copy_of_a_record_holding_a_jax_function(lib: Any, copier: Any) -> None:
     record = lib.Parameterize(jnp.exp, jnp.zeros(2))
     assert jnp.allclose(lib.unwrap(copier(record)), 1.0)
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_utils_inv_softplus_is_reachable_as_paramax_users_import_it(lib: Any) -> None:
+    raw = lib.utils.inv_softplus(jnp.array([0.5, 2.0]))
+    assert jnp.allclose(jax.nn.softplus(raw), jnp.array([0.5, 2.0]), rtol=1e-6)
+
+
+def test_from_lensify_utils_import_inv_softplus_is_lf_inv_softplus() -> None:
+    from lensify.utils import inv_softplus
+
+    assert inv_softplus is lf.inv_softplus

@@ -36,7 +36,7 @@ class MissingStepError(OpticError, LookupError):
         >>> lf.at["layers"][0]["wieght"].get({"layers": [{"weight": 1.0, "bias": 0.0}]})
         Traceback (most recent call last):
         ...
-        lensify.optics._errors.MissingStepError: no key 'wieght' in the dict at
+        lensify.MissingStepError: no key 'wieght' in the dict at
         ['layers'][0]; it has keys 'weight', 'bias'...
     """
 
@@ -49,7 +49,7 @@ class FocusCountError(OpticError):
         >>> lf.at.each().get({"a": 1, "b": 2})
         Traceback (most recent call last):
         ...
-        lensify.optics._errors.FocusCountError: lf.at.each().get needs exactly one
+        lensify.FocusCountError: lf.at.each().get needs exactly one
         focus, found 2: ['a'], ['b']. Use get_all() to read every focus.
     """
 
@@ -62,7 +62,7 @@ class OverlapError(OpticError):
         >>> (lf.at["a"] | lf.at.leaves()).get_all({"a": 1, "b": 2})
         Traceback (most recent call last):
         ...
-        lensify.optics._errors.OverlapError: the foci of (lf.at['a'] | lf.at.leaves())
+        lensify.OverlapError: the foci of (lf.at['a'] | lf.at.leaves())
         overlap at ['a']...
     """
 
@@ -82,6 +82,6 @@ class TracedPredicateError(OpticError, TypeError):
         >>> jax.jit(lambda t: positive.set(t, 0.0))([jnp.ones(2)])
         Traceback (most recent call last):
         ...
-        lensify.optics._errors.TracedPredicateError: the predicate of .where(<lambda>)
+        lensify.TracedPredicateError: the predicate of .where(<lambda>)
         needs the value of a traced array...
     """
