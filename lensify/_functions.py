@@ -47,19 +47,23 @@ def is_function(value: Any) -> bool:
     return callable(value) and not _tree.is_array(value) and not _tree.is_node(value)
 
 
-def hoist(container: Any, i: int, found: list[Any]) -> Any:
-    """``container`` with each function directly in it as None, the functions in ``found``."""
+def hoist(container: Any, i: int, found: list[Any], keys: Any = None) -> Any:
+    """``container`` with each function directly in it as None, the functions in ``found``.
+
+    So are the entries at ``keys`` (a record's configuration), whatever they hold.
+    """
     before = len(found)
+    keys = keys or ()
     if type(container) is dict:
         entries = dict(container)
         for key, value in container.items():
-            if callable(value) and is_function(value):
+            if key in keys or (callable(value) and is_function(value)):
                 found.append(((i, key), value))
                 entries[key] = None
         return container if len(found) == before else entries
     items = list(container)
     for j, value in enumerate(container):
-        if callable(value) and is_function(value):
+        if j in keys or (callable(value) and is_function(value)):
             found.append(((i, j), value))
             items[j] = None
     if len(found) == before:

@@ -85,6 +85,7 @@ class _Layout:
         "by_fields",
         "check_inits",
         "child_names",
+        "config",
         "custom_init",
         "defaults",
         "get_children",
@@ -116,6 +117,9 @@ class _Layout:
             k.__dict__["__check_init__"] for k in cls.__mro__ if "__check_init__" in k.__dict__
         )
         self.by_fields = _fields.fields_init_cannot_take(cls, fields) if self.custom_init else None
+        # A class that says so (Parameterize) keeps the Python ints, bools and strings
+        # given in its tuple, list and dict fields in the structure (see config_keys).
+        self.config = bool(getattr(cls, "_lf_config_in_structure", False))
 
 
 def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -238,6 +242,8 @@ def replace(record: R, /, **changes: Any) -> R:
         )
     values = {n: changes[n] if n in changes else getattr(record, n) for n in layout.names}
     new: R = _fields.from_fields(cls, values)
+    if layout.config:
+        set_config(new, config_keys({n: values[n] for n in layout.child_names}))
     _check_constructed(new, layout)
     return new
 
@@ -248,6 +254,7 @@ def replace(record: R, /, **changes: Any) -> R:
 # Bound here: record_flatten runs once per record per flatten.
 _CONTAINER_TYPES = _functions.CONTAINER_TYPES
 _FUNCTION_TYPES = _functions.FUNCTION_TYPES
+_CONFIG_TYPES = frozenset({int, bool, str})
 _NO_HOISTED: tuple[tuple[tuple[Any, ...], Any], ...] = ()
 
 
@@ -256,7 +263,8 @@ def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 
     Functions among the children, and directly in a child that is a list, tuple
     or dict (a Parameterize's args and kwargs), travel in the structure: their
-    places among the children hold None.
+    places among the children hold None. So do the entries :func:`config_keys`
+    named when a class that sets ``_lf_config_in_structure`` was built.
     """
     cls = type(obj)
     layout = cls.__dict__.get("_lf_layout") or _layout(cls)
@@ -276,14 +284,54 @@ def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
             # A Parameterize's args and kwargs. Only their own entries are looked
             # at: below them is the user's tree, whose functions are leaves as JAX
             # says (and a deep search would cost every flatten of a large tree).
-            if value and any(map(callable, value.values() if t is dict else value)):
-                kept[i] = _functions.hoist(value, i, found)
+            keys = _config_of(obj, layout.child_names[i]) if layout.config else None
+            if value and (keys or any(map(callable, value.values() if t is dict else value))):
+                kept[i] = _functions.hoist(value, i, found, keys)
         elif callable(value) and _functions.is_function(value):
             found.append(((i,), value))
             kept[i] = None
     if not found:
         return children, (layout.get_static(obj), _NO_HOISTED)
     return tuple(kept), (layout.get_static(obj), tuple(found))
+
+
+# The instance attribute (not a field) naming a config class's structure entries.
+_CONFIG = "_lf_config"
+
+
+def config_keys(fields: dict[str, Any]) -> frozenset[tuple[str, Any]]:
+    """The entries that configure a function, as (field name, key), decided on building.
+
+    A Python int, bool or string directly in a dict field, or in a tuple or list
+    field after its first entry (a Parameterize's variable is its first argument),
+    is configuration (``k=-1``, an axis, a mode): it travels in the structure, so
+    ``jax.jit`` sees a Python value and an optimiser step leaves it alone. It is
+    decided when the record is built, not at each flatten: a mask or a filter tree
+    that puts a bool where an array was must keep the same structure.
+    """
+    found: set[tuple[str, Any]] = set()
+    for name, value in fields.items():
+        t = type(value)
+        if t is dict:
+            found.update((name, k) for k, v in value.items() if type(v) in _CONFIG_TYPES)
+        elif t is tuple or t is list:
+            found.update((name, j) for j, v in enumerate(value) if j and type(v) in _CONFIG_TYPES)
+    return frozenset(found)
+
+
+def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
+    """Record on ``obj`` which of its entries travel in the structure as configuration."""
+    if keys:
+        obj.__dict__[_CONFIG] = keys
+    else:
+        obj.__dict__.pop(_CONFIG, None)
+
+
+def _config_of(obj: Any, name: str) -> frozenset[Any] | None:
+    keys = obj.__dict__.get(_CONFIG)
+    if not keys:
+        return None
+    return frozenset(k for n, k in keys if n == name) or None
 
 
 def record_keys(cls: type) -> tuple[Any, ...]:
@@ -306,6 +354,12 @@ def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
         setter(obj, name, value)
     for name, value in zip(layout.static_names, static, strict=True):
         setter(obj, name, value)
+    if layout.config and hoisted:
+        names = layout.child_names
+        set_config(
+            obj,
+            frozenset((names[p[0]], p[1]) for p, v in hoisted if len(p) == 2 and not callable(v)),
+        )
     return obj
 
 

@@ -280,6 +280,10 @@ class Parameterize(AbstractUnwrappable[T]):
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
 
+    # Python ints, bools and strings in args (after the first) and kwargs configure
+    # fn: they travel in the tree structure, as fn does (see _records.config_keys).
+    _lf_config_in_structure = True
+
     def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
         # A wrapper as fn (paramax allows it) is a child: unwrap evaluates it first.
         if not callable(fn) and not is_unwrappable(fn):
@@ -291,6 +295,7 @@ class Parameterize(AbstractUnwrappable[T]):
         self.fn = fn
         self.args = tuple(args)
         self.kwargs = dict(kwargs)
+        _records.set_config(self, _records.config_keys({"args": self.args, "kwargs": self.kwargs}))
 
     def unwrap(self) -> T:
         return self.fn(*self.args, **self.kwargs)

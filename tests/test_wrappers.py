@@ -615,3 +615,63 @@ def test_trust_11_weight_normalization_float16_row_norm_overflow() -> None:
     assert out.dtype == jnp.float16
     assert bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_allclose(np.asarray(out, np.float32), 8.0, rtol=1e-2)
+
+
+def _tril_below_diagonal() -> lf.Parameterize[jax.Array]:
+    return lf.Parameterize(jnp.tril, jnp.ones((3, 3)), k=-1)
+
+
+def test_parameterize_keyword_int_is_structure_not_a_leaf() -> None:
+    p = _tril_below_diagonal()
+    assert jax.tree_util.tree_leaves(p) == [p.args[0]]
+    assert jax.tree_util.tree_structure(p) != jax.tree_util.tree_structure(
+        lf.Parameterize(jnp.tril, jnp.ones((3, 3)), k=0)
+    )
+
+
+def test_parameterize_keyword_int_works_under_plain_jit_and_grad() -> None:
+    p = _tril_below_diagonal()
+    expected = jnp.tril(jnp.ones((3, 3)), k=-1)
+    assert jnp.array_equal(jax.jit(lf.unwrap)(p), expected)
+    grad = jax.grad(lambda t: lf.unwrap(t).sum())(p)
+    assert jnp.array_equal(grad.args[0], expected)
+    assert grad.kwargs == {"k": -1}
+
+
+def test_parameterize_keyword_int_survives_an_sgd_step_and_eval_shape() -> None:
+    p = _tril_below_diagonal()
+    grad = jax.grad(lambda t: lf.unwrap(t).sum())(p)
+    stepped = jax.tree_util.tree_map(lambda w, g: w - 0.1 * g, p, grad)
+    assert stepped.kwargs == {"k": -1}
+    assert jnp.allclose(lf.unwrap(stepped), 0.9 * jnp.tril(jnp.ones((3, 3)), k=-1))
+    abstract = jax.eval_shape(lambda: p)
+    assert abstract.kwargs == {"k": -1}
+    assert abstract.args[0].shape == (3, 3)
+
+
+def test_parameterize_positional_config_after_the_first_is_structure() -> None:
+    p = lf.Parameterize(jnp.sum, jnp.ones((2, 3)), 1)
+    assert jax.tree_util.tree_leaves(p) == [p.args[0]]
+    assert jnp.array_equal(jax.jit(lf.unwrap)(p), jnp.full(2, 3.0))
+
+
+def test_parameterize_first_argument_and_float_arguments_stay_leaves() -> None:
+    p = lf.Parameterize(jnp.clip, jnp.ones(3), 0.0, 1.0)
+    assert len(jax.tree_util.tree_leaves(p)) == 3
+    assert jax.tree_util.tree_leaves(lf.Parameterize(jnp.negative, 3)) == [3]
+
+
+def test_parameterize_mask_tree_keeps_the_structure_of_its_config() -> None:
+    # A bool where a float leaf was is a mask entry, not configuration.
+    p = lf.Parameterize(jnp.clip, jnp.ones(3), 0.0, 1.0, dtype=None)
+    mask = jax.tree_util.tree_map(lambda _: True, p)
+    assert jax.tree_util.tree_structure(mask) == jax.tree_util.tree_structure(p)
+    q = _tril_below_diagonal()
+    mask = lf.at.mask(q)
+    assert jax.tree_util.tree_structure(mask) == jax.tree_util.tree_structure(q)
+
+
+def test_replace_decides_parameterize_config_from_the_new_values() -> None:
+    p = lf.replace(_tril_below_diagonal(), kwargs={"k": 0})
+    assert jax.tree_util.tree_leaves(p) == [p.args[0]]
+    assert jnp.array_equal(jax.jit(lf.unwrap)(p), jnp.tril(jnp.ones((3, 3))))
