@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
 
-from lensify.numerics import check_where, inv_softplus
+from lensify.numerics import check_where, inv_softplus, wide_dtype
 
 __all__ = ["check_in_range", "increasing_points_to_raw", "inverse_of", "register_inverse"]
 
@@ -67,23 +67,37 @@ def inverse_of(fn: Any) -> tuple[Callable[[Any], Any], bool] | None:
         return None
 
 
-def check_in_range(raw: Any, value: Any, name: str) -> Any:
-    """``raw``, checked to be no NaN where ``value`` is none: an inverse gives NaN for a
-    value outside its function's range, which must be an error, never a NaN."""
+def check_in_range(raw: Any, value: Any, fn: Callable[[Any], Any], name: str) -> Any:
+    """``raw``, checked to be finite and to give ``value`` back through ``fn``.
+
+    An inverse gives NaN or an infinity for a value outside its function's range
+    (``logit(1.0)``, ``log(0.0)``), and a value past what the dtype can reach comes
+    back as another value (``logit(sigmoid(20.0))`` is ``inf`` in float32): either
+    would store a raw value that does not unwrap to ``value``. The round trip must
+    agree within ``ROUND_TRIP_RTOL`` times the dtype's epsilon, relative to the
+    value (and as much absolute error near zero).
+    """
     message = f"Parameterize: a value is outside the range of {name}"
 
     def error(_raw: np.ndarray, bad: np.ndarray) -> ValueError:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         return ValueError(f"{message} ({int(bad.sum())} position(s), the first at {where}).")
 
-    if isinstance(raw, jax.core.Tracer) or isinstance(value, jax.core.Tracer):
-        return check_where(raw, jnp.isnan(raw) & ~jnp.isnan(value), error)
-    raw_np = np.asarray(raw)
-    if raw_np.dtype.kind in "fc" and np.isnan(raw_np).any():
-        bad = np.isnan(raw_np) & ~np.isnan(np.asarray(value))
-        if bad.any():
-            raise error(raw_np, np.broadcast_to(bad, raw_np.shape))
-    return raw
+    raw = jnp.asarray(raw)
+    if not jnp.issubdtype(raw.dtype, jnp.inexact):
+        return raw
+    wide = wide_dtype(raw.dtype)
+    target = jnp.asarray(value, wide)
+    back = jnp.asarray(fn(raw), wide)
+    tol = ROUND_TRIP_RTOL * jnp.finfo(raw.dtype).eps
+    close = jnp.abs(back - target) <= tol * jnp.maximum(jnp.abs(target), 1.0)
+    bad = ~jnp.isfinite(raw) | ~close
+    return check_where(raw, bad, error)
+
+
+# How far fn(inverse(value)) may be from value, in epsilons of the raw dtype,
+# relative to max(|value|, 1).
+ROUND_TRIP_RTOL = 64
 
 
 # The built-in pairs, both ways. inv_softplus checks its input itself, and exp,

@@ -26,6 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from lensify import _notes, _records, _tree, numerics
 
 __all__ = ["KEEP", "WRAPPER_TYPES", "StructureMismatchError", "fold", "fold_raw", "rewrap"]
@@ -100,10 +104,11 @@ def _map_children(
     return new
 
 
-def _zip_children(node: Any, children: Any, values: Any, step: _Step) -> Any:
+def _zip_children(node: Any, children: Any, values: Any, step: _Step, site: Any) -> Any:
     # The zipped walk: every child of node (children, a dict or a sequence) with its
-    # value (values, indexed like children) by step(child, None, value); None if no
-    # child changed, else a copy of children with the new ones.
+    # value (values, indexed like children) by step(child, (site, node, key), value);
+    # None if no child changed, else a copy of children with the new ones. site is
+    # where node is: (its parent's site, the parent, its key), or None at the root.
     new: Any = None
     plain = _PLAIN
     items = children.items() if type(children) is dict else enumerate(children)
@@ -114,7 +119,9 @@ def _zip_children(node: Any, children: Any, values: Any, step: _Step) -> Any:
                 continue  # kept, or a leaf (or None) taking itself: nothing to do
             # A leaf taking a leaf's value, or None taking None, needs no step.
             if child is None or out is None or type(child) not in plain or type(out) not in plain:
-                out = step(child, None, out)
+                out = step(child, (site, node, key), out)
+            else:
+                out = fit_leaf(child, out)
         except Exception as error:
             _prepend_path(error, _key_at(node, key))
             raise
@@ -212,9 +219,64 @@ def _leaf_value(old: Any, value: Any) -> Any:
         if value is not None:
             raise StructureMismatchError(f"expected None, got {_kind(value)}")
         return None
+    if type(value) in WRAPPER_TYPES:
+        raise StructureMismatchError(_wrapped_value_message(value))
     if value is None or (type(value) not in _PLAIN and _tree.is_node(value)):
         raise StructureMismatchError(f"expected a leaf, got {_kind(value)}")
-    return value
+    return fit_leaf(old, value)
+
+
+def _wrapped_value_message(value: Any) -> str:
+    return (
+        f"expected a plain value, got a {type(value).__name__} wrapper. Values must be "
+        "plain, unwrapped values: to load a wrapped model's values, pass "
+        "lf.unwrap(pretrained)"
+    )
+
+
+def fit_leaf(old: Any, new: Any) -> Any:
+    """``new`` in the place of the array leaf ``old``: its shape kept, its dtype cast.
+
+    A raw parameter keeps its shape and dtype through ``rewrap``: a value of another
+    shape is a :class:`StructureMismatchError` unless it broadcasts to the stored
+    shape (a scalar for a vector), and a value of another dtype is cast to the stored
+    one (bfloat16 values do not turn a float32 parameter into bfloat16). A leaf with
+    no shape (a Python number) takes the value as it is.
+    """
+    shape = getattr(old, "shape", None)
+    if shape is None or type(old) in _SCALARS:
+        return new
+    new_shape = getattr(new, "shape", None)
+    if new_shape is None:
+        new_shape = np.shape(new)
+    if new_shape != shape:
+        if len(new_shape) > len(shape) or _broadcast(new_shape, shape) != shape:
+            raise StructureMismatchError(
+                f"expected a value of shape {shape} (the stored parameter's shape), got "
+                f"shape {new_shape}. rewrap keeps every raw parameter's shape"
+            )
+        new = jnp.broadcast_to(new, shape)
+    dtype = getattr(old, "dtype", None)
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC:
+        return new  # a PRNG key or another extended dtype: JAX checks it
+    if getattr(new, "dtype", None) != dtype or getattr(new, "weak_type", False):
+        if isinstance(old, np.ndarray) and not isinstance(new, jax.core.Tracer):
+            return np.asarray(new, dtype)
+        return jnp.asarray(new, dtype)
+    return new
+
+
+_NUMERIC = frozenset("biufc")
+
+
+_SCALARS = frozenset({int, float, complex, bool})
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        return None
 
 
 def _kind(value: Any) -> str:
@@ -223,23 +285,42 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _rewrap_wrapper(wrapper: Any, value: Any) -> Any:
+def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     cls = type(wrapper)
+    if type(value) in WRAPPER_TYPES:
+        raise StructureMismatchError(_wrapped_value_message(value))
     child_values = _CHILD_VALUES.get(cls) or _child_values_of(cls)
     children, aux = _records.record_flatten(wrapper)
+    own_aux = aux
     checks = _TRACED_CHECKS.get()
-    if checks is not None:  # checks traced now are this wrapper's
-        outer, checks.owner = checks.owner, wrapper
+    if checks is not None:  # checks traced now are this wrapper's, at this site
+        outer = checks.owner, checks.site
+        checks.owner, checks.site = wrapper, site
     try:
-        values = child_values(wrapper, children, aux, value)
+        if child_values is _children_of_with_value:
+            # What with_value returns is respected whole: its static fields too.
+            values, aux = _children_of_with_value(wrapper, value)
+        else:
+            values = child_values(wrapper, children, aux, value)
     except Exception as error:
         error.__dict__.setdefault("_lf_wrapper", cls.__name__)
         raise
     finally:
         if checks is not None:
-            checks.owner = outer
-    new = _zip_children(wrapper, children, values, _rewrap)
-    return wrapper if new is None else _records.record_rebuild(cls, aux, new)
+            checks.owner, checks.site = outer
+    new = _zip_children(wrapper, children, values, _rewrap, site)
+    if new is None:
+        if aux is own_aux or _same(aux, own_aux):
+            return wrapper
+        new = children
+    return _records.record_rebuild(cls, aux, new)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # static arrays compare elementwise: rebuild, to be safe
+        return False
 
 
 # Per wrapper class, how rewrap gets the values of a wrapper's children (see
@@ -265,15 +346,17 @@ def _child_values_of(cls: type) -> Callable[[Any, Any, Any, Any], Any]:
     return child_values
 
 
-def _children_of_with_value(wrapper: Any, _children: Any, _aux: Any, value: Any) -> Any:
+def _children_of_with_value(wrapper: Any, value: Any, *_: Any) -> tuple[Any, Any]:
+    # The children and structure of wrapper.with_value(value): its static fields are
+    # what it says, even where they differ from wrapper's.
     cls = type(wrapper)
     target = wrapper.with_value(value)
     if type(target) is not cls:
         raise TypeError(
             f"{cls.__name__}.with_value returned a {type(target).__name__}; it must "
-            f"return a {cls.__name__} (the same type and static configuration)."
+            f"return a {cls.__name__} (the same type; its static fields may differ)."
         )
-    return _records.record_flatten(target)[0]
+    return _records.record_flatten(target)
 
 
 def _check_same_node(tree: Any, values: Any) -> None:
@@ -294,10 +377,10 @@ def _describe_node(tree: Any) -> str:
     return f"a {type(tree).__name__} of length {len(tree)}"
 
 
-def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
+def _rewrap(tree: Any, site: Any, values: Any) -> Any:
     t = type(tree)
     if t in WRAPPER_TYPES:
-        return _rewrap_wrapper(tree, values)
+        return _rewrap_wrapper(tree, values, site)
     if t in _PLAIN:
         return _leaf_value(tree, values)
     if t is list or t is tuple or t is dict:
@@ -305,7 +388,7 @@ def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
             _check_same_node(tree, values)
         if t is dict and values.keys() != tree.keys():
             _check_same_node(tree, values)
-        new = _zip_children(tree, tree, values, _rewrap)
+        new = _zip_children(tree, tree, values, _rewrap, site)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
@@ -319,7 +402,7 @@ def _rewrap(tree: Any, _algebra: Any, values: Any) -> Any:
             f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
         )
     children = [child for _, child in pairs]
-    new = _zip_children(tree, children, [v for _, v in value_pairs], _rewrap)
+    new = _zip_children(tree, children, [v for _, v in value_pairs], _rewrap, site)
     return tree if new is None else _tree.rebuild(tree, list(new))
 
 
@@ -353,33 +436,16 @@ def rewrap(tree: Any, values: Any, *, locate_traced: bool = True) -> Any:
         _TRACED_CHECKS.reset(token)
     if checks is not None and checks.labels:
         # Checks traced under jax.jit run later: tell each where its wrapper is.
-        labels = [label for label in checks.labels if label.owner is not None]
-        paths = _paths_to(tree, {id(label.owner) for label in labels})
-        for label in labels:
-            if id(label.owner) in paths:
-                label.path = _tree.keystr(paths[id(label.owner)])
+        for label in checks.labels:
+            if label.owner is not None:
+                label.path = _tree.keystr(_path_of(label.site))
     return out
 
 
-def _paths_to(tree: Any, wanted: set[int]) -> dict[int, tuple[Any, ...]]:
-    """The key path in ``tree`` of each node whose ``id`` is in ``wanted``."""
-    found: dict[int, tuple[Any, ...]] = {}
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), tree)]
-    while stack and len(found) < len(wanted):
-        path, node = stack.pop()
-        if id(node) in wanted:
-            found.setdefault(id(node), path)
-        t = type(node)
-        if t in _PLAIN:
-            continue
-        pairs: Any
-        if t is dict:
-            pairs = [(_tree.DictKey(key), child) for key, child in node.items()]
-        elif t is list or t is tuple:
-            pairs = [(_tree.SequenceKey(i), child) for i, child in enumerate(node)]
-        elif t in WRAPPER_TYPES:
-            pairs = zip(_records.record_keys(t), _records.record_flatten(node)[0], strict=True)
-        else:
-            pairs = _tree.children(node) or []
-        stack += [((*path, key), child) for key, child in pairs]
-    return found
+def _path_of(site: Any) -> tuple[Any, ...]:
+    """The key path of a site of the zipped walk: (parent's site, parent, key), or None."""
+    keys: list[Any] = []
+    while site is not None:
+        site, node, key = site
+        keys.append(_key_at(node, key))
+    return tuple(reversed(keys))

@@ -61,10 +61,11 @@ class CheckLabel:
     """Where a traced check was made: the wrapper it was made for, and (once the walk
     that made it is done) that wrapper's key path."""
 
-    __slots__ = ("owner", "path")
+    __slots__ = ("owner", "path", "site")
 
-    def __init__(self, owner: Any) -> None:
+    def __init__(self, owner: Any, site: Any = None) -> None:
         self.owner = owner
+        self.site = site  # where the walk was: its own record, read once it is done
         self.path: str | None = None
 
     def located(self, error: Exception) -> Exception:
@@ -91,14 +92,15 @@ class TracedChecks:
     work, and fills in the labels' paths when it is done.
     """
 
-    __slots__ = ("labels", "owner")
+    __slots__ = ("labels", "owner", "site")
 
     def __init__(self) -> None:
         self.owner: Any = None
+        self.site: Any = None
         self.labels: list[CheckLabel] = []
 
     def label(self) -> CheckLabel:
-        label = CheckLabel(self.owner)
+        label = CheckLabel(self.owner, self.site)
         self.labels.append(label)
         return label
 

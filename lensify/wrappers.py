@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lensify import _records, _tree, _walker
 from lensify._functions import callable_name
@@ -315,10 +316,13 @@ class Parameterize(AbstractUnwrappable[T]):
         found = inverse_of(self.fn)
         if found is None or not self.args:
             raise NotInvertibleError(_not_invertible_message(self))
-        inverse, needs_check = found
-        raw = inverse(value)
-        if needs_check:
-            raw = check_in_range(raw, value, callable_name(self.fn))
+        inverse, _ = found
+        rest, kwargs = unwrap((self.args[1:], self.kwargs))
+
+        def forward(raw: Any) -> Any:
+            return self.fn(raw, *rest, **kwargs)
+
+        raw = check_in_range(inverse(value), value, forward, callable_name(self.fn))
         keep = _walker.KEEP
         return (keep, (raw, *[keep] * (len(children[1]) - 1)), keep)
 
@@ -475,10 +479,19 @@ def _checked_row_norms(weight: Any) -> jax.Array:
             "WeightNormalization needs a weight with at least one axis (rows along "
             f"the last axis), got a 0-d array {value!r}."
         )
-    return check_values(
+    if value.shape[-1] == 0:
+        raise ValueError(
+            f"WeightNormalization cannot normalise a weight of shape {value.shape}: its "
+            "rows (along the last axis) have no entries, so no row has a direction. "
+            "Wrap a weight with at least one entry per row."
+        )
+    norms = check_values(
         _row_norms(value),
-        lambda n: n == 0,
-        "WeightNormalization cannot normalise a weight with a row of zeros",
+        lambda n: ~np.isfinite(n),
+        "WeightNormalization cannot normalise a weight with a NaN or infinite entry",
+    )
+    return check_values(
+        norms, lambda n: n == 0, "WeightNormalization cannot normalise a weight with a row of zeros"
     )
 
 

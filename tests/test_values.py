@@ -126,7 +126,9 @@ def test_rewrap_parameterize_keeps_its_other_arguments() -> None:
 
 
 def _shifted_exp(x: Any, shift: Any, *, scale: Any) -> Any:
-    return scale * jnp.exp(x) + shift
+    # Its other arguments are read but leave the value exp(x), so that log is its
+    # inverse: rewrap checks that the value comes back through fn.
+    return jnp.exp(x) + 0.0 * (scale * shift)
 
 
 lf.register_inverse(_shifted_exp, jnp.log)
@@ -142,7 +144,6 @@ def test_rewrap_keeps_wrapped_other_arguments_exactly() -> None:
 
 
 def test_with_value_holds_the_values_of_the_kept_arguments() -> None:
-    # (the registered inverse, log, takes no account of the shift: it is only an example)
     tree = lf.Parameterize(_shifted_exp, jnp.zeros(2), lf.positive(jnp.array(0.5)), scale=1.0)
     out = tree.with_value(jnp.array([2.0, 3.0]))
     assert type(out.args[1]) is not lf.Positive
@@ -511,3 +512,140 @@ def test_put_put(name: str, raw: Any, first: Any, second: Any) -> None:
     twice, once = lf.rewrap(lf.rewrap(tree, v), w), lf.rewrap(tree, w)
     assert _same_structure(twice, once)
     assert lt.trees_close(twice, once, **_TOL)
+
+
+# ------------------------------------------------- raw leaves keep shape and dtype
+
+
+def test_unwrapped_set_of_a_scalar_keeps_the_stored_shape() -> None:
+    model = {"s": lf.Parameterize(jnp.exp, jnp.zeros(2))}
+    out = lf.at["s"].unwrapped().set(model, 3.0)
+    assert out["s"].args[0].shape == (2,)
+    np.testing.assert_allclose(lf.unwrap(out)["s"], [3.0, 3.0], rtol=1e-6)
+
+
+def test_rewrap_refuses_a_transposed_weight_naming_the_path() -> None:
+    tree = {"w": lf.WeightNormalization(jnp.ones((2, 3)))}
+    with pytest.raises(lf.StructureMismatchError, match=r"at \['w'\]\.weight.*\(2, 3\)"):
+        lf.rewrap(tree, {"w": jnp.ones((3, 2))})
+
+
+def test_rewrap_refuses_a_plain_leaf_of_another_shape() -> None:
+    with pytest.raises(lf.StructureMismatchError, match=r"at \['a'\].*shape \(2,\)"):
+        lf.rewrap({"a": jnp.ones(2)}, {"a": jnp.ones(3)})
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.int32, jnp.float16])
+def test_rewrap_casts_values_to_the_stored_dtype(dtype: Any) -> None:
+    tree = lf.WeightNormalization(jnp.ones((2, 3)))
+    out = lf.rewrap(tree, jnp.full((2, 3), 2, dtype))
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(out)} == {jnp.dtype(jnp.float32)}
+    grad = jax.grad(lambda t: lf.unwrap(t).sum())(out)
+    assert grad.weight.dtype == jnp.float32
+
+
+def test_rewrap_keeps_a_numpy_leaf_numpy_and_its_dtype() -> None:
+    out = lf.rewrap({"a": np.zeros(2, np.float64)}, {"a": jnp.ones(2, jnp.float32)})
+    assert isinstance(out["a"], np.ndarray) and out["a"].dtype == np.float64
+
+
+# ------------------------------------------------------- values outside the range
+
+
+@pytest.mark.parametrize(
+    ("fn", "value"),
+    [
+        (jax.nn.sigmoid, 1.0),
+        (jax.nn.sigmoid, float("nan")),
+        (jnp.exp, float("inf")),
+        (jnp.exp, 0.0),
+        (jax.nn.softplus, 0.0),
+        (jnp.log, 100.0),
+        (jax.scipy.special.logit, 20.0),
+    ],
+)
+def test_rewrap_refuses_a_value_its_function_cannot_give_back(fn: Any, value: float) -> None:
+    tree = {"p": lf.Parameterize(fn, jnp.full(2, 0.5))}
+    with pytest.raises(ValueError, match=r"outside the range") as info:
+        lf.rewrap(tree, {"p": jnp.array([0.5, value])})
+    assert "['p']" in "".join(getattr(info.value, "__notes__", [])) + str(info.value)
+
+
+def test_rewrap_under_jit_refuses_a_value_its_function_cannot_give_back() -> None:
+    tree = lf.Parameterize(jax.nn.sigmoid, jnp.zeros(2))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="outside the range of sigmoid"):
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, jnp.array([0.5, 1.0])))
+
+
+def test_rewrap_refuses_a_weight_normalization_row_with_a_nan() -> None:
+    tree = lf.WeightNormalization(jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        lf.rewrap(tree, jnp.array([[1.0, jnp.nan, 1.0], [1.0, 1.0, 1.0]]))
+
+
+def test_weight_normalization_of_rows_without_entries_says_so() -> None:
+    with pytest.raises(ValueError, match=r"shape \(3, 0\).*no row has a direction"):
+        lf.WeightNormalization(jnp.ones((3, 0)))
+
+
+# ------------------------------------------------------------ with_value respected
+
+
+class _Scaled(lf.AbstractUnwrappable):
+    x: Any
+    scale: float = lf.field(static=True)
+
+    def unwrap(self) -> Any:
+        return self.x * self.scale
+
+    def with_value(self, value: Any) -> _Scaled:
+        return _Scaled(value, scale=1.0)
+
+
+def test_rewrap_keeps_the_static_fields_with_value_returns() -> None:
+    out = lf.rewrap(_Scaled(jnp.ones(2), scale=2.0), jnp.array([3.0, 4.0]))
+    assert out.scale == 1.0
+    np.testing.assert_allclose(lf.unwrap(out), [3.0, 4.0])
+
+
+def test_rewrap_under_jit_names_the_path_of_a_shared_wrapper() -> None:
+    p = lf.Parameterize(jax.nn.sigmoid, jnp.zeros(2))
+    good = jnp.array([0.5, 0.5])
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"at \['a'\]"):
+        jax.block_until_ready(
+            jax.jit(lf.rewrap)(
+                {"a": p, "b": p, "c": p}, {"a": jnp.array([0.5, 1.0]), "b": good, "c": good}
+            )
+        )
+
+
+def test_rewrap_with_wrapped_values_says_to_unwrap_them() -> None:
+    model = {"a": lf.Parameterize(jnp.exp, jnp.zeros(2))}
+    with pytest.raises(lf.StructureMismatchError, match=r"at \['a'\].*lf\.unwrap\(pretrained\)"):
+        lf.rewrap(model, model)
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+@settings(max_examples=25)
+@given(
+    shape=st.sampled_from([(), (2,), (3,), (2, 3)]),
+    dtype=st.sampled_from([jnp.float32, jnp.bfloat16, jnp.int32, jnp.float16]),
+)
+def test_law_rewrap_keeps_every_raw_leaf_shape_and_dtype(shape: Any, dtype: Any) -> None:
+    tree = {"p": lf.Parameterize(jax.nn.softplus, jnp.zeros((2, 3))), "w": jnp.zeros((2, 3))}
+    values = {"p": jnp.ones(shape, dtype), "w": jnp.ones(shape, dtype)}
+    try:
+        out = lf.rewrap(tree, values)
+    except lf.StructureMismatchError as error:
+        assert not _broadcasts_to(shape, (2, 3))
+        assert "shape (2, 3)" in str(error)
+        return
+    assert _broadcasts_to(shape, (2, 3))
+    for leaf in jax.tree_util.tree_leaves(out):
+        assert leaf.shape == (2, 3) and leaf.dtype == jnp.float32
