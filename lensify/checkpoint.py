@@ -18,13 +18,20 @@ does not import it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import os
 import re
+import threading
+import types
+import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import numpy as np
 
 import lensify
 from lensify import _records, _tree
@@ -40,7 +47,9 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without orb
 
 __all__ = ["CheckpointMismatchError", "save", "restore", "wrapper_types"]
 
-FORMAT = 1
+# 2: array configuration recorded exactly (by value, or by a content hash when
+# large), functions by what identifies them (a partial's arguments, a lambda's code).
+FORMAT = 2
 TREE_ITEM = "tree"
 TYPES_ITEM = "lensify"
 
@@ -80,11 +89,30 @@ def save(path: Any, tree: Any, *, force: bool = False, checkpointer: Any = None)
     """
     if checkpointer is None:
         checkpointer = ocp.AsyncCheckpointer(_handler())
+    summary = _summary(tree)
+    _warn_unidentified(summary)
     args = ocp.args.Composite(
-        **{TREE_ITEM: ocp.args.StandardSave(tree), TYPES_ITEM: ocp.args.JsonSave(_summary(tree))}
+        **{TREE_ITEM: ocp.args.StandardSave(tree), TYPES_ITEM: ocp.args.JsonSave(summary)}
     )
-    checkpointer.save(_directory(path), args=args, force=force)
+    directory = _directory(path)
+    checkpointer.save(directory, args=args, force=force)
+    if hasattr(checkpointer, "wait_until_finished"):
+        with _PENDING_LOCK:
+            _PENDING[directory] = checkpointer
     return checkpointer
+
+
+# The checkpointers of this process's saves, by directory, so that a restore of the
+# same directory waits for its save to finish rather than finding nothing there.
+_PENDING: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_PENDING_LOCK = threading.Lock()
+
+
+def _wait_for_save(directory: str) -> None:
+    with _PENDING_LOCK:
+        pending = _PENDING.pop(directory, None)
+    if pending is not None:
+        pending.wait_until_finished()
 
 
 def restore(path: Any, like: Any, *, checkpointer: Any = None) -> Any:
@@ -112,14 +140,22 @@ def restore(path: Any, like: Any, *, checkpointer: Any = None) -> Any:
         lensify.checkpoint.CheckpointMismatchError: ['p'] holds lensify.Positive in ...
     """
     directory = _directory(path)
+    _wait_for_save(directory)
     owned = checkpointer is None
     if owned:
         checkpointer = ocp.Checkpointer(_handler())
     try:
         _check_written_by_save(checkpointer, directory)
-        recorded = checkpointer.restore(
-            directory, args=ocp.args.Composite(**{TYPES_ITEM: ocp.args.JsonRestore()})
-        )[TYPES_ITEM]
+        try:
+            recorded = checkpointer.restore(
+                directory, args=ocp.args.Composite(**{TYPES_ITEM: ocp.args.JsonRestore()})
+            )[TYPES_ITEM]
+        except (KeyError, FileNotFoundError) as error:
+            raise CheckpointMismatchError(
+                f"the checkpoint at {directory} is incomplete: its {TYPES_ITEM!r} item (the "
+                "wrapper types and configuration lensify compares) is missing, so a "
+                "save was interrupted or its files were removed. Save the model again."
+            ) from error
         _compare(recorded, _summary(like))
         restored = checkpointer.restore(
             directory, args=ocp.args.Composite(**{TREE_ITEM: ocp.args.StandardRestore(like)})
@@ -227,13 +263,88 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if _tree.is_array(value):
-        return {"array": _jsonable(value.tolist()), "dtype": str(value.dtype)}
+        return _array_record(value)
+    held = getattr(value, "array", None)  # a static bound: a numpy array held by value
+    if isinstance(held, np.ndarray) and type(value).__name__ == "StaticArray":
+        return _array_record(held)
     if callable(value):
-        name = getattr(value, "__qualname__", None) or type(value).__qualname__
-        module = getattr(value, "__module__", None) or type(value).__module__
-        return f"{module}.{name}"
+        return _function_record(value)
     # Anything else by its repr, less memory addresses, which differ between runs.
     return _ADDRESS.sub("", repr(value))
+
+
+# Arrays up to this size are recorded by value, larger ones by a content hash.
+_BY_VALUE = 64
+
+
+def _array_record(value: Any) -> dict[str, Any]:
+    """An array, recorded exactly: dtype, shape and its values or a hash of its bytes.
+
+    Independent of numpy's print options and version: values are Python numbers
+    (exact for every float dtype), and the hash is of the raw bytes in C order.
+    """
+    array = np.asarray(value)
+    record: dict[str, Any] = {"dtype": str(array.dtype), "shape": list(array.shape)}
+    finite = array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
+    if array.size <= _BY_VALUE and finite:
+        record["values"] = array.ravel().tolist()
+    else:
+        record["sha256"] = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+    return record
+
+
+def _function_record(fn: Any) -> Any:
+    """What identifies a function: its name, and for a partial or a local function
+    what it holds (a partial's function and arguments, a lambda's code and closure)."""
+    if isinstance(fn, functools.partial):
+        return {
+            "partial": _function_record(fn.func),
+            "args": [_jsonable(a) for a in fn.args],
+            "kwargs": {str(k): _jsonable(v) for k, v in fn.keywords.items()},
+        }
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    if not isinstance(fn, types.FunctionType) or not ("<" in name or _imports_as_other(fn)):
+        return f"{module}.{name}"
+    closure = [_jsonable(cell.cell_contents) for cell in fn.__closure__ or ()]
+    record: dict[str, Any] = {
+        "function": f"{module}.{name}",
+        "code": _code_hash(fn.__code__),
+        "closure": closure,
+    }
+    if any(isinstance(c, str) and c.startswith("<") for c in closure):
+        record["unidentified"] = True  # a closure value known only by its repr
+    return record
+
+
+def _imports_as_other(fn: Any) -> bool:
+    # A module-level function is identified by its import name, unless the name now
+    # names something else (a function redefined in a notebook cell).
+    module = __import__("sys").modules.get(fn.__module__)
+    return getattr(module, fn.__name__, None) is not fn
+
+
+def _code_hash(code: types.CodeType) -> str:
+    digest = hashlib.sha256(code.co_code)
+    for const in code.co_consts:
+        text = _code_hash(const) if isinstance(const, types.CodeType) else repr(const)
+        digest.update(text.encode())
+    digest.update(repr(code.co_names).encode())
+    return digest.hexdigest()
+
+
+def _warn_unidentified(summary: dict[str, Any]) -> None:
+    # A function that closes over an object known only by its repr cannot be told
+    # apart from another one closing over a different object of the same kind.
+    for path, entry in summary["records"].items():
+        if "'unidentified': True" in repr(entry):
+            warnings.warn(
+                f"lensify.checkpoint.save: the function at {path} closes over a value that "
+                "can only be recorded by its repr, so restore cannot tell it apart from "
+                "another function of the same code. Prefer functools.partial with plain "
+                "numbers or arrays, or a module-level function.",
+                stacklevel=3,
+            )
 
 
 def _leaf_summary(leaf: Any) -> dict[str, Any]:
@@ -254,7 +365,10 @@ def _compare(recorded: dict[str, Any], target: dict[str, Any]) -> None:
     if recorded.get("format") != FORMAT:
         raise CheckpointMismatchError(
             f"this checkpoint has lensify checkpoint format {recorded.get('format')!r}; "
-            f"this version of lensify reads format {FORMAT}."
+            f"this version of lensify reads format {FORMAT}. Format 1 recorded array "
+            "configuration and functions inexactly, so it cannot be checked: restore its "
+            f"{TREE_ITEM!r} item with orbax.checkpoint.StandardCheckpointer into the model "
+            "you know it was saved from, and save that model again."
         )
     saved_records, target_records = recorded["records"], target["records"]
     for path in [*saved_records, *(p for p in target_records if p not in saved_records)]:
@@ -285,4 +399,10 @@ def _compare(recorded: dict[str, Any], target: dict[str, Any]) -> None:
             raise CheckpointMismatchError(
                 f"{path} has shape {tuple(saved['shape'])} in the checkpoint, but "
                 f"{tuple(wanted['shape'])} in the target."
+            )
+        if "dtype" in saved and "dtype" in wanted and saved["dtype"] != wanted["dtype"]:
+            raise CheckpointMismatchError(
+                f"{path} has dtype {saved['dtype']} in the checkpoint, but {wanted['dtype']} "
+                "in the target. Restore into a target of the saved dtype, then cast the "
+                "restored array if you want another."
             )

@@ -239,3 +239,120 @@ def test_checkpoint_restore_logs_no_warning(
     with caplog.at_level(logging.WARNING):
         checkpoint.restore(path, {"w": lf.positive(jnp.ones(2))})
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# ------------------------------------------------ what a checkpoint records exactly
+
+import functools  # noqa: E402
+import shutil  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import lensify.checkpoint as lc  # noqa: E402
+
+
+def _save_at(path: Path, tree: Any) -> str:
+    lc.save(str(path), tree).wait_until_finished()
+    return str(path)
+
+
+def test_restore_refuses_a_large_bound_that_differs_in_one_entry(tmp_path: Path) -> None:
+    x = jnp.full(1001, 0.5)
+    lo, hi = np.zeros(1001), np.ones(1001)
+    hi2 = hi.copy()
+    hi2[500] = 100.0
+    path = _save_at(tmp_path / "i", {"p": lf.interval(x, lo, hi)})
+    with pytest.raises(lc.CheckpointMismatchError, match=r"\['p'\]"):
+        lc.restore(path, {"p": lf.interval(x, lo, hi2)})
+    restored = lc.restore(path, {"p": lf.interval(x, lo, hi)})
+    np.testing.assert_allclose(lf.unwrap(restored)["p"], 0.5, rtol=1e-6)
+
+
+def test_restore_does_not_depend_on_print_options(tmp_path: Path) -> None:
+    x = jnp.full(3, 0.5)
+    lo, hi = np.zeros(3), np.array([1.0, 1.000000001, 2.0])
+    path = _save_at(tmp_path / "p", {"p": lf.interval(x, lo, hi)})
+    with np.printoptions(precision=4):
+        restored = lc.restore(path, {"p": lf.interval(x, lo, hi)})
+    assert type(restored["p"]) is lf.Interval
+
+
+def test_array_record_tells_apart_values_past_the_eighth_digit() -> None:
+    a = lf.interval(jnp.full(2, 0.5), 0.0, np.array([1.0, 1.0]))
+    b = lf.interval(jnp.full(2, 0.5), 0.0, np.array([1.0, 1.000000001]))
+    assert lc.wrapper_types(a) != lc.wrapper_types(b)
+
+
+def test_restore_refuses_a_partial_of_another_function(tmp_path: Path) -> None:
+    x = jnp.zeros(2)
+    path = _save_at(tmp_path / "f", {"p": lf.Parameterize(functools.partial(jnp.exp), x)})
+    with pytest.raises(lc.CheckpointMismatchError, match=r"\['p'\]"):
+        lc.restore(path, {"p": lf.Parameterize(functools.partial(jax.nn.softplus), x)})
+
+
+def test_function_records_tell_apart_lambdas_that_differ_in_a_constant() -> None:
+    def record(fn: Any) -> Any:
+        return lc.wrapper_types(lf.Parameterize(fn, jnp.zeros(2)))
+
+    assert record(lambda v: v * 2.0) != record(lambda v: v * 3.0)
+    assert record(lambda v: v * 2.0) == record(lambda v: v * 2.0)
+    assert record(functools.partial(jnp.clip, min=0.0)) != record(
+        functools.partial(jnp.clip, min=1.0)
+    )
+
+    def scaled(c: float) -> Any:
+        return lambda v: v * c
+
+    assert record(scaled(2.0)) != record(scaled(3.0))
+
+
+def test_save_warns_of_a_function_it_cannot_identify(tmp_path: Path) -> None:
+    class Opaque:
+        pass
+
+    thing = Opaque()
+    with pytest.warns(UserWarning, match=r"\['p'\]"):
+        _save_at(tmp_path / "w", {"p": lf.Parameterize(lambda v: (thing, v)[1], jnp.zeros(2))})
+
+
+def test_restore_refuses_a_dtype_change(tmp_path: Path) -> None:
+    path = _save_at(tmp_path / "d", {"a": jnp.array([1.7, 2.9])})
+    with pytest.raises(lc.CheckpointMismatchError, match=r"\['a'\].*float32.*int32"):
+        lc.restore(path, {"a": jnp.zeros(2, jnp.int32)})
+
+
+def test_restore_of_a_checkpoint_missing_its_lensify_item_says_incomplete(
+    tmp_path: Path,
+) -> None:
+    path = _save_at(tmp_path / "c", {"a": jnp.ones(2)})
+    shutil.rmtree(os.path.join(path, lc.TYPES_ITEM))
+    with pytest.raises(lc.CheckpointMismatchError, match="incomplete"):
+        lc.restore(path, {"a": jnp.ones(2)})
+
+
+def test_restore_right_after_an_unfinished_save_waits_for_it(tmp_path: Path) -> None:
+    tree = {"a": jnp.arange(3.0), "p": lf.positive(jnp.ones(2))}
+    lc.save(str(tmp_path / "u"), tree)  # no wait_until_finished
+    restored = lc.restore(str(tmp_path / "u"), tree)
+    np.testing.assert_array_equal(restored["a"], tree["a"])
+
+
+@settings(max_examples=20)
+@given(
+    size=st.sampled_from([3, 64, 65, 2000]),
+    index=st.integers(min_value=0),
+    delta=st.sampled_from([1e-9, 1e-3, 1.0]),
+)
+def test_law_array_configuration_differing_anywhere_records_differently(
+    size: int, index: int, delta: float
+) -> None:
+    lo = np.zeros(size)
+    hi = np.ones(size)
+    other = hi.copy()
+    other[index % size] += delta
+    x = jnp.full(size, 0.5)
+    assert lc.wrapper_types(lf.interval(x, lo, hi)) != lc.wrapper_types(lf.interval(x, lo, other))
+    assert lc.wrapper_types(lf.interval(x, lo, hi)) == lc.wrapper_types(
+        lf.interval(x, lo, hi.copy())
+    )
