@@ -692,3 +692,43 @@ def test_laws_hold_for_drawn_optics_on_drawn_trees():
         lt.assert_traversal_laws(traversal, tree, f, g)
 
     check()
+
+
+def test_trees_close_keeps_float32_tolerance_against_half_precision():
+    assert not lt.trees_close(jnp.array(1.0, jnp.float32), jnp.array(1.0078125, jnp.bfloat16))
+    assert not lt.trees_close(jnp.ones(2), jnp.ones(2).astype(jnp.bfloat16) * 1.0078125)
+
+
+class _RoundsThroughBfloat16(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self):
+        return self.x
+
+    def with_value(self, value):
+        return _RoundsThroughBfloat16(jnp.asarray(value).astype(jnp.bfloat16))
+
+
+def test_check_value_laws_fails_a_with_value_that_rounds_through_bfloat16():
+    tree = _RoundsThroughBfloat16(jnp.array([0.1, 1.1, 3.3]))
+    with pytest.raises(AssertionError, match="law violated"):
+        lt.assert_value_laws(tree, jnp.array([0.3, 1.7, 2.9]), jnp.array([0.7, 1.3, 5.1]))
+
+
+class _HalfFrozen(lf.AbstractUnwrappable):
+    a: jax.Array
+    b: jax.Array
+
+    def unwrap(self):
+        return self.a * jax.lax.stop_gradient(self.b)
+
+
+def test_wrapper_laws_fail_a_wrapper_whose_field_never_trains():
+    tree = _HalfFrozen(jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
+    with pytest.raises(AssertionError, match=r"every trainable leaf[\s\S]*\.b"):
+        lt.assert_wrapper_laws(tree, gradient="flows")
+
+
+def test_wrapper_laws_let_a_non_trainable_part_have_no_gradient():
+    tree = lf.Parameterize(jnp.multiply, jnp.array([1.0, 2.0]), lf.NonTrainable(jnp.ones(2)))
+    lt.assert_wrapper_laws(tree, gradient="flows")

@@ -32,9 +32,13 @@ def _is_number(x: Any) -> bool:
 
 
 def _precision(*arrays: np.ndarray) -> float:
-    """The machine epsilon of the least precise float dtype among ``arrays`` (0 if none)."""
+    """The machine epsilon of the most precise float dtype among ``arrays`` (0 if none).
+
+    The most precise: a float32 leaf compared with a value rounded through bfloat16
+    must fail, not pass at bfloat16's tolerance.
+    """
     eps = [float(jnp.finfo(a.dtype).eps) for a in arrays if jnp.issubdtype(a.dtype, jnp.inexact)]
-    return max(eps, default=0.0)
+    return min(eps, default=0.0)
 
 
 def _numeric(x: np.ndarray) -> bool:
@@ -56,8 +60,11 @@ def _leaves_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
             return False
         if not (_numeric(a_arr) and _numeric(b_arr)):
             return _tree.tree_equal(a, b)
-        # Half precision rounds far above float32's defaults: allow a few of its steps.
-        floor = 4 * _precision(a_arr, b_arr)
+        # Half precision rounds far above float32's defaults: allow a few of its steps
+        # when both leaves are that coarse.
+        # A weakly typed array (made from a Python number) has no precision of its own.
+        typed = [x for x, y in ((a, a_arr), (b, b_arr)) if not getattr(x, "weak_type", False)]
+        floor = 4 * _precision(*[np.asarray(x) for x in typed] or [a_arr, b_arr])
         rtol, atol = max(rtol, floor), max(atol, floor)
         wide = np.complex128 if "c" in (a_arr.dtype.kind, b_arr.dtype.kind) else np.float64
         a_wide, b_wide = a_arr.astype(wide), b_arr.astype(wide)
@@ -70,8 +77,9 @@ def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bo
 
     The comparison the law checkers use: ``jax.jit`` returns Python scalars as arrays
     and may reorder floating-point operations, so exact equality is too strict there.
-    For a half-precision leaf (float16, bfloat16) both tolerances are at least four
-    of its machine epsilons; PRNG key arrays compare by their key data, exactly.
+    When both leaves are half precision (float16, bfloat16) both tolerances are at
+    least four of its machine epsilons; a float32 leaf keeps float32's tolerance even
+    against a half-precision one. PRNG key arrays compare by their key data, exactly.
 
     Example:
         >>> import jax.numpy as jnp
@@ -80,8 +88,10 @@ def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bo
         True
         >>> trees_close([1.0], (1.0,))
         False
-        >>> trees_close(jnp.array(1.0, jnp.bfloat16), jnp.array(1.0078125))
+        >>> trees_close(jnp.array(1.0, jnp.bfloat16), jnp.array(1.0078125, jnp.bfloat16))
         True
+        >>> trees_close(jnp.array(1.0, jnp.float32), jnp.array(1.0078125, jnp.bfloat16))
+        False
     """
     a_leaves, a_def = _tree.flatten(a)
     b_leaves, b_def = _tree.flatten(b)

@@ -145,6 +145,18 @@ def _check_gradient(tree: Any, gradient: Literal["flows", "zero"]) -> None:
             tree=tree,
             gradient=grads,
         )
+    frozen = _tree.flatten(lf.at.instances_of(lf.NonTrainable).mask(tree))[0]
+    leaves = _tree.flatten(tree)[0]
+    inexact = [i for i, x in enumerate(leaves) if _tree.is_inexact_array(x)]
+    paths = [path for path, _ in _tree.flatten_with_path(tree)[0]]
+    for i, g in zip(inexact, grads, strict=True):
+        if not frozen[i] and not bool(jnp.any(g != 0)):
+            raise violated(
+                "gradient flows to every trainable leaf (one outside every NonTrainable)",
+                tree=tree,
+                leaf=_tree.keystr(paths[i]),
+                gradient=grads,
+            )
 
 
 def assert_wrapper_laws(tree: Any, *, gradient: Literal["flows", "zero"] | None = None) -> None:
@@ -262,7 +274,9 @@ def check_wrapper_laws(
     - jit equals eager: ``jax.jit(unwrap)(t)`` is close to ``unwrap(t)``;
     - gradient, as the wrapper declares: with ``"flows"`` the gradient of a fixed
       linear probe of ``unwrap(t)`` with respect to the float array leaves of ``t`` is
-      finite and not all zero; with ``"zero"`` it is exactly zero; ``None`` skips this.
+      finite, and reaches every trainable leaf (one outside every ``NonTrainable``):
+      a leaf whose gradient is zero everywhere, such as a field behind a
+      ``stop_gradient``, fails; with ``"zero"`` it is exactly zero; ``None`` skips this.
 
     Given ``construct`` (an array to a wrapper) and ``arrays`` (inputs it accepts),
     also vmap-construction invariance (:func:`assert_vmap_construction`) for batch
