@@ -9,7 +9,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lensify import _records, _tree, _walker
 from lensify._functions import callable_name
@@ -19,7 +18,7 @@ from lensify._inverses import (
     inverse_of,
     register_inverse,
 )
-from lensify.numerics import check_values, inv_softplus
+from lensify.numerics import check_values, checked_row_norms, inv_softplus, row_norms
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -455,13 +454,13 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
     scale: jax.Array | AbstractUnwrappable[jax.Array]
 
     def __init__(self, weight: jax.Array | AbstractUnwrappable[jax.Array]) -> None:
-        norms = _checked_row_norms(unwrap(weight))
+        norms = checked_row_norms(unwrap(weight))
         self.weight = weight
         self.scale = Parameterize(jax.nn.softplus, inv_softplus(norms))
 
     def unwrap(self) -> jax.Array:
         weight, scale = jnp.asarray(self.weight), jnp.asarray(self.scale)
-        return scale * weight / _row_norms(weight)
+        return scale * weight / row_norms(weight)
 
     def with_value(self, value: jax.Array) -> WeightNormalization:
         """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
@@ -469,39 +468,7 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
 
     def _child_values(self, children: Any, aux: Any, value: jax.Array) -> Any:
         value = jnp.asarray(value)
-        return (value, _checked_row_norms(value))
-
-
-def _checked_row_norms(weight: Any) -> jax.Array:
-    value = jnp.asarray(weight)
-    if value.ndim == 0:
-        raise ValueError(
-            "WeightNormalization needs a weight with at least one axis (rows along "
-            f"the last axis), got a 0-d array {value!r}."
-        )
-    if value.shape[-1] == 0:
-        raise ValueError(
-            f"WeightNormalization cannot normalise a weight of shape {value.shape}: its "
-            "rows (along the last axis) have no entries, so no row has a direction. "
-            "Wrap a weight with at least one entry per row."
-        )
-    norms = check_values(
-        _row_norms(value),
-        lambda n: ~np.isfinite(n),
-        "WeightNormalization cannot normalise a weight with a NaN or infinite entry",
-    )
-    return check_values(
-        norms, lambda n: n == 0, "WeightNormalization cannot normalise a weight with a row of zeros"
-    )
-
-
-def _row_norms(weight: jax.Array) -> jax.Array:
-    # Scaled by the row's largest magnitude, so that the sum of squares cannot
-    # overflow (a float16 row of 1024 eights) nor underflow; the dtype is kept.
-    # The norm is homogeneous, so the gradient is that of the plain norm.
-    biggest = jnp.max(jnp.abs(weight), axis=-1, keepdims=True)
-    safe = jnp.where(biggest == 0, jnp.ones_like(biggest), biggest)
-    return biggest * jnp.linalg.norm(weight / safe, axis=-1, keepdims=True)
+        return (value, checked_row_norms(value))
 
 
 _ENDPOINTS = ("both", "neither", "lower", "upper")

@@ -154,3 +154,39 @@ def test_importing_lensify_does_not_import_numpyro() -> None:
     code = "import sys, lensify; assert 'numpyro' not in sys.modules, 'imported'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("unit_interval", [0.0, 0.5]),
+        ("unit_interval", [1.0, 0.5]),
+        ("nonnegative", [0.0, 0.5]),
+        ("simplex", [0.0, 0.5, 0.5]),
+        ("circular", [3.141592653589793]),
+    ],
+)
+def test_constrain_refuses_a_value_on_the_boundary_of_a_closed_support(
+    name: str, value: list[float]
+) -> None:
+    from numpyro.distributions import constraints
+
+    with pytest.raises(lf.ConstraintError, match="boundary of the support"):
+        lf.constrain(jnp.array(value), getattr(constraints, name))
+
+
+def test_constrain_refuses_a_singular_positive_semidefinite_matrix() -> None:
+    from numpyro.distributions import constraints
+
+    with pytest.raises(lf.ConstraintError, match="boundary of the support"):
+        lf.constrain(jnp.ones((2, 2)), constraints.positive_semidefinite)
+
+
+def test_rewrap_of_a_constrained_value_on_the_boundary_names_the_path() -> None:
+    from numpyro.distributions import constraints
+
+    tree = {"a": lf.constrain(jnp.array([0.3, 0.5]), constraints.unit_interval)}
+    with pytest.raises(lf.ConstraintError, match=r"^at \['a'\]: .*boundary"):
+        lf.rewrap(tree, {"a": jnp.array([1.0, 0.5])})
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"at \['a'\]: .*boundary"):
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, {"a": jnp.array([1.0, 0.5])}))

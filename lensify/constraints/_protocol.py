@@ -218,6 +218,22 @@ def _support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray]
     return make
 
 
+def _boundary_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
+    def make(raw: np.ndarray, bad: np.ndarray) -> ConstraintError:
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        count = int(bad.sum())
+        message = (
+            f"{name} cannot store this value: it lies on the boundary of the support "
+            f"{support}, where the raw parameter would be {raw[index]!s} ({count} raw "
+            f"entries, the first at index {index}). Pass a value strictly inside the "
+            "support (no 0 or 1 of a closed interval, no zero in a simplex, no singular "
+            "matrix)."
+        )
+        return ConstraintError(message, constraint=name, index=index, count=count)
+
+    return make
+
+
 class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     """Base class of constraints: ``forward(raw)`` of an unconstrained ``raw`` parameter.
 
@@ -403,7 +419,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             return (self._inverse_checked(value, aux),)
         plain = all(type(child) in _PLAIN for child in children)
         template = self if plain else self._evaluated()
-        raw = template.inverse(template._checked(value))
+        raw = template._finite(template.inverse(template._checked(value)))
         return [raw if name == "raw" else KEEP for name in _child_names(type(self))]
 
     def with_raw(self: C, raw: Any) -> C:
@@ -461,11 +477,22 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
                 self.check_shape(plain.shape)
                 raw = _inverse_if_inside(cls, aux, plain)
                 raw_np = np.asarray(raw)
-                if raw_np.size and not np.count_nonzero(np.isnan(raw_np)):
+                if raw_np.size and np.isfinite(raw_np).all():
                     return raw
-                # A value outside the support (or an empty raw array, which cannot
-                # say): the eager maps below decide, and _checked says where.
-        return self.inverse(self._checked(value))
+                # A value outside the support, or on its boundary (or an empty raw
+                # array, which cannot say): the eager maps below decide and say where.
+        return self._finite(self.inverse(self._checked(value)))
+
+    def _finite(self, raw: Any) -> Any:
+        # A value on the boundary of a closed support (0 for nonnegative, a zero in a
+        # simplex, a singular matrix) passes the support test, but its raw parameter
+        # is infinite or NaN: refuse it rather than store it.
+        raw = jnp.asarray(raw)
+        if not jnp.issubdtype(raw.dtype, jnp.inexact):
+            return raw
+        return check_where(
+            raw, ~jnp.isfinite(raw), _boundary_error(type(self).__name__, self._support())
+        )
 
     def _checked(self, value: Any) -> jax.Array:
         # ``value`` as a float array in the support: at once when it is concrete,
@@ -503,7 +530,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             return NonTrainable(self._preimage(template, value.tree, checked))
         if contains_unwrappables(value):
             return Preimage(self, value)
-        return template.inverse(checked)
+        return template._finite(template.inverse(checked))
 
 
 class Preimage(AbstractUnwrappable[jax.Array]):
