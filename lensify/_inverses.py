@@ -19,8 +19,9 @@ from lensify.numerics import check_where, inv_softplus, wide_dtype
 
 __all__ = ["check_in_range", "increasing_points_to_raw", "inverse_of", "register_inverse"]
 
-# fn -> (the inverse of fn in its first positional argument, whether what it gives
-# must be checked for NaN), for Parameterize.with_value.
+# fn -> (the inverse of fn in its first positional argument, whether its result must
+# be checked by a round trip through fn; if not, a finite result is enough), for
+# Parameterize.with_value.
 _INVERSES: dict[Any, tuple[Callable[[Any], Any], bool]] = {}
 
 
@@ -60,14 +61,17 @@ def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> N
 
 
 def inverse_of(fn: Any) -> tuple[Callable[[Any], Any], bool] | None:
-    """The inverse registered for ``fn``, and whether its results need :func:`check_in_range`."""
+    """The inverse registered for ``fn``, and whether :func:`check_in_range` must check
+    its results by a round trip (else their being finite is enough)."""
     try:
         return _INVERSES.get(fn)
     except TypeError:  # an unhashable callable (a Module holding arrays)
         return None
 
 
-def check_in_range(raw: Any, value: Any, fn: Callable[[Any], Any], name: str) -> Any:
+def check_in_range(
+    raw: Any, value: Any, fn: Callable[[Any], Any], name: str, *, round_trip: bool = True
+) -> Any:
     """``raw``, checked to be finite and to give ``value`` back through ``fn``.
 
     An inverse gives NaN or an infinity for a value outside its function's range
@@ -83,8 +87,18 @@ def check_in_range(raw: Any, value: Any, fn: Callable[[Any], Any], name: str) ->
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         return ValueError(f"{message} ({int(bad.sum())} position(s), the first at {where}).")
 
-    raw = jnp.asarray(raw)
-    if not jnp.issubdtype(raw.dtype, jnp.inexact):
+    if not isinstance(raw, jax.Array):
+        raw = jnp.asarray(raw)
+    if raw.dtype.kind not in "fc" and not jnp.issubdtype(raw.dtype, jnp.inexact):
+        return raw
+    if not round_trip:
+        # A pair whose inverse is finite exactly on fn's range (log of exp, logit of
+        # sigmoid, inv_softplus of softplus): a finite raw value is enough.
+        if isinstance(raw, jax.core.Tracer):
+            return check_where(raw, ~jnp.isfinite(raw), error)
+        finite = np.isfinite(np.asarray(raw))
+        if not finite.all():
+            raise error(np.asarray(raw), ~finite)
         return raw
     wide = wide_dtype(raw.dtype)
     target = jnp.asarray(value, wide)
@@ -108,9 +122,10 @@ _PAIRS: list[tuple[Callable[[Any], Any], Callable[[Any], Any]]] = [
     (jax.nn.sigmoid, jax.scipy.special.logit),
 ]
 for _fn, _inverse in _PAIRS:
-    register_inverse(_fn, _inverse)
-    _INVERSES[_inverse] = (_fn, False)
-_INVERSES[jax.nn.softplus] = (inv_softplus, False)
+    _INVERSES[_fn] = (_inverse, False)
+    # The other way, only exp's inverse is finite exactly on log's range: softplus
+    # of -200 is 0 in float32, and sigmoid of 20 is 1, which do not come back.
+    _INVERSES[_inverse] = (_fn, _fn is not jnp.exp)
 del _fn, _inverse
 
 

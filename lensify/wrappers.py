@@ -315,13 +315,15 @@ class Parameterize(AbstractUnwrappable[T]):
         found = inverse_of(self.fn)
         if found is None or not self.args:
             raise NotInvertibleError(_not_invertible_message(self))
-        inverse, _ = found
-        rest, kwargs = unwrap((self.args[1:], self.kwargs))
+        inverse, round_trip = found
+        rest, kwargs = unwrap((self.args[1:], self.kwargs)) if round_trip else ((), {})
 
         def forward(raw: Any) -> Any:
             return self.fn(raw, *rest, **kwargs)
 
-        raw = check_in_range(inverse(value), value, forward, callable_name(self.fn))
+        raw = check_in_range(
+            inverse(value), value, forward, callable_name(self.fn), round_trip=round_trip
+        )
         keep = _walker.KEEP
         return (keep, (raw, *[keep] * (len(children[1]) - 1)), keep)
 
