@@ -26,7 +26,6 @@ import re
 import threading
 import types
 import warnings
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,8 +102,9 @@ def save(path: Any, tree: Any, *, force: bool = False, checkpointer: Any = None)
 
 
 # The checkpointers of this process's saves, by directory, so that a restore of the
-# same directory waits for its save to finish rather than finding nothing there.
-_PENDING: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+# same directory waits for its save to finish rather than finding nothing there. Held
+# strongly: a caller who drops the checkpointer save returned still gets the wait.
+_PENDING: dict[str, Any] = {}
 _PENDING_LOCK = threading.Lock()
 
 

@@ -356,3 +356,16 @@ def test_law_array_configuration_differing_anywhere_records_differently(
     assert lc.wrapper_types(lf.interval(x, lo, hi)) == lc.wrapper_types(
         lf.interval(x, lo, hi.copy())
     )
+
+
+def test_restore_refuses_a_checkpoint_of_the_earlier_format(tmp_path: Path) -> None:
+    tree = {"p": lf.positive(jnp.ones(2))}
+    old = {**lc._summary(tree), "format": 1}
+    checkpointer = ocp.Checkpointer(lc._handler())
+    args = ocp.args.Composite(
+        **{lc.TREE_ITEM: ocp.args.StandardSave(tree), lc.TYPES_ITEM: ocp.args.JsonSave(old)}
+    )
+    checkpointer.save(str(tmp_path / "old"), args=args)
+    checkpointer.close()
+    with pytest.raises(lc.CheckpointMismatchError, match=r"format 1.*save that model again"):
+        lc.restore(str(tmp_path / "old"), tree)
