@@ -264,9 +264,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if _tree.is_array(value):
         return _array_record(value)
-    held = getattr(value, "array", None)  # a static bound: a numpy array held by value
-    if isinstance(held, np.ndarray) and type(value).__name__ == "StaticArray":
-        return _array_record(held)
+    if hasattr(value, "__array__"):  # an array held as configuration (a static bound)
+        return _array_record(value)
     if callable(value):
         return _function_record(value)
     # Anything else by its repr, less memory addresses, which differ between runs.
@@ -333,11 +332,19 @@ def _code_hash(code: types.CodeType) -> str:
     return digest.hexdigest()
 
 
+def _unidentified(entry: Any) -> bool:
+    if isinstance(entry, dict):
+        return entry.get("unidentified") is True or any(map(_unidentified, entry.values()))
+    if isinstance(entry, list):
+        return any(map(_unidentified, entry))
+    return False
+
+
 def _warn_unidentified(summary: dict[str, Any]) -> None:
     # A function that closes over an object known only by its repr cannot be told
     # apart from another one closing over a different object of the same kind.
     for path, entry in summary["records"].items():
-        if "'unidentified': True" in repr(entry):
+        if _unidentified(entry):
             warnings.warn(
                 f"lensify.checkpoint.save: the function at {path} closes over a value that "
                 "can only be recorded by its repr, so restore cannot tell it apart from "

@@ -37,6 +37,10 @@ class StaticArray:
     def __repr__(self) -> str:
         return repr(self.array)
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # What it holds, for numpy (and for a checkpoint, which records it exactly).
+        return self.array if dtype is None else self.array.astype(dtype)
+
 
 def static_bound(b: ArrayLike, which: str, constraint: str) -> float | StaticArray:
     """A bound as a Python float or a :class:`StaticArray`; a traced bound is an error."""
