@@ -358,6 +358,33 @@ def test_law_array_configuration_differing_anywhere_records_differently(
     )
 
 
+def _function_with_constant(kind: str, c: float) -> Any:
+    if kind == "lambda":
+        return eval(f"lambda v: v * {c!r}")  # a constant in the code itself
+    if kind == "partial":
+        return functools.partial(jnp.clip, min=c)
+
+    def scaled(v: Any) -> Any:
+        return v * c
+
+    return scaled  # a closure over c
+
+
+@settings(max_examples=30)
+@given(
+    kind=st.sampled_from(["lambda", "partial", "closure"]),
+    a=st.floats(-1e6, 1e6, allow_nan=False),
+    b=st.floats(-1e6, 1e6, allow_nan=False),
+)
+def test_law_functions_differing_only_in_a_constant_record_differently(
+    kind: str, a: float, b: float
+) -> None:
+    def record(c: float) -> Any:
+        return lc.wrapper_types(lf.Parameterize(_function_with_constant(kind, c), jnp.zeros(2)))
+
+    assert (record(a) == record(b)) == (a == b and str(a) == str(b))
+
+
 def test_restore_refuses_a_checkpoint_of_the_earlier_format(tmp_path: Path) -> None:
     tree = {"p": lf.positive(jnp.ones(2))}
     old = {**lc._summary(tree), "format": 1}

@@ -190,3 +190,43 @@ def test_rewrap_of_a_constrained_value_on_the_boundary_names_the_path() -> None:
         lf.rewrap(tree, {"a": jnp.array([1.0, 0.5])})
     with pytest.raises(jax.errors.JaxRuntimeError, match=r"at \['a'\]: .*boundary"):
         jax.block_until_ready(jax.jit(lf.rewrap)(tree, {"a": jnp.array([1.0, 0.5])}))
+
+
+# Closed supports (and circular, whose raw parameter is infinite at pi): the refusal
+# law draws their edges (0, 1, pi, the bound), forward of saturating raw arrays
+# (exact zeros in a simplex, singular matrices) and values outside.
+CLOSED: dict[str, tuple[Any, Any]] = {
+    "unit_interval": (numpyro_constraints.unit_interval, lambda s: jnp.full(s, 0.5)),
+    "interval": (numpyro_constraints.interval(-1.0, 2.0), jnp.zeros),
+    "nonnegative": (numpyro_constraints.nonnegative, jnp.ones),
+    "greater_than_eq": (numpyro_constraints.greater_than_eq(2.0), lambda s: jnp.full(s, 3.0)),
+    "simplex": (numpyro_constraints.simplex, lambda s: jnp.full(s, 1.0 / s[-1])),
+    "circular": (numpyro_constraints.circular, jnp.zeros),
+    "positive_semidefinite": (numpyro_constraints.positive_semidefinite, _identity),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLOSED))
+def test_a_value_on_or_outside_a_closed_support_is_refused_or_kept(name: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    constraint, example = CLOSED[name]
+    shape = (3, 3) if name == "positive_semidefinite" else (3,)
+    build = _build(constraint)
+    template = build(example(shape))
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.data())
+    def law(data: st.DataObject) -> None:
+        value = data.draw(lt.boundary_values(template))
+        lt.assert_refused_or_preserved(build, value, template)
+
+    law()
+
+
+def test_constrain_refuses_a_value_whose_raw_parameter_maps_back_to_infinity() -> None:
+    # log(3.4e38 - 2) is finite, exp of it is not: the value would unwrap to inf.
+    huge = jnp.full(2, jnp.finfo(jnp.float32).max)
+    with pytest.raises(lf.ConstraintError, match="overflows to infinity"):
+        lf.constrain(huge, numpyro_constraints.greater_than_eq(2.0))

@@ -17,6 +17,7 @@ import numpy as np
 
 from lensify import _records, _tree
 from lensify.constraints._protocol import AbstractConstraint, ConstraintError, Tolerance
+from lensify.numerics import check_where
 
 __all__ = ["Constrained", "NumpyroConstraint", "constrain"]
 
@@ -140,6 +141,27 @@ class Constrained(AbstractConstraint):
 
     def inverse(self, value: jax.Array) -> jax.Array:
         return jnp.asarray(self.constraint.transform.inv(value))
+
+    def _finite(self, raw: Any) -> Any:
+        # numpyro's maps overflow at the float edge: the raw parameter of a huge value
+        # is finite (log(3e38 - 2) = 88.7), but its forward map is infinite. Refuse
+        # it, as a value on the boundary is: never store what unwraps to infinity.
+        raw = super()._finite(raw)
+        back = self.forward(raw)
+        if not jnp.issubdtype(back.dtype, jnp.inexact):
+            return raw
+        overflows = jnp.broadcast_to(~jnp.all(jnp.isfinite(back)), jnp.shape(raw))
+        return check_where(raw, overflows, self._overflow_error)
+
+    def _overflow_error(self, raw: np.ndarray, bad: np.ndarray) -> ConstraintError:
+        name = type(self).__name__
+        return ConstraintError(
+            f"{name} cannot store this value: {self.constraint!r}'s map of its raw "
+            "parameter back to a value overflows to infinity (the value is too large "
+            "for numpyro's transform in this dtype). Pass a smaller value, or use a "
+            "wider dtype.",
+            constraint=name,
+        )
 
     def in_support(self, value: jax.Array) -> jax.Array:
         inside = jnp.asarray(self.constraint.constraint.check(value), dtype=bool)

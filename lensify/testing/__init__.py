@@ -31,6 +31,10 @@ from lensify.testing._catalogue import EDGES as EDGES
 from lensify.testing._catalogue import Catalogued as Catalogued
 from lensify.testing._compare import trees_close as trees_close
 from lensify.testing._constraint_laws import assert_constraint_laws as assert_constraint_laws
+from lensify.testing._constraint_laws import (
+    assert_refused_or_preserved as assert_refused_or_preserved,
+)
+from lensify.testing._constraint_laws import boundary_values as boundary_values
 from lensify.testing._constraint_laws import check_constraint_laws as check_constraint_laws
 from lensify.testing._constraint_laws import forward_values as forward_values
 from lensify.testing._constraint_laws import tolerance as tolerance
@@ -111,11 +115,13 @@ __all__ = [
     "assert_agreement_laws",
     "assert_constraint_laws",
     "assert_lens_laws",
+    "assert_refused_or_preserved",
     "assert_traversal_laws",
     "assert_value_laws",
     "assert_vmap_construction",
     "assert_wrapper_laws",
     "attribute_lenses_for",
+    "boundary_values",
     "check_agreement_laws",
     "check_constraint_laws",
     "check_lens_laws",

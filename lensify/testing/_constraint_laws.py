@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -182,6 +183,164 @@ def forward_values(
     return values
 
 
+# Numbers where supports end: 0 and 1 (unit interval, nonnegative, a simplex's
+# entries), plus and minus pi (circular), and magnitudes at the float edges.
+_EDGES = (0.0, 1.0, -1.0, 0.5, -0.5, np.pi, -np.pi, 2 * np.pi, 1e-30, -1e-30, 1e30, -1e30)
+# Raw entries far enough out that forward saturates onto its boundary in float32.
+_FAR_RAWS = (-1e4, -200.0, -100.0, -30.0, 30.0, 100.0, 200.0, 1e4)
+
+
+def _parameters(template: Any, depth: int = 2) -> tuple[float, ...]:
+    """The finite numbers among a constraint's parameters (its bounds): up to 16 of
+    each field, looking one level into non-array fields (a numpyro constraint's
+    ``lower_bound``)."""
+    found: list[float] = []
+
+    def add(value: Any, level: int) -> None:
+        if isinstance(value, (bool, str)) or value is None or level > depth:
+            return
+        if isinstance(value, (int, float)) or hasattr(value, "__array__"):
+            try:
+                numbers = np.asarray(value, dtype=np.float64).ravel()[:16]
+            except (TypeError, ValueError):
+                return
+            found.extend(float(v) for v in numbers if np.isfinite(v))
+        elif attrs.has(type(value)):
+            for f in attrs.fields(type(value)):
+                add(getattr(value, f.name), level + 1)
+        elif hasattr(value, "__dict__") and not callable(value):
+            for item in vars(value).values():
+                add(item, level + 1)
+
+    for f in attrs.fields(type(template)):
+        if f.name != "raw":
+            add(getattr(template, f.name), 1)
+    return tuple(found)
+
+
+def boundary_values(template: Any, dtype: Any = None) -> SearchStrategy[Any]:
+    """Finite values of a constraint's value shape, inside, on and outside its support.
+
+    Three kinds are drawn: arrays of edge numbers (0, 1, -1, pi, the constraint's own
+    bounds, tiny and huge magnitudes) mixed with any float; ``forward`` of raw arrays
+    with far-out entries, which saturate onto the boundary of a closed support (an
+    exact 0 in a simplex, a singular matrix); and values in the support with some
+    entries replaced by edge numbers. :func:`check_constraint_laws` checks that each
+    is refused with a ``ConstraintError`` or kept exactly.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> from hypothesis import find
+        >>> from lensify.testing import boundary_values
+        >>> found = find(boundary_values(lf.simplex(jnp.full(3, 1 / 3))), lambda v: (v == 0).any())
+        >>> found.shape
+        (3,)
+    """
+    value = lf.unwrap(template)
+    shape = np.shape(value)
+    dtype = jnp.result_type(value) if dtype is None else dtype
+    largest = float(jnp.finfo(dtype).max)
+    edge = st.sampled_from(_EDGES + _parameters(template))
+    anywhere = st.floats(-1e6, 1e6, width=32)
+
+    def cast(array: Any) -> jax.Array:
+        return jnp.asarray(np.clip(np.asarray(array, np.float64), -largest, largest), dtype)
+
+    drawn = hnp.arrays(np.float64, shape, elements=st.one_of(edge, anywhere)).map(cast)
+    raw = jnp.asarray(template.raw)
+    far = st.one_of(st.sampled_from(_FAR_RAWS), st.floats(-8.0, 8.0, width=32))
+    saturated = hnp.arrays(np.float32, raw.shape, elements=far).map(
+        lambda r: cast(lf.unwrap(template.with_raw(jnp.asarray(r, dtype=raw.dtype))))
+    )
+
+    def replace_some(inside: Any, where: np.ndarray, number: float) -> jax.Array:
+        return cast(np.where(where, number, np.asarray(inside, np.float64)))
+
+    mixed = st.builds(
+        replace_some,
+        forward_values(type(template))(template),
+        hnp.arrays(np.bool_, shape),
+        edge,
+    )
+    return st.one_of(drawn, saturated, mixed)
+
+
+def assert_refused_or_preserved(build: Build, value: Any, template: Any = None) -> None:
+    """Assert that a constraint refuses ``value`` with a ``ConstraintError`` or keeps it.
+
+    For any finite ``value`` (inside the support, on its boundary or outside it):
+
+    - construction raises :class:`~lensify.ConstraintError`, eagerly, and under
+      ``jax.jit`` when the computation runs; or it succeeds with every raw entry
+      finite and ``unwrap(build(x))`` equal to ``x`` within the documented
+      tolerance. Never a NaN or an infinity stored, never another exception;
+    - the support test accepts only values ``forward`` can return: where
+      ``in_support`` holds, so does ``in_closure``.
+
+    Args:
+        build: A function from a value to the constraint around it.
+        value: Any finite value of the constraint's value shape.
+        template: A constraint built by ``build`` (its ``in_support`` and
+            ``in_closure`` are read); ``build`` of ``value`` if it accepts it.
+
+    Raises:
+        AssertionError: naming the law that fails.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lensify as lf
+        >>> from lensify.testing import assert_refused_or_preserved
+        >>> assert_refused_or_preserved(lf.positive, jnp.array([0.0, 2.0]))
+    """
+    x = jnp.asarray(value)
+    shown: dict[str, Any] = {"value": x}
+    try:
+        constrained = build(x)
+    except lf.ConstraintError:
+        constrained = None
+    except Exception as error:
+        raise violated(
+            "a value is refused with a ConstraintError, not another exception",
+            error=error,
+            **shown,
+        ) from error
+    template = constrained if template is None else template
+    if template is not None:
+        shown["constraint"] = type(template).__name__
+        inside = np.broadcast_to(np.asarray(template.in_support(x)), x.shape)
+        closure = np.broadcast_to(np.asarray(template.in_closure(x)), x.shape)
+        if (inside & ~closure).any():
+            raise violated(
+                "the support test accepts only what forward can return: in_support(x) "
+                "implies in_closure(x)",
+                accepted_outside=np.asarray(x)[inside & ~closure],
+                **shown,
+            )
+    if constrained is None:
+        try:
+            jax.block_until_ready(_jitted(build)(x))
+        except Exception:
+            return
+        raise violated("a value refused eagerly is refused under jax.jit too", **shown)
+    raws = [np.asarray(leaf) for leaf in _tree.flatten(constrained.raw)[0]]
+    if not all(np.isfinite(r).all() for r in raws if r.dtype.kind in "fc"):
+        raise violated(
+            "an accepted value stores a finite raw parameter", raw=constrained.raw, **shown
+        )
+    rtol, atol = tolerance(constrained, x.dtype)
+    unwrapped = lf.unwrap(constrained)
+    if not _close(unwrapped, x, rtol, atol):
+        raise violated(
+            "an accepted value is kept: unwrap(build(x)) == x (a value outside the support "
+            "must raise ConstraintError)",
+            unwrapped=unwrapped,
+            rtol=rtol,
+            atol=atol,
+            **shown,
+        )
+
+
 def check_constraint_laws(
     build: Build,
     *,
@@ -202,6 +361,12 @@ def check_constraint_laws(
     - support: any finite raw parameter unwraps into ``in_closure`` (what ``forward``
       can return in floats), with the value's shape;
     - a non-finite value is refused with a :class:`~lensify.ConstraintError`;
+    - refused or kept: a finite value inside, on or outside the support (drawn by
+      :func:`boundary_values`: edge numbers, the constraint's bounds, forward of
+      saturating raw arrays) is refused with a :class:`~lensify.ConstraintError`,
+      eagerly and under ``jax.jit``, or kept within tolerance with a finite raw
+      parameter; and ``in_support`` accepts only what ``in_closure`` does (see
+      :func:`assert_refused_or_preserved`);
     - vmap-construction invariance: ``jax.vmap(build)`` of two values unwraps, at each
       index, to what ``build`` of that value does.
 
@@ -298,6 +463,14 @@ def check_constraint_laws(
                     unbatched=one,
                 )
 
+    @law_settings(2 * max_examples)
+    @given(st.data())
+    def refusal_law(data: st.DataObject) -> None:
+        template = template_for(data.draw(shapes, label="shape"))
+        value = data.draw(boundary_values(template, dtype), label="value")
+        assert_refused_or_preserved(build, value, template)
+
     one_value_laws()
     support_law()
+    refusal_law()
     vmap_law()
