@@ -3,6 +3,8 @@
 # Records render in treescope as constructor calls (treescope stays unimported).
 from lensify import _treescope as _treescope
 from lensify import utils as utils
+from lensify._increasing import RealToIncreasingOnInterval as RealToIncreasingOnInterval
+from lensify._log_det import unwrap_with_log_det as unwrap_with_log_det
 from lensify._records import FrozenRecordError as FrozenRecordError
 from lensify._records import field as field
 from lensify._records import replace as replace
@@ -41,10 +43,10 @@ from lensify.optics import TracedPredicateError as TracedPredicateError
 from lensify.optics import at as at
 from lensify.optics import combine as combine
 from lensify.wrappers import AbstractUnwrappable as AbstractUnwrappable
+from lensify.wrappers import NoLogDetError as NoLogDetError
 from lensify.wrappers import NonTrainable as NonTrainable
 from lensify.wrappers import NotInvertibleError as NotInvertibleError
 from lensify.wrappers import Parameterize as Parameterize
-from lensify.wrappers import RealToIncreasingOnInterval as RealToIncreasingOnInterval
 from lensify.wrappers import WeightNormalization as WeightNormalization
 from lensify.wrappers import contains_unwrappables as contains_unwrappables
 from lensify.wrappers import is_unwrappable as is_unwrappable
@@ -62,6 +64,7 @@ for _error in (
     FocusCountError,
     FrozenRecordError,
     MissingStepError,
+    NoLogDetError,
     NotInvertibleError,
     OpticError,
     OverlapError,
@@ -81,6 +84,7 @@ __all__ = [
     "FrozenRecordError",
     "Interval",
     "MissingStepError",
+    "NoLogDetError",
     "NonTrainable",
     "NotInvertibleError",
     "Optic",
@@ -121,5 +125,6 @@ __all__ = [
     "tree_equal",
     "unit_vector",
     "unwrap",
+    "unwrap_with_log_det",
     "utils",
 ]

@@ -17,15 +17,28 @@ import numpy as np
 
 from lensify.numerics import check_where, inv_softplus, wide_dtype
 
-__all__ = ["check_in_range", "increasing_points_to_raw", "inverse_of", "register_inverse"]
+__all__ = [
+    "check_in_range",
+    "inverse_of",
+    "log_det_of",
+    "register_inverse",
+]
 
 # fn -> (the inverse of fn in its first positional argument, whether its result must
 # be checked by a round trip through fn; if not, a finite result is enough), for
 # Parameterize.with_value.
 _INVERSES: dict[Any, tuple[Callable[[Any], Any], bool]] = {}
+# fn -> the log absolute Jacobian determinant of x -> fn(x, *args, **kwargs), for
+# Parameterize.log_det and so lf.unwrap_with_log_det.
+_LOG_DETS: dict[Any, Callable[..., Any]] = {}
 
 
-def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> None:
+def register_inverse(
+    fn: Callable[..., Any],
+    inverse: Callable[[Any], Any],
+    *,
+    log_det: Callable[..., Any] | None = None,
+) -> None:
     """Tell ``Parameterize(fn, x, ...)`` how to find ``x`` from its value.
 
     ``inverse(fn(x)) == x`` for ``x`` in fn's domain; the other arguments of the
@@ -39,6 +52,11 @@ def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> N
     Args:
         fn: The function, as passed to ``Parameterize``; it must be hashable.
         inverse: Its inverse in its first argument.
+        log_det: Optionally, the change of variables of ``fn`` in its first argument,
+            for :func:`~lensify.unwrap_with_log_det`: called as ``fn`` is
+            (``log_det(x, *args, **kwargs)``), it returns ``log |det J|`` of
+            ``x -> fn(x, ...)``, or for an elementwise ``fn`` the elementwise
+            ``log |fn'(x)|``, which is summed. The built-in pairs have theirs.
 
     Example:
         >>> import jax.numpy as jnp
@@ -58,6 +76,16 @@ def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> N
             "up by the function a Parameterize holds."
         ) from None
     _INVERSES[fn] = (inverse, True)
+    if log_det is not None:
+        _LOG_DETS[fn] = log_det
+
+
+def log_det_of(fn: Any) -> Callable[..., Any] | None:
+    """The log-det registered for ``fn`` (see :func:`register_inverse`), or None."""
+    try:
+        return _LOG_DETS.get(fn)
+    except TypeError:  # an unhashable callable
+        return None
 
 
 def inverse_of(fn: Any) -> tuple[Callable[[Any], Any], bool] | None:
@@ -129,57 +157,19 @@ for _fn, _inverse in _PAIRS:
 del _fn, _inverse
 
 
-def increasing_points_to_raw(
-    value: Any,
-    bounds: tuple[Any, Any],
-    min_width: float,
-    include_endpoints: str,
-    n_widths: int,
-) -> jax.Array:
-    """The raw array from which ``RealToIncreasingOnInterval`` unwraps to ``value``.
+def _log_sigmoid(x: Any) -> Any:
+    return -jax.nn.softplus(-x)
 
-    The widths between consecutive points, less ``min_width``, are the softmax of
-    the raw array up to a constant; the raw array returned has mean zero.
-    """
-    lower, upper = bounds
-    points = jnp.asarray(value)
-    if not jnp.issubdtype(points.dtype, jnp.inexact):
-        points = points.astype(jnp.result_type(float))
-    has_lower = include_endpoints in ("lower", "both")
-    has_upper = include_endpoints in ("upper", "both")
-    expected = n_widths - 1 + has_lower + has_upper
-    if points.ndim == 0 or points.shape[-1] != expected:
-        raise ValueError(
-            f"RealToIncreasingOnInterval with {n_widths} widths and include_endpoints="
-            f"{include_endpoints!r} unwraps to {expected} points along the last "
-            f"axis, got a value of shape {points.shape}."
-        )
-    batch = points.shape[:-1]
-    low = jnp.broadcast_to(jnp.asarray(lower, points.dtype), (*batch, 1))
-    high = jnp.broadcast_to(jnp.asarray(upper, points.dtype), (*batch, 1))
-    inner = points[..., int(has_lower) : expected - int(has_upper)]
-    widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
-    narrow = widths <= min_width
-    no = jnp.zeros((*batch, 1), bool)
-    # A width too narrow marks both of its points; an endpoint must equal its bound.
-    bad = jnp.concatenate([narrow, no], axis=-1) | jnp.concatenate([no, narrow], axis=-1)
-    tol = 16 * jnp.finfo(points.dtype).eps * (jnp.abs(lower) + jnp.abs(upper))
-    ends = [jnp.abs(points[..., :1] - low) > tol] if has_lower else [no]
-    ends += [jnp.abs(points[..., -1:] - high) > tol] if has_upper else [no]
-    bad = bad | jnp.concatenate([ends[0], jnp.zeros_like(narrow[..., 1:]), ends[1]], axis=-1)
-    bad = bad[..., int(not has_lower) : int(not has_lower) + expected]
 
-    def error(_points: np.ndarray, mask: np.ndarray) -> ValueError:
-        where = tuple(int(i) for i in np.argwhere(mask)[0])
-        return ValueError(
-            "RealToIncreasingOnInterval: a value must increase by more than min_width="
-            f"{min_width} from the lower to the upper bound, with each included "
-            f"endpoint equal to its bound ({int(mask.sum())} position(s), the first at "
-            f"{where})."
-        )
-
-    points = check_where(points, bad, error)
-    inner = points[..., int(has_lower) : expected - int(has_upper)]
-    widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
-    raw = jnp.log(widths - min_width)
-    return raw - jnp.mean(raw, axis=-1, keepdims=True)
+# log |f'(x)| of the built-in pairs, elementwise, written so that no term overflows
+# or takes log(0) where f' is merely small (saturated sigmoid, softplus far left).
+_LOG_DETS.update(
+    {
+        jnp.exp: lambda x: jnp.asarray(x),
+        jnp.log: lambda x: -jnp.log(x),
+        jax.nn.softplus: _log_sigmoid,
+        inv_softplus: lambda x: -jnp.log(-jnp.expm1(-x)),
+        jax.nn.sigmoid: lambda x: _log_sigmoid(x) + _log_sigmoid(-x),
+        jax.scipy.special.logit: lambda x: -jnp.log(x) - jnp.log1p(-x),
+    }
+)

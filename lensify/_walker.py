@@ -32,7 +32,15 @@ import numpy as np
 
 from lensify import _notes, _records, _tree, numerics
 
-__all__ = ["KEEP", "WRAPPER_TYPES", "StructureMismatchError", "fold", "fold_raw", "rewrap"]
+__all__ = [
+    "KEEP",
+    "WRAPPER_TYPES",
+    "Scoped",
+    "StructureMismatchError",
+    "fold",
+    "fold_raw",
+    "rewrap",
+]
 
 # Every wrapper class, abstract ones included. Exact-type membership is much cheaper
 # than an ABC isinstance check, and the walks ask it once per node.
@@ -135,8 +143,29 @@ def _zip_children(node: Any, children: Any, values: Any, step: _Step, site: Any)
 # ------------------------------------------------------------------------------ fold
 
 
+class Scoped:
+    """An algebra that chooses, wrapper by wrapper, the algebra folding that wrapper.
+
+    ``scope(wrapper)`` is asked before the wrapper's children are folded, and the
+    algebra it returns folds the wrapper and everything below it: so an algebra can
+    treat a whole subtree differently (``unwrap_with_log_det`` folds what a
+    ``NonTrainable`` holds with plain ``unwrap``, since frozen parameters are not
+    variables).
+    """
+
+    __slots__ = ()
+
+    def scope(self, wrapper: Any) -> Algebra:
+        return self
+
+    def __call__(self, wrapper: Any) -> Any:
+        raise NotImplementedError
+
+
 def _fold_wrapper(wrapper: Any, algebra: Algebra) -> Any:
     cls = type(wrapper)
+    if isinstance(algebra, Scoped):
+        algebra = algebra.scope(wrapper)
     children, aux = _records.record_flatten(wrapper)
     new = _map_children(wrapper, children, fold_raw, algebra)
     if new is not None:
@@ -189,7 +218,7 @@ def _fold_node(tree: Any, algebra: Algebra) -> Any:
     return _tree.unflatten(treedef, out)
 
 
-def _take_path(error: BaseException) -> tuple[str, str | None]:
+def take_path(error: BaseException) -> tuple[str, str | None]:
     """The key path and wrapper class a walk recorded on ``error``, removed from it."""
     info = error.__dict__
     return _tree.keystr(info.pop("_lf_path", ())), info.pop("_lf_wrapper", None)
@@ -204,7 +233,7 @@ def fold(tree: Any, algebra: Algebra) -> Any:
     try:
         return fold_raw(tree, algebra)
     except Exception as error:
-        path, wrapper = _take_path(error)
+        path, wrapper = take_path(error)
         if wrapper is not None:
             _notes.add_note(error, f"lensify: raised while unwrapping {wrapper} at {path}")
         raise
@@ -420,7 +449,7 @@ def rewrap(tree: Any, values: Any, *, locate_traced: bool = True) -> Any:
     try:
         out = _rewrap(tree, None, values)
     except Exception as error:
-        path, wrapper = _take_path(error)
+        path, wrapper = take_path(error)
         if isinstance(error, StructureMismatchError):
             replacement: BaseException = StructureMismatchError(
                 f"rewrap: values must be shaped like lf.unwrap(tree); at {path} {error}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import sys
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -14,11 +14,11 @@ from lensify import _records, _tree, _walker
 from lensify._functions import callable_name
 from lensify._inverses import (
     check_in_range,
-    increasing_points_to_raw,
     inverse_of,
+    log_det_of,
     register_inverse,
 )
-from lensify.numerics import check_values, checked_row_norms, inv_softplus, row_norms
+from lensify.numerics import checked_row_norms, inv_softplus, row_norms
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -27,10 +27,10 @@ else:  # pragma: no cover
 
 __all__ = [
     "AbstractUnwrappable",
+    "NoLogDetError",
     "NonTrainable",
     "NotInvertibleError",
     "Parameterize",
-    "RealToIncreasingOnInterval",
     "WeightNormalization",
     "contains_unwrappables",
     "is_unwrappable",
@@ -51,6 +51,11 @@ class NotInvertibleError(TypeError):
     ``optic.unwrapped().set``) for a wrapper that does not define one, and by a
     ``Parameterize`` whose function has no registered inverse.
     """
+
+
+class NoLogDetError(TypeError):
+    """A wrapper defines no change of variables, so ``lf.unwrap_with_log_det`` cannot
+    give the density of its raw parameters: freeze it, or give it a ``log_det``."""
 
 
 class AbstractUnwrappable(_records.Record, Generic[T]):
@@ -108,6 +113,20 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
             f"a method with_value(self, value) returning a {name} whose fields hold the "
             "values that unwrap to value, or set its raw fields with an optic "
             f"(lf.at...<field>.set(tree, raw))."
+        )
+
+    def log_det(self) -> Any:
+        """``log |det J|`` of this wrapper's own map, from its variable to its value.
+
+        Called like :meth:`unwrap`, with the children already unwrapped, by
+        :func:`~lensify.unwrap_with_log_det`, which sums these over the tree (the
+        chain rule). The default raises :class:`NoLogDetError`.
+        """
+        name = type(self).__name__
+        raise NoLogDetError(
+            f"{name} defines no change of variables (log_det), so the density of its "
+            f"raw parameters is unknown. Freeze it (lf.non_trainable(tree, where=...)), "
+            f"or give {name} a method log_det(self) returning log |det J| of its map."
         )
 
 
@@ -221,18 +240,6 @@ def contains_unwrappables(tree: Any) -> bool:
     return any(map(is_unwrappable, leaves))
 
 
-def _with_fields(record: Any, **changes: Any) -> Any:
-    # A record of the same type and structure with some children replaced, built
-    # without __init__ (the new children are values, not arguments to validate).
-    cls = type(record)
-    children, aux = _records.record_flatten(record)
-    keys = _records.record_keys(cls)
-    new = [changes.pop(key.name, child) for key, child in zip(keys, children, strict=True)]
-    if changes:
-        raise TypeError(f"{cls.__name__} has no children named {sorted(changes)}")
-    return _records.record_rebuild(cls, aux, new)
-
-
 def with_child_values(wrapper: Any, value: Any) -> Any:
     # with_value of a built-in, from its _child_values: the same wrapper with each
     # child holding its value (a kept child's value is its unwrapped self).
@@ -326,6 +333,18 @@ class Parameterize(AbstractUnwrappable[T]):
         )
         keep = _walker.KEEP
         return (keep, (raw, *[keep] * (len(children[1]) - 1)), keep)
+
+    def log_det(self) -> Any:
+        # The variable is the first argument; the others configure fn.
+        found = log_det_of(self.fn)
+        if found is None or not self.args:
+            name = callable_name(self.fn)
+            raise NoLogDetError(
+                f"Parameterize({name}, ...) has no registered log-det. Register one with "
+                f"lf.register_inverse({name}, inverse, log_det=...), or freeze it "
+                "(lf.non_trainable(tree, where=...))."
+            )
+        return jnp.sum(found(*self.args, **self.kwargs))
 
     def __repr__(self) -> str:
         if type(self.args) is not tuple or type(self.kwargs) is not dict:
@@ -471,142 +490,3 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
     def _child_values(self, children: Any, aux: Any, value: jax.Array) -> Any:
         value = jnp.asarray(value)
         return (value, checked_row_norms(value))
-
-
-_ENDPOINTS = ("both", "neither", "lower", "upper")
-
-
-class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
-    """Map an unconstrained vector to increasing points on an interval.
-
-    A softmax of ``arr`` (along its last axis) gives ``d`` positive widths that,
-    after adding ``min_width`` to each, fill the interval; their cumulative sum
-    gives the points. The result has ``d + 1`` points with both endpoints, ``d``
-    with one, ``d - 1`` with neither. Leading axes of ``arr`` are batch axes.
-
-    Args:
-        arr: Unconstrained array whose last axis parameterises the widths.
-        interval: ``(lower, upper)`` with ``lower < upper``.
-        min_width: Minimum spacing between consecutive points, positive.
-        include_endpoints: ``"both"``, ``"neither"``, ``"lower"`` or ``"upper"``.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> import lensify as lf
-        >>> knots = lf.RealToIncreasingOnInterval(
-        ...     jnp.zeros(4), (0.0, 1.0), min_width=0.1, include_endpoints="both"
-        ... )
-        >>> lf.unwrap(knots)
-        Array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
-    """
-
-    arr: jax.Array
-    interval: tuple[float, float] | None = _records.field(static=True)
-    min_width: float = _records.field(static=True)
-    include_endpoints: Literal["both", "neither", "lower", "upper"] = _records.field(static=True)
-    # The bounds when they were traced at construction (built under jit from traced
-    # hyperparameters), as a child array [lower, upper]; interval is then None.
-    traced_bounds: jax.Array | None
-
-    def __init__(
-        self,
-        arr: jax.Array,
-        interval: tuple[Any, Any],
-        *,
-        min_width: float,
-        include_endpoints: Literal["both", "neither", "lower", "upper"],
-    ) -> None:
-        if jnp.ndim(arr) == 0:
-            raise ValueError("RealToIncreasingOnInterval needs arr with at least one axis.")
-        n_widths = jnp.shape(arr)[-1]
-        if not min_width > 0:
-            raise ValueError(f"min_width must be positive, got {min_width!r}.")
-        if include_endpoints not in _ENDPOINTS:
-            raise ValueError(
-                f"include_endpoints must be one of {_ENDPOINTS}, got {include_endpoints!r}."
-            )
-        self.arr = arr
-        self.min_width = float(min_width)
-        self.include_endpoints = include_endpoints
-        if any(isinstance(b, jax.core.Tracer) for b in interval):
-            self.interval = None
-            self.traced_bounds = _checked_bounds(interval, self.min_width, n_widths)
-            return
-        lower, upper = (float(b) for b in interval)
-        if not upper > lower:
-            raise ValueError(f"interval must have lower < upper, got {interval!r}.")
-        if min_width * n_widths > upper - lower:
-            raise ValueError(
-                f"min_width * n_widths = {min_width} * {n_widths} exceeds the interval "
-                f"width {upper - lower}, so it cannot be satisfied."
-            )
-        self.interval = (lower, upper)
-        self.traced_bounds = None
-
-    def _bounds(self) -> tuple[Any, Any]:
-        if self.interval is not None:
-            return self.interval
-        bounds = jnp.asarray(self.traced_bounds)
-        return bounds[..., 0], bounds[..., 1]
-
-    def with_value(self, value: jax.Array) -> RealToIncreasingOnInterval:
-        """The raw array whose points are ``value``: increasing by more than
-        ``min_width``, each included endpoint equal to its bound (else ``ValueError``).
-        """
-        old = jnp.asarray(unwrap(self.arr))
-        raw = increasing_points_to_raw(
-            value, self._bounds(), self.min_width, self.include_endpoints, old.shape[-1]
-        )
-        # The softmax forgets a constant: keep the old one, so that setting the
-        # value the wrapper has gives back the same raw array.
-        return _with_fields(self, arr=raw + jnp.mean(old, axis=-1, keepdims=True))
-
-    def tolerance(self, dtype: Any) -> tuple[float, float]:
-        """``(rtol, atol)`` of the round trip through :meth:`with_value`, for ``dtype``.
-
-        The points come back within a few ``eps`` of the interval's width. The raw
-        array holds a softmax's logits, recovered as logarithms of the widths, so
-        its error is the points' error divided by the smallest softmax weight ``p``:
-        ``rtol = 16 * eps`` and ``atol = 16 * eps * (1 + width) / p``.
-        """
-        eps = float(jnp.finfo(dtype).eps)
-        arr = unwrap(self.arr)
-        lower, upper = self._bounds()
-        try:
-            p = float(jnp.min(jax.nn.softmax(jnp.asarray(arr, jnp.float32), axis=-1)))
-            width = float(jnp.max(jnp.asarray(upper) - jnp.asarray(lower)))
-        except jax.errors.ConcretizationTypeError:  # traced: no bound can be given
-            return float("inf"), float("inf")
-        return 16 * eps, 16 * eps * (1 + width) / max(p, float(jnp.finfo(dtype).tiny))
-
-    def unwrap(self) -> jax.Array:
-        lower, upper = self._bounds()
-        arr = jnp.asarray(self.arr)
-        n_widths = arr.shape[-1]
-        free = (upper - lower) - self.min_width * n_widths
-        widths = self.min_width + free * jax.nn.softmax(arr, axis=-1)
-        inner = lower + jnp.cumsum(widths, axis=-1)[..., :-1]
-        batch = arr.shape[:-1]
-        pieces = []
-        if self.include_endpoints in ("lower", "both"):
-            pieces.append(jnp.broadcast_to(jnp.asarray(lower, inner.dtype), (*batch, 1)))
-        pieces.append(inner)
-        if self.include_endpoints in ("upper", "both"):
-            pieces.append(jnp.broadcast_to(jnp.asarray(upper, inner.dtype), (*batch, 1)))
-        return jnp.concatenate(pieces, axis=-1)
-
-
-def _checked_bounds(interval: tuple[Any, Any], min_width: float, n_widths: int) -> jax.Array:
-    # Traced bounds are checked when the computation runs, as numerics checks values.
-    bounds = jnp.stack([jnp.asarray(b, float) for b in interval])
-    bounds = check_values(
-        bounds,
-        lambda b: b[..., 1] <= b[..., 0],
-        "RealToIncreasingOnInterval: interval must have lower < upper",
-    )
-    return check_values(
-        bounds,
-        lambda b: min_width * n_widths > b[..., 1] - b[..., 0],
-        f"RealToIncreasingOnInterval: min_width * n_widths = {min_width} * {n_widths} "
-        "exceeds the interval width, so it cannot be satisfied",
-    )

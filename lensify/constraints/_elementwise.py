@@ -11,7 +11,7 @@ from jax.typing import ArrayLike
 
 from lensify import _records
 from lensify.constraints._bounds import StaticArray, static_bound, static_value
-from lensify.constraints._protocol import AbstractConstraint, Tolerance, tiny
+from lensify.constraints._protocol import AbstractConstraint, Tolerance, tiny, wide_raw
 from lensify.numerics import inv_softplus_unchecked, wide_dtype
 
 __all__ = ["Interval", "Positive", "interval", "positive"]
@@ -38,6 +38,7 @@ class Positive(AbstractConstraint):
 
     support = "x > 0"
     _compiled_inverse = True  # its forward map, softplus, is one compiled call already
+    _compiled_log_det = True
 
     def __init__(self, value: Any) -> None:
         self._set_raw(value)
@@ -49,6 +50,10 @@ class Positive(AbstractConstraint):
         # Clamped: a Preimage applies this to whatever its wrapper holds, and a
         # subnormal value (zero to XLA) must not become -inf.
         return inv_softplus_unchecked(jnp.maximum(value, tiny(value)))
+
+    def log_det(self) -> jax.Array:
+        # softplus' = sigmoid, and log sigmoid(r) = -softplus(-r): finite for any raw.
+        return -jnp.sum(jax.nn.softplus(-wide_raw(self.raw)))
 
     def in_support(self, value: jax.Array) -> jax.Array:
         return value > 0
@@ -133,6 +138,7 @@ class Interval(AbstractConstraint):
     support = "lower < x < upper"
     _compiled_inverse = True
     _compiled_forward = True
+    _compiled_log_det = True
 
     def __init__(self, value: Any, lower: ArrayLike, upper: ArrayLike) -> None:
         self.lower = static_bound(lower, "lower", "Interval")
@@ -232,6 +238,15 @@ class Interval(AbstractConstraint):
         above_lower = jnp.maximum(value / 2 - lower / 2, smallest)
         below_upper = jnp.maximum(upper / 2 - value / 2, smallest)
         return jnp.where(in_middle, middle, _log_ratio(above_lower, below_upper))
+
+    def log_det(self) -> jax.Array:
+        # value = lower + (upper - lower) sigmoid(raw): the slope is
+        # 2 half sigmoid(raw) sigmoid(-raw), each factor taken as a logarithm (no
+        # overflow of the width, no log(0) where the sigmoid saturates).
+        raw = wide_raw(self.raw)
+        half = self._halves(raw.dtype)[3]
+        logs = jnp.log(2.0) + jnp.log(half) - jax.nn.softplus(raw) - jax.nn.softplus(-raw)
+        return jnp.sum(jnp.broadcast_to(logs, raw.shape))
 
     def in_support(self, value: jax.Array) -> jax.Array:
         lower, upper = self._bounds(value.dtype)

@@ -7,7 +7,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lensify.constraints._protocol import AbstractConstraint, Tolerance, tiny
+from lensify.constraints._protocol import (
+    AbstractConstraint,
+    Tolerance,
+    standard_normal_log_density,
+    tiny,
+    wide_raw,
+)
 from lensify.numerics import inv_softplus_unchecked
 
 __all__ = ["CholeskyFactor", "Symmetric", "cholesky_factor", "symmetric"]
@@ -63,9 +69,19 @@ class CholeskyFactor(_SquareMatrices):
     support = "lower-triangular with a diagonal > 0"
     _compiled_inverse = True
     _compiled_forward = True
+    _compiled_log_det = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_diagonal_mask(raw), jax.nn.softplus(raw), jnp.tril(raw, -1))
+
+    def log_det(self) -> jax.Array:
+        # The diagonal through softplus (log sigmoid), the strict lower triangle as
+        # it is (0), the unused upper triangle a standard normal density.
+        raw = wide_raw(self.raw)
+        diagonal = -jax.nn.softplus(-raw)
+        upper = standard_normal_log_density(raw)
+        terms = jnp.where(_diagonal_mask(raw), diagonal, jnp.where(_lower_mask(raw), 0.0, upper))
+        return jnp.sum(terms)
 
     def inverse(self, value: jax.Array) -> jax.Array:
         diagonal = _diagonal_mask(value)
@@ -131,12 +147,19 @@ class Symmetric(_SquareMatrices):
     support = "symmetric matrices"
     _compiled_inverse = True
     _compiled_forward = True
+    _compiled_log_det = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         return jnp.where(_lower_mask(raw), raw, jnp.swapaxes(raw, -1, -2))
 
     def inverse(self, value: jax.Array) -> jax.Array:
         return jnp.tril(value)
+
+    def log_det(self) -> jax.Array:
+        # The lower triangle as it is (0); the unused upper one a standard normal.
+        raw = wide_raw(self.raw)
+        upper = ~_lower_mask(raw) & ~_diagonal_mask(raw)
+        return jnp.sum(jnp.where(upper, standard_normal_log_density(raw), 0.0))
 
     def tolerance(self, dtype: Any) -> Tolerance:
         """``rtol = 32 * eps``: the asymmetry construction accepts; otherwise exact."""

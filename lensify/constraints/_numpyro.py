@@ -142,6 +142,12 @@ class Constrained(AbstractConstraint):
     def inverse(self, value: jax.Array) -> jax.Array:
         return jnp.asarray(self.constraint.transform.inv(value))
 
+    def log_det(self) -> jax.Array:
+        # numpyro's own log |det J| of the transform, per batch entry: summed.
+        raw = jnp.asarray(self.raw)
+        transform = self.constraint.transform
+        return jnp.sum(transform.log_abs_det_jacobian(raw, transform(raw)))
+
     def _finite(self, raw: Any) -> Any:
         # numpyro's maps overflow at the float edge: the raw parameter of a huge value
         # is finite (log(3e38 - 2) = 88.7), but its forward map is infinite. Refuse

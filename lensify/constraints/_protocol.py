@@ -21,6 +21,8 @@ import numpy as np
 
 from lensify import _records, _tree
 from lensify._walker import KEEP
+from lensify.constraints._errors import ConstraintError as ConstraintError
+from lensify.constraints._errors import boundary_error, support_error
 from lensify.numerics import check_where, wide_dtype
 from lensify.wrappers import (
     AbstractUnwrappable,
@@ -36,8 +38,10 @@ __all__ = [
     "Preimage",
     "Tolerance",
     "log_range",
+    "standard_normal_log_density",
     "sum_tolerance",
     "tiny",
+    "wide_raw",
 ]
 
 C = TypeVar("C", bound="AbstractConstraint")
@@ -52,68 +56,6 @@ class Tolerance(NamedTuple):
 
     rtol: float
     atol: float
-
-
-class ConstraintError(ValueError):
-    """A value given to a constraint lies outside its support, or has the wrong shape.
-
-    Attributes:
-        constraint: The name of the constraint class.
-        value: The first offending entry (None for a shape error).
-        index: Its index in the value (None for a shape error).
-        count: How many entries are outside the support.
-        path: The key path of the value in a larger tree, once known (see
-            :meth:`with_path`), else None.
-
-    Example:
-        >>> import lensify as lf
-        >>> try:
-        ...     lf.positive([1.0, -2.0])
-        ... except lf.ConstraintError as error:
-        ...     print(error.constraint, error.value, error.index)
-        Positive -2.0 (1,)
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        constraint: str,
-        value: Any = None,
-        index: tuple[int, ...] | None = None,
-        count: int = 0,
-        path: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.constraint = constraint
-        self.value = value
-        self.index = index
-        self.count = count
-        self.path = path
-
-    def with_path(self, path: str) -> ConstraintError:
-        """The same error, its message starting with the key path of the value.
-
-        Meant for code that constructs constraints across a tree (an optic's
-        ``wrap``): catch the error, then ``raise error.with_path(keystr) from error``.
-
-        Example:
-            >>> import lensify as lf
-            >>> try:
-            ...     lf.positive(-1.0)
-            ... except lf.ConstraintError as error:
-            ...     print(error.with_path("['scale']"))
-            at ['scale']: Positive got -1.0, outside its support x > 0 ...
-        """
-        return ConstraintError(
-            f"at {path}: {self.message}",
-            constraint=self.constraint,
-            value=self.value,
-            index=self.index,
-            count=self.count,
-            path=path,
-        )
 
 
 def _is_concrete_array(x: Any) -> bool:
@@ -180,9 +122,18 @@ def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
     return jnp.where(inside, constraint.inverse(value), jnp.nan)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _forward_and_log_det(cls: type, aux: Any, raw: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A built-in constraint's value and log-det as one compiled computation, for an
+    eager ``unwrap_with_log_det``; rebuilt as :func:`_forward_in_one_call` is."""
+    constraint = _records.record_rebuild(cls, aux, (raw,))
+    return constraint.forward(raw), constraint.log_det()
+
+
 _COMPILED_MAPS = {
     "_compiled_forward": ("forward",),
     "_compiled_inverse": ("inverse", "in_support"),
+    "_compiled_log_det": ("forward", "log_det"),
 }
 
 
@@ -200,38 +151,6 @@ def _runs_compiled(cls: type, flag: str) -> bool:
 @functools.cache
 def _child_names(cls: type) -> tuple[str, ...]:
     return tuple(key.name for key in _records.record_keys(cls))
-
-
-def _support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
-    def make(value: np.ndarray, bad: np.ndarray) -> ConstraintError:
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        offending = value[index].item()
-        count = int(bad.sum())
-        where = f" at index {index}" if index else ""
-        message = (
-            f"{name} got {value[index]!s}{where}, outside its support {support} "
-            f"({count} of {value.size} entries are outside). Pass a value inside the "
-            "support, or choose a constraint whose support holds it."
-        )
-        return ConstraintError(message, constraint=name, value=offending, index=index, count=count)
-
-    return make
-
-
-def _boundary_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
-    def make(raw: np.ndarray, bad: np.ndarray) -> ConstraintError:
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        count = int(bad.sum())
-        message = (
-            f"{name} cannot store this value: it lies on the boundary of the support "
-            f"{support}, where the raw parameter would be {raw[index]!s} ({count} raw "
-            f"entries, the first at index {index}). Pass a value strictly inside the "
-            "support (no 0 or 1 of a closed interval, no zero in a simplex, no singular "
-            "matrix)."
-        )
-        return ConstraintError(message, constraint=name, index=index, count=count)
-
-    return make
 
 
 class AbstractConstraint(AbstractUnwrappable[jax.Array]):
@@ -280,6 +199,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     # subclass keeps them only while it keeps those maps (see _runs_compiled).
     _compiled_inverse: ClassVar[bool] = False
     _compiled_forward: ClassVar[bool] = False
+    _compiled_log_det: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -388,6 +308,15 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
+    def unwrap_and_log_det(self) -> tuple[jax.Array, jax.Array]:
+        """``(unwrap(), log_det())``, for a built-in given a concrete raw array in one
+        compiled call (as ``unwrap_with_log_det`` asks of every constraint)."""
+        raw = self.raw
+        cls = type(self)
+        if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_log_det"):
+            return _forward_and_log_det(cls, _records.record_flatten(self)[1], raw)
+        return self.unwrap(), self.log_det()
+
     def with_value(self: C, value: Any) -> C:
         """This constraint with the raw parameter that unwraps to ``value``.
 
@@ -491,7 +420,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         if not jnp.issubdtype(raw.dtype, jnp.inexact):
             return raw
         return check_where(
-            raw, ~jnp.isfinite(raw), _boundary_error(type(self).__name__, self._support())
+            raw, ~jnp.isfinite(raw), boundary_error(type(self).__name__, self._support())
         )
 
     def _checked(self, value: Any) -> jax.Array:
@@ -514,10 +443,10 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
                 self._raise_outside(values, bad_np)
             return plain
         bad = ~(jnp.broadcast_to(inside, plain.shape) & jnp.isfinite(plain))
-        return check_where(plain, bad, _support_error(type(self).__name__, self._support()))
+        return check_where(plain, bad, support_error(type(self).__name__, self._support()))
 
     def _raise_outside(self, values: np.ndarray, bad: np.ndarray) -> None:
-        error = _support_error(type(self).__name__, self._support())
+        error = support_error(type(self).__name__, self._support())
         raise error(*np.broadcast_arrays(values, bad))
 
     def _support(self) -> str:
@@ -580,6 +509,13 @@ class Preimage(AbstractUnwrappable[jax.Array]):
     def unwrap(self) -> jax.Array:
         return self._template().inverse(_as_float_array(self.value))
 
+    def log_det(self) -> jax.Array:
+        # The inverse of the constraint's map: minus its log-det at the raw value, so
+        # that constraint(Preimage(w)) adds nothing to w's own.
+        template = self._template()
+        raw = template.inverse(_as_float_array(self.value))
+        return -jnp.asarray(template.with_raw(raw).log_det())
+
     def with_value(self, value: Any) -> Preimage:
         """This preimage with the wrapped value that maps to the raw ``value``.
 
@@ -595,6 +531,21 @@ class Preimage(AbstractUnwrappable[jax.Array]):
     def _template(self) -> AbstractConstraint:
         template: AbstractConstraint = _tree.unflatten(self.structure, self.params)
         return template
+
+
+def wide_raw(raw: Any) -> jax.Array:
+    """``raw`` as a float array of at least float32, for computing a log-det."""
+    raw = jnp.asarray(raw)
+    if not jnp.issubdtype(raw.dtype, jnp.inexact):
+        return raw.astype(jnp.result_type(float))
+    return raw.astype(wide_dtype(raw.dtype))
+
+
+def standard_normal_log_density(x: jax.Array) -> jax.Array:
+    """Elementwise log density of N(0, 1): the term ``log_det`` gives a raw entry the
+    value ignores (a unit vector's radius, a triangle a matrix does not use), so that
+    a sampler over raw parameters sees a proper distribution."""
+    return -0.5 * jnp.square(x) - 0.5 * float(np.log(2 * np.pi))
 
 
 def tiny(x: jax.Array) -> Any:

@@ -13,8 +13,10 @@ from lensify.constraints._protocol import (
     AbstractConstraint,
     Tolerance,
     log_range,
+    standard_normal_log_density,
     sum_tolerance,
     tiny,
+    wide_raw,
 )
 from lensify.wrappers import unwrap
 
@@ -76,11 +78,20 @@ class Simplex(_AlongAxis):
     support = "entries > 0 summing to 1 along the axis"
     _compiled_inverse = True
     _compiled_forward = True
+    _compiled_log_det = True
 
     def forward(self, raw: jax.Array) -> jax.Array:
         pad = [(0, 0)] * raw.ndim
         pad[self.axis] = (0, 1)
         return jax.nn.softmax(jnp.pad(raw, pad), axis=self.axis)
+
+    def log_det(self) -> jax.Array:
+        # The density of the first n - 1 entries: the Jacobian of softmax with a
+        # zero appended has determinant prod(value), over all n entries.
+        raw = wide_raw(self.raw)
+        pad = [(0, 0)] * raw.ndim
+        pad[self.axis] = (0, 1)
+        return jnp.sum(jax.nn.log_softmax(jnp.pad(raw, pad), axis=self.axis))
 
     def inverse(self, value: jax.Array) -> jax.Array:
         logs = jnp.log(jnp.maximum(value, tiny(value)))
@@ -162,6 +173,12 @@ class UnitVector(_AlongAxis):
     support = "norm 1 along the axis"
     _compiled_inverse = True
     _compiled_forward = True
+    _compiled_log_det = True
+
+    def log_det(self) -> jax.Array:
+        # The direction ignores the radius: the raw vector gets a standard normal
+        # density, under which the direction is uniform on the sphere.
+        return jnp.sum(standard_normal_log_density(wide_raw(self.raw)))
 
     def forward(self, raw: jax.Array) -> jax.Array:
         nonzero = jnp.any(raw != 0, axis=self.axis, keepdims=True)

@@ -44,6 +44,13 @@ from lensify.testing._leaves import all_leaves as all_leaves
 from lensify.testing._leaves import default_leaves as default_leaves
 from lensify.testing._leaves import float_arrays as float_arrays
 from lensify.testing._leaves import unusual_leaves as unusual_leaves
+from lensify.testing._log_det_laws import assert_log_det_laws as assert_log_det_laws
+from lensify.testing._log_det_laws import autodiff_log_det as autodiff_log_det
+from lensify.testing._log_det_laws import check_log_det_laws as check_log_det_laws
+from lensify.testing._log_det_laws import flat_values as flat_values
+from lensify.testing._log_det_laws import simplex_coordinates as simplex_coordinates
+from lensify.testing._log_det_laws import triangle_coordinates as triangle_coordinates
+from lensify.testing._log_det_laws import unit_vector_coordinates as unit_vector_coordinates
 from lensify.testing._nodes import ALL_NODES as ALL_NODES
 from lensify.testing._nodes import CONTAINERS as CONTAINERS
 from lensify.testing._nodes import USER_NODES as USER_NODES
@@ -115,20 +122,24 @@ __all__ = [
     "assert_agreement_laws",
     "assert_constraint_laws",
     "assert_lens_laws",
+    "assert_log_det_laws",
     "assert_refused_or_preserved",
     "assert_traversal_laws",
     "assert_value_laws",
     "assert_vmap_construction",
     "assert_wrapper_laws",
     "attribute_lenses_for",
+    "autodiff_log_det",
     "boundary_values",
     "check_agreement_laws",
     "check_constraint_laws",
     "check_lens_laws",
+    "check_log_det_laws",
     "check_traversal_laws",
     "check_value_laws",
     "check_wrapper_laws",
     "default_leaves",
+    "flat_values",
     "float_arrays",
     "forward_values",
     "increasing_on_intervals",
@@ -144,10 +155,13 @@ __all__ = [
     "optics_for",
     "parameterizations",
     "probe_gradients",
+    "simplex_coordinates",
     "pytrees",
     "tolerance",
     "traversals_for",
     "trees_close",
+    "triangle_coordinates",
+    "unit_vector_coordinates",
     "unusual_leaves",
     "value_tolerance",
     "weight_normalizations",

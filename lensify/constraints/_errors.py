@@ -1,0 +1,104 @@
+"""The error a constraint raises for a value outside its support, and its messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ConstraintError", "boundary_error", "support_error"]
+
+
+class ConstraintError(ValueError):
+    """A value given to a constraint lies outside its support, or has the wrong shape.
+
+    Attributes:
+        constraint: The name of the constraint class.
+        value: The first offending entry (None for a shape error).
+        index: Its index in the value (None for a shape error).
+        count: How many entries are outside the support.
+        path: The key path of the value in a larger tree, once known (see
+            :meth:`with_path`), else None.
+
+    Example:
+        >>> import lensify as lf
+        >>> try:
+        ...     lf.positive([1.0, -2.0])
+        ... except lf.ConstraintError as error:
+        ...     print(error.constraint, error.value, error.index)
+        Positive -2.0 (1,)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        constraint: str,
+        value: Any = None,
+        index: tuple[int, ...] | None = None,
+        count: int = 0,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.constraint = constraint
+        self.value = value
+        self.index = index
+        self.count = count
+        self.path = path
+
+    def with_path(self, path: str) -> ConstraintError:
+        """The same error, its message starting with the key path of the value.
+
+        Meant for code that constructs constraints across a tree (an optic's
+        ``wrap``): catch the error, then ``raise error.with_path(keystr) from error``.
+
+        Example:
+            >>> import lensify as lf
+            >>> try:
+            ...     lf.positive(-1.0)
+            ... except lf.ConstraintError as error:
+            ...     print(error.with_path("['scale']"))
+            at ['scale']: Positive got -1.0, outside its support x > 0 ...
+        """
+        return ConstraintError(
+            f"at {path}: {self.message}",
+            constraint=self.constraint,
+            value=self.value,
+            index=self.index,
+            count=self.count,
+            path=path,
+        )
+
+
+def support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
+    def make(value: np.ndarray, bad: np.ndarray) -> ConstraintError:
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        offending = value[index].item()
+        count = int(bad.sum())
+        where = f" at index {index}" if index else ""
+        message = (
+            f"{name} got {value[index]!s}{where}, outside its support {support} "
+            f"({count} of {value.size} entries are outside). Pass a value inside the "
+            "support, or choose a constraint whose support holds it."
+        )
+        return ConstraintError(message, constraint=name, value=offending, index=index, count=count)
+
+    return make
+
+
+def boundary_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
+    def make(raw: np.ndarray, bad: np.ndarray) -> ConstraintError:
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        count = int(bad.sum())
+        message = (
+            f"{name} cannot store this value: it lies on the boundary of the support "
+            f"{support}, where the raw parameter would be {raw[index]!s} ({count} raw "
+            f"entries, the first at index {index}). Pass a value strictly inside the "
+            "support (no 0 or 1 of a closed interval, no zero in a simplex, no singular "
+            "matrix)."
+        )
+        return ConstraintError(message, constraint=name, index=index, count=count)
+
+    return make
