@@ -118,6 +118,34 @@ def _rewrap(n: int, name: str, wrap: Any, rounds: int = 5) -> list[Row]:
     return [Row(group=group, case=case, n=n, seconds=seconds) for case, seconds in best.items()]
 
 
+def _exp(leaf: Any) -> Any:
+    return lf.Parameterize(jnp.exp, leaf)
+
+
+def _identity_with_log_det(leaf: Any) -> Any:
+    return lf.Parameterize(lf.identity, leaf)  # lf.identity has a registered log-det
+
+
+def _log_det(n: int, name: str, wrap: Any, rounds: int = 3) -> list[Row]:
+    tree = _wrap_every(make_tree(n), 10, wrap)
+    jit_unwrap = jax.jit(lf.unwrap)
+    jit_log_det = jax.jit(lf.unwrap_with_log_det)
+    group = f"unwrap_with_log_det beside unwrap, 10% {name}"
+    cases = {
+        "lensify unwrap": lambda: lf.unwrap(tree),
+        "lensify unwrap_with_log_det": lambda: lf.unwrap_with_log_det(tree),
+        "jit(unwrap)": lambda: jax.block_until_ready(jit_unwrap(tree)),
+        "jit(unwrap_with_log_det)": lambda: jax.block_until_ready(jit_log_det(tree)),
+    }
+    for fn in cases.values():
+        fn()  # compiled before it is timed
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for case, fn in cases.items():
+            best[case] = min(best[case], best_time(fn))
+    return [Row(group=group, case=case, n=n, seconds=seconds) for case, seconds in best.items()]
+
+
 def run(sizes: list[int]) -> list[Row]:
     """Time every group at every size; rows sharing group and size are comparable."""
     rows: list[Row] = []
@@ -127,4 +155,7 @@ def run(sizes: list[int]) -> list[Row]:
         rows += _depths(n)
         rows += _rewrap(n, "Parameterize(softplus)", _softplus)
         rows += _rewrap(n, "positive", _positive)
+        rows += _log_det(n, "Parameterize(lf.identity)", _identity_with_log_det)
+        rows += _log_det(n, "Parameterize(exp)", _exp)
+        rows += _log_det(n, "positive", _positive)
     return rows

@@ -9,23 +9,31 @@ that keeps a running list of terms.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from lensify import _notes, _tree, _walker
-from lensify.algebra import unwrap_algebra
+from lensify._inverses import log_det_of
+from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
 from lensify.wrappers import NoLogDetError, NonTrainable, Parameterize
 
 __all__ = ["unwrap_with_log_det"]
 
 _PLAIN = _tree.PLAIN_TYPES
+# The type of a concrete jax array (not a tracer).
+_CONCRETE_ARRAY = type(jnp.zeros(()))
 
 
 def _frozen(wrapper: Any) -> bool:
     """Whether a wrapper's variable is frozen: it is a constant, not sampled."""
+    if type(wrapper) is Parameterize:  # the usual case first
+        args = wrapper.args
+        return type(args) is tuple and bool(args) and isinstance(args[0], NonTrainable)
     if isinstance(wrapper, NonTrainable):
         return True
     if isinstance(wrapper, AbstractConstraint):
@@ -49,7 +57,9 @@ class _LogDetAlgebra(_walker.Scoped):
         return unwrap_algebra if _frozen(wrapper) else self
 
     def __call__(self, wrapper: Any) -> Any:
-        if isinstance(wrapper, AbstractConstraint):
+        if type(wrapper) is Parameterize:
+            value, term = _parameterize(wrapper)
+        elif isinstance(wrapper, AbstractConstraint):
             value, term = wrapper.unwrap_and_log_det()
         else:
             value, term = wrapper.unwrap(), wrapper.log_det()
@@ -59,11 +69,53 @@ class _LogDetAlgebra(_walker.Scoped):
         return _walker.fold_raw(value, self)  # unwrap is total
 
 
+def _parameterize(wrapper: Parameterize[Any]) -> tuple[Any, Any]:
+    # Eagerly, fn(x) and its log-det as one compiled call when x is the only argument.
+    args = wrapper.args
+    if type(args) is tuple and len(args) == 1 and not wrapper.kwargs:
+        (x,) = args
+        if wrapper.fn is identity:
+            return x, 0.0  # nothing to compute (simplify removes these)
+        log_det = log_det_of(wrapper.fn)
+        if log_det is not None and type(x) is _CONCRETE_ARRAY:
+            return _compiled_pair(wrapper.fn, log_det)(x)
+    return wrapper.unwrap(), wrapper.log_det()
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_pair(fn: Callable[..., Any], log_det: Callable[..., Any]) -> Any:
+    @jax.jit
+    def pair(x: jax.Array) -> tuple[Any, jax.Array]:
+        return fn(x), jnp.sum(log_det(x))
+
+    return pair
+
+
 @jax.jit
-def _total(terms: list[Any]) -> jax.Array:
+def _total(terms: list[Any], numbers: Any) -> jax.Array:
     # One compiled sum (per count of terms), not one dispatch per addition.
     wide = jnp.result_type(float, *terms)
-    return sum((jnp.asarray(t, wide) for t in terms), start=jnp.zeros((), wide))
+    return sum((jnp.asarray(t, wide) for t in terms), start=jnp.asarray(numbers, wide))
+
+
+def _sum(terms: list[Any]) -> jax.Array:
+    # Python numbers (an identity's 0.0) are added here: each one given to a
+    # compiled function would cost a transfer of its own.
+    numbers = 0.0
+    arrays = []
+    for term in terms:
+        if type(term) in (int, float):
+            numbers += term
+        else:
+            arrays.append(term)
+    if not arrays:
+        return _constant(numbers, jnp.result_type(float))
+    return _total(arrays, numbers)
+
+
+@functools.lru_cache(maxsize=16)
+def _constant(number: float, dtype: Any) -> jax.Array:
+    return jnp.asarray(number, dtype)  # the usual 0.0 of a tree with nothing to sample
 
 
 def unwrap_with_log_det(tree: Any) -> tuple[Any, jax.Array]:
@@ -123,4 +175,4 @@ def unwrap_with_log_det(tree: Any) -> tuple[Any, jax.Array]:
         if wrapper is not None:
             _notes.add_note(error, f"lensify: raised while unwrapping {wrapper} at {path}")
         raise
-    return values, _total(algebra.terms)
+    return values, _sum(algebra.terms)

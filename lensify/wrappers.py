@@ -344,7 +344,8 @@ class Parameterize(AbstractUnwrappable[T]):
                 f"lf.register_inverse({name}, inverse, log_det=...), or freeze it "
                 "(lf.non_trainable(tree, where=...))."
             )
-        return jnp.sum(found(*self.args, **self.kwargs))
+        term = found(*self.args, **self.kwargs)
+        return term if type(term) in (int, float) else jnp.sum(term)
 
     def __repr__(self) -> str:
         if type(self.args) is not tuple or type(self.kwargs) is not dict:
