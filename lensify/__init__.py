@@ -3,6 +3,7 @@
 # Records render in treescope as constructor calls (treescope stays unimported).
 from lensify import _treescope as _treescope
 from lensify import utils as utils
+from lensify._increasing import RealToIncreasingOnInterval as RealToIncreasingOnInterval
 from lensify._records import FrozenRecordError as FrozenRecordError
 from lensify._records import field as field
 from lensify._records import replace as replace
@@ -44,7 +45,6 @@ from lensify.wrappers import AbstractUnwrappable as AbstractUnwrappable
 from lensify.wrappers import NonTrainable as NonTrainable
 from lensify.wrappers import NotInvertibleError as NotInvertibleError
 from lensify.wrappers import Parameterize as Parameterize
-from lensify.wrappers import RealToIncreasingOnInterval as RealToIncreasingOnInterval
 from lensify.wrappers import WeightNormalization as WeightNormalization
 from lensify.wrappers import contains_unwrappables as contains_unwrappables
 from lensify.wrappers import is_unwrappable as is_unwrappable

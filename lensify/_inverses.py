@@ -19,26 +19,45 @@ from lensify.numerics import check_where, inv_softplus, wide_dtype
 
 __all__ = ["check_in_range", "increasing_points_to_raw", "inverse_of", "register_inverse"]
 
-# fn -> (the inverse of fn in its first positional argument, whether its result must
-# be checked by a round trip through fn; if not, a finite result is enough), for
+# fn -> (its inverse, whether check_in_range must check the inverse's results by a
+# round trip through fn (if not, a finite result is enough), the argument it inverts:
+# None for the first, called as inverse(value); k for argument k, called as
+# inverse(value, *args, **kwargs) with fn's current arguments), for
 # Parameterize.with_value.
-_INVERSES: dict[Any, tuple[Callable[[Any], Any], bool]] = {}
+Inverse = tuple[Callable[..., Any], bool, "int | None"]
+_INVERSES: dict[Any, Inverse] = {}
 
 
-def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> None:
-    """Tell ``Parameterize(fn, x, ...)`` how to find ``x`` from its value.
+def register_inverse(
+    fn: Callable[..., Any], inverse: Callable[..., Any], argnum: int | None = None
+) -> None:
+    """Tell ``Parameterize(fn, *args, **kwargs)`` how to find its raw argument from its value.
 
-    ``inverse(fn(x)) == x`` for ``x`` in fn's domain; the other arguments of the
-    ``Parameterize`` are kept as they are. With it, :func:`rewrap` and
-    ``optic.unwrapped()`` set such a ``Parameterize`` by value. A value outside
-    the range of ``fn`` (one for which ``inverse`` gives NaN) is a ``ValueError``.
-    Registered already: ``jnp.exp``/``jnp.log``, ``jax.nn.softplus``/
-    :func:`inv_softplus`, ``jax.nn.sigmoid``/``jax.scipy.special.logit`` (each
-    both ways) and :func:`~lensify.identity`.
+    Without ``argnum`` the first positional argument is the raw one, and
+    ``inverse(value)`` gives it: ``inverse(fn(x)) == x`` for ``x`` in fn's domain;
+    the other arguments of the ``Parameterize`` are kept as they are.
+
+    With ``argnum=k`` the ``k``-th positional argument (from 0) is the raw one, and
+    the inverse is called as ``inverse(value, *args, **kwargs)`` with the
+    ``Parameterize``'s current arguments, unwrapped (the old raw argument among
+    them): an argument after the first is rarely found from the value alone. The
+    mask of ``jnp.where(mask, w, 0)`` says which entries of ``w`` the value shows;
+    the others (hidden by the mask) are kept from the old ``w``. ``argnum=0``
+    inverts the first argument this way.
+
+    With it, :func:`rewrap` and ``optic.unwrapped()`` set such a ``Parameterize``
+    by value. The raw argument must be finite and give the value back through
+    ``fn``: a value outside the range of ``fn`` (one for which ``inverse`` gives
+    NaN, or one that does not come back) is a ``ValueError``. Registered already:
+    ``jnp.exp``/``jnp.log``, ``jax.nn.softplus``/:func:`inv_softplus`,
+    ``jax.nn.sigmoid``/``jax.scipy.special.logit`` (each both ways),
+    :func:`~lensify.identity`, and ``jnp.where`` in its second argument (flowjax's
+    masked weights, ``Parameterize(jnp.where, mask, w, 0)``).
 
     Args:
         fn: The function, as passed to ``Parameterize``; it must be hashable.
-        inverse: Its inverse in its first argument.
+        inverse: Its inverse in the raw argument.
+        argnum: Which positional argument is the raw one; the first if omitted.
 
     Example:
         >>> import jax.numpy as jnp
@@ -49,6 +68,11 @@ def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> N
         >>> new = lf.rewrap(lf.Parameterize(cube, jnp.ones(2)), jnp.array([8.0, 27.0]))
         >>> new.fn is cube, new.args[0].tolist()
         (True, [2.0, 3.0])
+        >>> def scaled(scale, x):
+        ...     return scale * x
+        >>> lf.register_inverse(scaled, lambda value, scale, x: value / scale, argnum=1)
+        >>> lf.rewrap(lf.Parameterize(scaled, 2.0, jnp.ones(2)), jnp.array([4.0, 6.0])).args
+        (2.0, Array([2., 3.], dtype=float32))
     """
     try:
         hash(fn)
@@ -57,12 +81,22 @@ def register_inverse(fn: Callable[..., Any], inverse: Callable[[Any], Any]) -> N
             f"register_inverse needs a hashable fn, got {type(fn).__name__}: it is looked "
             "up by the function a Parameterize holds."
         ) from None
-    _INVERSES[fn] = (inverse, True)
+    if argnum is not None and (type(argnum) is not int or argnum < 0):
+        raise TypeError(
+            f"register_inverse: argnum must be a non-negative int (the position of the raw "
+            f"argument among fn's positional arguments), got {argnum!r}."
+        )
+    _INVERSES[fn] = (inverse, True, argnum)
 
 
-def inverse_of(fn: Any) -> tuple[Callable[[Any], Any], bool] | None:
-    """The inverse registered for ``fn``, and whether :func:`check_in_range` must check
-    its results by a round trip (else their being finite is enough)."""
+def inverse_of(fn: Any) -> Inverse | None:
+    """The inverse registered for ``fn``: ``(inverse, round_trip, argnum)``.
+
+    ``round_trip`` says whether :func:`check_in_range` must check its results by a
+    round trip (else their being finite is enough); ``argnum`` is None for the first
+    argument, inverted as ``inverse(value)``, else the argument inverted as
+    ``inverse(value, *args, **kwargs)``.
+    """
     try:
         return _INVERSES.get(fn)
     except TypeError:  # an unhashable callable (a Module holding arrays)
@@ -70,7 +104,13 @@ def inverse_of(fn: Any) -> tuple[Callable[[Any], Any], bool] | None:
 
 
 def check_in_range(
-    raw: Any, value: Any, fn: Callable[[Any], Any], name: str, *, round_trip: bool = True
+    raw: Any,
+    value: Any,
+    fn: Callable[[Any], Any],
+    name: str,
+    *,
+    round_trip: bool = True,
+    owner: str = "Parameterize",
 ) -> Any:
     """``raw``, checked to be finite and to give ``value`` back through ``fn``.
 
@@ -79,9 +119,10 @@ def check_in_range(
     back as another value (``logit(sigmoid(20.0))`` is ``inf`` in float32): either
     would store a raw value that does not unwrap to ``value``. The round trip must
     agree within ``ROUND_TRIP_RTOL`` times the dtype's epsilon, relative to the
-    value (and as much absolute error near zero).
+    value (and as much absolute error near zero). ``owner`` names the wrapper class
+    in the message.
     """
-    message = f"Parameterize: a value is outside the range of {name}"
+    message = f"{owner}: a value is outside the range of {name}"
 
     def error(_raw: np.ndarray, bad: np.ndarray) -> ValueError:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -122,11 +163,28 @@ _PAIRS: list[tuple[Callable[[Any], Any], Callable[[Any], Any]]] = [
     (jax.nn.sigmoid, jax.scipy.special.logit),
 ]
 for _fn, _inverse in _PAIRS:
-    _INVERSES[_fn] = (_inverse, False)
+    _INVERSES[_fn] = (_inverse, False, None)
     # The other way, only exp's inverse is finite exactly on log's range: softplus
     # of -200 is 0 in float32, and sigmoid of 20 is 1, which do not come back.
-    _INVERSES[_inverse] = (_fn, _fn is not jnp.exp)
+    _INVERSES[_inverse] = (_fn, _fn is not jnp.exp, None)
 del _fn, _inverse
+
+
+@jax.jit
+def _where_inverse(value: Any, condition: Any, x: Any, y: Any) -> jax.Array:
+    # jnp.where(condition, x, y) set to value, in x: the entries condition shows take
+    # the value; the hidden ones keep x's old raw entries where the value equals the
+    # fill y there, and become NaN (refused by the finite check) where it does not,
+    # since no x gives that value. One compiled call, so that setting a masked weight
+    # costs about what computing it does.
+    value = jnp.asarray(value)
+    x = jnp.asarray(x)
+    hidden = jnp.where(value == y, x, jnp.nan)
+    return jnp.where(condition, value, hidden).astype(jnp.result_type(x, value))
+
+
+# flowjax's masked autoregressive layers: Parameterize(jnp.where, mask, weight, 0).
+_INVERSES[jnp.where] = (_where_inverse, False, 1)
 
 
 def increasing_points_to_raw(

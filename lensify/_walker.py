@@ -169,6 +169,11 @@ def _is_wrapper(x: Any) -> bool:
     return type(x) in WRAPPER_TYPES
 
 
+def is_wrapper(x: Any) -> bool:
+    """True if ``x`` is a wrapper."""
+    return type(x) in WRAPPER_TYPES
+
+
 def _fold_node(tree: Any, algebra: Algebra) -> Any:
     # Any other node (an equinox Module, a namedtuple): one flatten down to the
     # outermost wrappers, in C, then one unflatten if any was found.

@@ -5,20 +5,20 @@ from __future__ import annotations
 import abc
 import sys
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
 
 from lensify import _records, _tree, _walker
+from lensify._clients import closure_inverse
 from lensify._functions import callable_name
 from lensify._inverses import (
     check_in_range,
-    increasing_points_to_raw,
     inverse_of,
     register_inverse,
 )
-from lensify.numerics import check_values, checked_row_norms, inv_softplus, row_norms
+from lensify.numerics import checked_row_norms, inv_softplus, row_norms
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -30,7 +30,6 @@ __all__ = [
     "NonTrainable",
     "NotInvertibleError",
     "Parameterize",
-    "RealToIncreasingOnInterval",
     "WeightNormalization",
     "contains_unwrappables",
     "is_unwrappable",
@@ -301,31 +300,16 @@ class Parameterize(AbstractUnwrappable[T]):
         return self.fn(*self.args, **self.kwargs)
 
     def with_value(self, value: T) -> Parameterize[T]:
-        """Invert ``fn`` in the first positional argument (see :func:`register_inverse`).
+        """Invert ``fn`` in its raw argument (see :func:`register_inverse`).
 
         Raises:
             NotInvertibleError: if ``fn`` has no registered inverse, or there is
-                no positional argument.
+                no positional argument to invert.
         """
         return with_child_values(self, value)
 
     def _child_values(self, children: Any, aux: Any, value: T) -> Any:
-        # The first argument takes the inverse; fn, the other arguments and the
-        # keyword arguments stay as they are.
-        found = inverse_of(self.fn)
-        if found is None or not self.args:
-            raise NotInvertibleError(_not_invertible_message(self))
-        inverse, round_trip = found
-        rest, kwargs = unwrap((self.args[1:], self.kwargs)) if round_trip else ((), {})
-
-        def forward(raw: Any) -> Any:
-            return self.fn(raw, *rest, **kwargs)
-
-        raw = check_in_range(
-            inverse(value), value, forward, callable_name(self.fn), round_trip=round_trip
-        )
-        keep = _walker.KEEP
-        return (keep, (raw, *[keep] * (len(children[1]) - 1)), keep)
+        return parameterize_child_values(self, children, value)
 
     def __repr__(self) -> str:
         if type(self.args) is not tuple or type(self.kwargs) is not dict:
@@ -340,15 +324,80 @@ class Parameterize(AbstractUnwrappable[T]):
         return f"Parameterize({', '.join(parts)})"
 
 
-def _not_invertible_message(wrapper: Parameterize[Any]) -> str:
+def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
+    """The values of the children ``(fn, args, kwargs)`` of a ``Parameterize``
+    (lensify's or paramax's) that unwraps to ``value``: the raw argument takes the
+    inverse registered for ``fn``; ``fn``, the other arguments and the keyword
+    arguments are kept."""
+    fn, args, kwargs = wrapper.fn, wrapper.args, wrapper.kwargs
+    found = inverse_of(fn)
+    if found is None:
+        found = closure_inverse(fn)
+    if found is None:
+        raise NotInvertibleError(_not_invertible_message(wrapper))
+    inverse, round_trip, argnum = found
+    k = 0 if argnum is None else argnum
+    if k >= len(args):
+        raise NotInvertibleError(_not_invertible_message(wrapper, argnum=k))
+    if argnum is None:
+        rest, kw = unwrap((args[1:], kwargs)) if round_trip else ((), {})
+        raw = inverse(value)
+
+        def forward(x: Any) -> Any:
+            return fn(x, *rest, **kw)
+    else:
+        plain_args, kw = unwrap((args, kwargs))
+        raw = inverse(value, *plain_args, **kw)
+
+        def forward(x: Any) -> Any:
+            return fn(*plain_args[:k], x, *plain_args[k + 1 :], **kw)
+
+    raw = check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
+    keep = _walker.KEEP
+    arg_values = [keep] * len(children[1])
+    arg_values[k] = raw
+    return (keep, tuple(arg_values), keep)
+
+
+def _not_invertible_message(wrapper: Any, argnum: int | None = None) -> str:
     name = callable_name(wrapper.fn)
     if not wrapper.args:
         return f"Parameterize({name}) cannot be set by its value: it has no argument to invert."
-    return (
-        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered "
-        f"inverse. Register one with lf.register_inverse({name}, inverse), or set the raw "
-        "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
+    if argnum is not None:
+        return (
+            f"Parameterize({name}, ...) cannot be set by its value: the inverse registered "
+            f"for {name} is in argument {argnum}, but it has {len(wrapper.args)} positional "
+            "argument(s)."
+        )
+    # The hint names the argument that holds the parameter: a float array (or a
+    # wrapper), never a mask or an integer that configures fn.
+    candidates = [i for i, a in enumerate(wrapper.args) if _may_be_variable(a)]
+    head = (
+        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered inverse. "
     )
+    if candidates == [0]:
+        return head + (
+            f"Register one with lf.register_inverse({name}, inverse), or set the raw "
+            "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
+        )
+    if len(candidates) == 1:
+        k = candidates[0]
+        return head + (
+            f"Its raw argument looks like args[{k}]: register an inverse for it with "
+            f"lf.register_inverse({name}, inverse, argnum={k}) (called as "
+            f"inverse(value, *args, **kwargs)), or set it with an ordinary optic, e.g. "
+            f"lf.at.args[{k}].set(wrapper, raw)."
+        )
+    return head + (
+        f"Register one for the argument that holds the parameter with "
+        f"lf.register_inverse({name}, inverse, argnum=k) (k its position), or set that "
+        "argument with an ordinary optic, lf.at.args[k].set(wrapper, raw)."
+    )
+
+
+def _may_be_variable(arg: Any) -> bool:
+    # A float or complex array (a raw parameter), or a wrapper (one stands for one).
+    return _walker.is_wrapper(arg) or _tree.is_inexact_array(arg) or type(arg) in (float, complex)
 
 
 class NonTrainable(AbstractUnwrappable[T]):
@@ -471,142 +520,3 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
     def _child_values(self, children: Any, aux: Any, value: jax.Array) -> Any:
         value = jnp.asarray(value)
         return (value, checked_row_norms(value))
-
-
-_ENDPOINTS = ("both", "neither", "lower", "upper")
-
-
-class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
-    """Map an unconstrained vector to increasing points on an interval.
-
-    A softmax of ``arr`` (along its last axis) gives ``d`` positive widths that,
-    after adding ``min_width`` to each, fill the interval; their cumulative sum
-    gives the points. The result has ``d + 1`` points with both endpoints, ``d``
-    with one, ``d - 1`` with neither. Leading axes of ``arr`` are batch axes.
-
-    Args:
-        arr: Unconstrained array whose last axis parameterises the widths.
-        interval: ``(lower, upper)`` with ``lower < upper``.
-        min_width: Minimum spacing between consecutive points, positive.
-        include_endpoints: ``"both"``, ``"neither"``, ``"lower"`` or ``"upper"``.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> import lensify as lf
-        >>> knots = lf.RealToIncreasingOnInterval(
-        ...     jnp.zeros(4), (0.0, 1.0), min_width=0.1, include_endpoints="both"
-        ... )
-        >>> lf.unwrap(knots)
-        Array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
-    """
-
-    arr: jax.Array
-    interval: tuple[float, float] | None = _records.field(static=True)
-    min_width: float = _records.field(static=True)
-    include_endpoints: Literal["both", "neither", "lower", "upper"] = _records.field(static=True)
-    # The bounds when they were traced at construction (built under jit from traced
-    # hyperparameters), as a child array [lower, upper]; interval is then None.
-    traced_bounds: jax.Array | None
-
-    def __init__(
-        self,
-        arr: jax.Array,
-        interval: tuple[Any, Any],
-        *,
-        min_width: float,
-        include_endpoints: Literal["both", "neither", "lower", "upper"],
-    ) -> None:
-        if jnp.ndim(arr) == 0:
-            raise ValueError("RealToIncreasingOnInterval needs arr with at least one axis.")
-        n_widths = jnp.shape(arr)[-1]
-        if not min_width > 0:
-            raise ValueError(f"min_width must be positive, got {min_width!r}.")
-        if include_endpoints not in _ENDPOINTS:
-            raise ValueError(
-                f"include_endpoints must be one of {_ENDPOINTS}, got {include_endpoints!r}."
-            )
-        self.arr = arr
-        self.min_width = float(min_width)
-        self.include_endpoints = include_endpoints
-        if any(isinstance(b, jax.core.Tracer) for b in interval):
-            self.interval = None
-            self.traced_bounds = _checked_bounds(interval, self.min_width, n_widths)
-            return
-        lower, upper = (float(b) for b in interval)
-        if not upper > lower:
-            raise ValueError(f"interval must have lower < upper, got {interval!r}.")
-        if min_width * n_widths > upper - lower:
-            raise ValueError(
-                f"min_width * n_widths = {min_width} * {n_widths} exceeds the interval "
-                f"width {upper - lower}, so it cannot be satisfied."
-            )
-        self.interval = (lower, upper)
-        self.traced_bounds = None
-
-    def _bounds(self) -> tuple[Any, Any]:
-        if self.interval is not None:
-            return self.interval
-        bounds = jnp.asarray(self.traced_bounds)
-        return bounds[..., 0], bounds[..., 1]
-
-    def with_value(self, value: jax.Array) -> RealToIncreasingOnInterval:
-        """The raw array whose points are ``value``: increasing by more than
-        ``min_width``, each included endpoint equal to its bound (else ``ValueError``).
-        """
-        old = jnp.asarray(unwrap(self.arr))
-        raw = increasing_points_to_raw(
-            value, self._bounds(), self.min_width, self.include_endpoints, old.shape[-1]
-        )
-        # The softmax forgets a constant: keep the old one, so that setting the
-        # value the wrapper has gives back the same raw array.
-        return _with_fields(self, arr=raw + jnp.mean(old, axis=-1, keepdims=True))
-
-    def tolerance(self, dtype: Any) -> tuple[float, float]:
-        """``(rtol, atol)`` of the round trip through :meth:`with_value`, for ``dtype``.
-
-        The points come back within a few ``eps`` of the interval's width. The raw
-        array holds a softmax's logits, recovered as logarithms of the widths, so
-        its error is the points' error divided by the smallest softmax weight ``p``:
-        ``rtol = 16 * eps`` and ``atol = 16 * eps * (1 + width) / p``.
-        """
-        eps = float(jnp.finfo(dtype).eps)
-        arr = unwrap(self.arr)
-        lower, upper = self._bounds()
-        try:
-            p = float(jnp.min(jax.nn.softmax(jnp.asarray(arr, jnp.float32), axis=-1)))
-            width = float(jnp.max(jnp.asarray(upper) - jnp.asarray(lower)))
-        except jax.errors.ConcretizationTypeError:  # traced: no bound can be given
-            return float("inf"), float("inf")
-        return 16 * eps, 16 * eps * (1 + width) / max(p, float(jnp.finfo(dtype).tiny))
-
-    def unwrap(self) -> jax.Array:
-        lower, upper = self._bounds()
-        arr = jnp.asarray(self.arr)
-        n_widths = arr.shape[-1]
-        free = (upper - lower) - self.min_width * n_widths
-        widths = self.min_width + free * jax.nn.softmax(arr, axis=-1)
-        inner = lower + jnp.cumsum(widths, axis=-1)[..., :-1]
-        batch = arr.shape[:-1]
-        pieces = []
-        if self.include_endpoints in ("lower", "both"):
-            pieces.append(jnp.broadcast_to(jnp.asarray(lower, inner.dtype), (*batch, 1)))
-        pieces.append(inner)
-        if self.include_endpoints in ("upper", "both"):
-            pieces.append(jnp.broadcast_to(jnp.asarray(upper, inner.dtype), (*batch, 1)))
-        return jnp.concatenate(pieces, axis=-1)
-
-
-def _checked_bounds(interval: tuple[Any, Any], min_width: float, n_widths: int) -> jax.Array:
-    # Traced bounds are checked when the computation runs, as numerics checks values.
-    bounds = jnp.stack([jnp.asarray(b, float) for b in interval])
-    bounds = check_values(
-        bounds,
-        lambda b: b[..., 1] <= b[..., 0],
-        "RealToIncreasingOnInterval: interval must have lower < upper",
-    )
-    return check_values(
-        bounds,
-        lambda b: min_width * n_widths > b[..., 1] - b[..., 0],
-        f"RealToIncreasingOnInterval: min_width * n_widths = {min_width} * {n_widths} "
-        "exceeds the interval width, so it cannot be satisfied",
-    )
