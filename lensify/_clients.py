@@ -1,73 +1,135 @@
-"""What lensify knows of the libraries built on paramax: flowjax and GPJax.
+"""Setting by value the wrappers of libraries lensify does not own: paramax's built-ins
+and GPJax's parameter classes.
 
-Nothing here imports paramax, flowjax or GPJax: a class or function of theirs is
-recognised by its module and name when lensify meets one (so it has been imported
-already), and their modules are read from ``sys.modules``.
+Nothing here imports paramax or GPJax: their classes are found in ``sys.modules``
+when the walk first meets one of them (so they have been imported already), and
+:func:`shipped_child_values` is asked only for a class that has no ``with_value``
+of its own and none registered with :func:`lensify.register_with_value`.
 
-- :func:`closure_inverse`: the inverse of a function a ``Parameterize`` holds that
-  cannot be registered by identity, because it is made afresh for every layer
-  (flowjax's block neural autoregressive ``apply_mask``).
+A shipped inverse applies to a subclass only if the subclass keeps the base class's
+``unwrap``: one that computes something else is not inverted by the base's inverse.
 """
 
 from __future__ import annotations
 
-import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
-from lensify._inverses import Inverse
-from lensify.numerics import inv_softplus_unchecked
+from lensify import _walker
+from lensify._inverses import check_in_range, increasing_points_to_raw
+from lensify.numerics import checked_row_norms
+from lensify.wrappers import parameterize_child_values, unwrap
 
-__all__ = ["closure_inverse"]
+__all__ = ["shipped_child_values"]
 
-_BNAF_MODULE = "flowjax.bijections.block_autoregressive_network"
-_BNAF_MASK = "block_autoregressive_linear.<locals>.apply_mask"
+ChildValues = Callable[[Any, Any, Any, Any], Any]
+KEEP = _walker.KEEP
 
 
-def _closure_value(fn: Any, name: str) -> Any:
-    code = getattr(fn, "__code__", None)
-    cells = getattr(fn, "__closure__", None) or ()
-    names = code.co_freevars if code is not None else ()
-    for var, cell in zip(names, cells, strict=False):
-        if var == name:
-            return cell.cell_contents
+def _parameterize(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+    return parameterize_child_values(wrapper, children, value)
+
+
+def _non_trainable(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+    return [value]
+
+
+def _weight_normalization(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+    # paramax's unwrap is scale * weight / ‖weight‖ by row, as lensify's: the weight
+    # takes the value and the scale its row norms (pushed into its own Parameterize).
+    value = jnp.asarray(value)
+    return [value, checked_row_norms(value)]
+
+
+def _increasing(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+    old = jnp.asarray(unwrap(wrapper.arr))
+    lower, upper = wrapper.interval
+    raw = increasing_points_to_raw(
+        value, (lower, upper), wrapper.min_width, wrapper.include_endpoints, old.shape[-1]
+    )
+    # The softmax forgets a constant: keep the old one, as lensify's wrapper does.
+    return [raw + jnp.mean(old, axis=-1, keepdims=True), *[KEEP] * (len(children) - 1)]
+
+
+_PARAMAX: dict[str, ChildValues] = {
+    "Parameterize": _parameterize,
+    "NonTrainable": _non_trainable,
+    "WeightNormalization": _weight_normalization,
+    "RealToIncreasingOnInterval": _increasing,
+}
+
+
+def _bijected(field: str, transform: Callable[[Any, Any], Any]) -> ChildValues:
+    # A GPJax parameter whose unwrap is transform(wrapper)(its one child `field`): the
+    # child takes the transform's inverse, checked to be finite and to come back.
+    def child_values(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+        bijection = transform(wrapper, sys.modules["gpjax.parameters"])
+        old = getattr(wrapper, field)
+        value = jnp.asarray(value, getattr(old, "dtype", None))
+        raw = check_in_range(
+            bijection.inv(value),
+            value,
+            bijection,
+            _transform_name(bijection),
+            owner=type(wrapper).__name__,
+        )
+        return [raw]
+
+    return child_values
+
+
+def _transform_name(bijection: Any) -> str:
+    return f"its bijector {type(bijection).__name__.lstrip('_')}"
+
+
+def _constraint_bijection(wrapper: Any, module: Any) -> Any:
+    return module.biject_to(wrapper._constraint)
+
+
+def _cholesky_bijection(wrapper: Any, module: Any) -> Any:
+    return module._dtype_preserving_lower_cholesky
+
+
+def _real(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+    value = jnp.asarray(value)
+    return [
+        check_in_range(value, value, _identity, "Real", round_trip=False, owner="Real"),
+    ]
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+_GPJAX: dict[str, ChildValues] = {
+    "PositiveReal": _bijected("_unconstrained", _constraint_bijection),
+    "NonNegativeReal": _bijected("_unconstrained", _constraint_bijection),
+    "SigmoidBounded": _bijected("_unconstrained", _constraint_bijection),
+    "LowerTriangular": _bijected("_flat", _cholesky_bijection),
+    "Real": _real,
+}
+
+
+def _match(cls: type, module: Any, table: dict[str, ChildValues]) -> ChildValues | None:
+    if module is None:
+        return None
+    for name, child_values in table.items():
+        base = getattr(module, name, None)
+        if isinstance(base, type) and issubclass(cls, base):
+            return child_values if cls.unwrap is base.unwrap else None  # type: ignore[attr-defined]
     return None
 
 
-@jax.jit
-def _bnaf_inverse(value: Any, weight: Any, tril: Any, diag: Any) -> jax.Array:
-    # apply_mask(w) = where(diag, softplus(w'), w') with w' = where(tril, w, 0). Set to
-    # value: a diagonal-block entry is inv_softplus of its value (NaN or -inf, so
-    # refused, for a value <= 0), an entry below the diagonal blocks is its value,
-    # and an entry above them keeps the old raw weight if its value is 0 (it has no
-    # other), else NaN: no weight gives it.
-    value = jnp.asarray(value, weight.dtype)
-    positive = jnp.where(value > 0, value, jnp.nan)
-    shown = jnp.where(diag, inv_softplus_unchecked(positive), value)
-    hidden = jnp.where(value == 0, weight, jnp.nan)
-    return jnp.where(tril, shown, hidden)
+def shipped_child_values(cls: type) -> ChildValues | None:
+    """How to set a wrapper of class ``cls`` by value, if it is (or derives from) one
+    of paramax's built-ins or GPJax's parameters, else None."""
+    found = _match(cls, sys.modules.get("gpjax.parameters"), _GPJAX)
+    if found is None:
+        found = _match(cls, sys.modules.get("paramax.wrappers"), _PARAMAX)
+    return found
 
 
-def closure_inverse(fn: Any) -> Inverse | None:
-    """The inverse of ``fn`` if it is one lensify knows by its module and name, else None.
-
-    flowjax's block neural autoregressive flow (BNAF) stores each weight as
-    ``WeightNormalization(Parameterize(apply_mask, w))``, with ``apply_mask`` a
-    closure over the layer's block masks: a value sets the entries the masks show
-    and keeps the hidden ones.
-    """
-    if getattr(fn, "__qualname__", None) != _BNAF_MASK or fn.__module__ != _BNAF_MODULE:
-        return None
-    tril = _closure_value(fn, "block_tril_mask")
-    diag = _closure_value(fn, "block_diag_mask")
-    if tril is None or diag is None:
-        return None
-    inverse: Callable[..., Any] = functools.partial(_bnaf_masked_inverse, tril=tril, diag=diag)
-    return (inverse, False, 0)
-
-
-def _bnaf_masked_inverse(value: Any, weight: Any, *, tril: Any, diag: Any) -> jax.Array:
-    return _bnaf_inverse(value, weight, tril, diag)
+_walker.SHIPPED_CHILD_VALUES.append(shipped_child_values)

@@ -7,6 +7,7 @@ and the inverse of ``RealToIncreasingOnInterval``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,15 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
 
-from lensify.numerics import check_where, inv_softplus, wide_dtype
+from lensify.numerics import check_where, inv_softplus, inv_softplus_unchecked, wide_dtype
 
-__all__ = ["check_in_range", "increasing_points_to_raw", "inverse_of", "register_inverse"]
+__all__ = [
+    "check_in_range",
+    "closure_inverse",
+    "increasing_points_to_raw",
+    "inverse_of",
+    "register_inverse",
+]
 
 # fn -> (its inverse, whether check_in_range must check the inverse's results by a
 # round trip through fn (if not, a finite result is enough), the argument it inverts:
@@ -95,12 +102,15 @@ def inverse_of(fn: Any) -> Inverse | None:
     ``round_trip`` says whether :func:`check_in_range` must check its results by a
     round trip (else their being finite is enough); ``argnum`` is None for the first
     argument, inverted as ``inverse(value)``, else the argument inverted as
-    ``inverse(value, *args, **kwargs)``.
+    ``inverse(value, *args, **kwargs)``. A function made afresh for every layer, which
+    cannot be registered, is recognised by its module and name
+    (:func:`closure_inverse`).
     """
     try:
-        return _INVERSES.get(fn)
+        found = _INVERSES.get(fn)
     except TypeError:  # an unhashable callable (a Module holding arrays)
         return None
+    return found if found is not None else closure_inverse(fn)
 
 
 def check_in_range(
@@ -241,3 +251,55 @@ def increasing_points_to_raw(
     widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
     raw = jnp.log(widths - min_width)
     return raw - jnp.mean(raw, axis=-1, keepdims=True)
+
+
+# --------------------------------------------- functions made afresh for every layer
+
+_BNAF_MODULE = "flowjax.bijections.block_autoregressive_network"
+_BNAF_MASK = "block_autoregressive_linear.<locals>.apply_mask"
+
+
+def _closure_value(fn: Any, name: str) -> Any:
+    code = getattr(fn, "__code__", None)
+    cells = getattr(fn, "__closure__", None) or ()
+    names = code.co_freevars if code is not None else ()
+    for var, cell in zip(names, cells, strict=False):
+        if var == name:
+            return cell.cell_contents
+    return None
+
+
+@jax.jit
+def _bnaf_inverse(value: Any, weight: Any, tril: Any, diag: Any) -> jax.Array:
+    # apply_mask(w) = where(diag, softplus(w'), w') with w' = where(tril, w, 0). Set to
+    # value: a diagonal-block entry is inv_softplus of its value (NaN or -inf, so
+    # refused, for a value <= 0), an entry below the diagonal blocks is its value,
+    # and an entry above them keeps the old raw weight if its value is 0 (it has no
+    # other), else NaN: no weight gives it.
+    value = jnp.asarray(value, weight.dtype)
+    positive = jnp.where(value > 0, value, jnp.nan)
+    shown = jnp.where(diag, inv_softplus_unchecked(positive), value)
+    hidden = jnp.where(value == 0, weight, jnp.nan)
+    return jnp.where(tril, shown, hidden)
+
+
+def closure_inverse(fn: Any) -> Inverse | None:
+    """The inverse of ``fn`` if it is one lensify knows by its module and name, else None.
+
+    flowjax's block neural autoregressive flow (BNAF) stores each weight as
+    ``WeightNormalization(Parameterize(apply_mask, w))``, with ``apply_mask`` a
+    closure over the layer's block masks: a value sets the entries the masks show
+    and keeps the hidden ones.
+    """
+    if getattr(fn, "__qualname__", None) != _BNAF_MASK or fn.__module__ != _BNAF_MODULE:
+        return None
+    tril = _closure_value(fn, "block_tril_mask")
+    diag = _closure_value(fn, "block_diag_mask")
+    if tril is None or diag is None:
+        return None
+    inverse: Callable[..., Any] = functools.partial(_bnaf_masked_inverse, tril=tril, diag=diag)
+    return (inverse, False, 0)
+
+
+def _bnaf_masked_inverse(value: Any, weight: Any, *, tril: Any, diag: Any) -> jax.Array:
+    return _bnaf_inverse(value, weight, tril, diag)

@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 
 from lensify import _records, _tree, _walker
-from lensify._clients import closure_inverse
 from lensify._functions import callable_name
 from lensify._inverses import (
     check_in_range,
     inverse_of,
     register_inverse,
 )
+from lensify._walker import NotInvertibleError
 from lensify.numerics import checked_row_norms, inv_softplus, row_norms
 
 if sys.version_info >= (3, 11):
@@ -32,24 +32,18 @@ __all__ = [
     "Parameterize",
     "WeightNormalization",
     "contains_unwrappables",
+    "is_non_trainable",
+    "is_parameterize",
     "is_unwrappable",
     "non_trainable",
     "register_inverse",
+    "register_with_value",
     "rewrap",
     "unwrap",
     "unwrap_algebra",
 ]
 
 T = TypeVar("T")
-
-
-class NotInvertibleError(TypeError):
-    """A wrapper cannot be set by its value: it has no inverse for its ``unwrap``.
-
-    Raised by :meth:`AbstractUnwrappable.with_value` (and so by :func:`rewrap` and
-    ``optic.unwrapped().set``) for a wrapper that does not define one, and by a
-    ``Parameterize`` whose function has no registered inverse.
-    """
 
 
 class AbstractUnwrappable(_records.Record, Generic[T]):
@@ -114,8 +108,64 @@ _walker.WRAPPER_TYPES.add(AbstractUnwrappable)
 
 
 def is_unwrappable(x: Any) -> bool:
-    """True if ``x`` is a wrapper (an :class:`AbstractUnwrappable`)."""
-    return type(x) in _walker.WRAPPER_TYPES
+    """True if ``x`` is a wrapper: an :class:`AbstractUnwrappable`, or (when paramax is
+    loaded) a ``paramax.AbstractUnwrappable``, such as flowjax's and GPJax's."""
+    return _walker.is_wrapper(x)
+
+
+def _paramax_class(name: str) -> Any:
+    # paramax's wrapper class of that name if paramax is loaded (never importing it).
+    return getattr(sys.modules.get("paramax.wrappers"), name, None)
+
+
+def is_non_trainable(x: Any) -> bool:
+    """True for a :class:`NonTrainable`, or a ``paramax.NonTrainable`` if paramax is loaded."""
+    if isinstance(x, NonTrainable):
+        return True
+    cls = _paramax_class("NonTrainable")
+    return cls is not None and isinstance(x, cls)
+
+
+def is_parameterize(x: Any) -> bool:
+    """True for a :class:`Parameterize`, or a ``paramax.Parameterize`` if paramax is loaded."""
+    if isinstance(x, Parameterize):
+        return True
+    cls = _paramax_class("Parameterize")
+    return cls is not None and isinstance(x, cls)
+
+
+def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
+    """Give a wrapper class you do not own a ``with_value``: ``fn(wrapper, value)``.
+
+    ``fn`` is used where ``wrapper.with_value(value)`` would be, by :func:`rewrap`
+    and ``optic.unwrapped()``, for ``cls`` and its subclasses (the nearest class of
+    the MRO with a registration or a ``with_value`` method decides). It returns a
+    wrapper of the same class whose children hold the values that unwrap to
+    ``value``, as if they were already unwrapped; ``fn`` itself sees the wrapper's
+    children still wrapped, as they are in the tree. Its result goes through the
+    checks the built-ins' do: each raw array keeps its shape and dtype (a value of
+    another shape is a ``StructureMismatchError``), and a NaN or infinite raw value
+    is refused as a value outside the class's range, naming the key path. The class
+    may be a lensify wrapper or a ``paramax.AbstractUnwrappable``; lensify already
+    knows paramax's built-ins and GPJax's parameters (``PositiveReal``,
+    ``NonNegativeReal``, ``Real``, ``SigmoidBounded``, ``LowerTriangular``).
+
+    Args:
+        cls: The wrapper class.
+        fn: ``fn(wrapper, value) -> wrapper`` of the same class.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> class Doubled(lf.AbstractUnwrappable):
+        ...     x: jax.Array
+        ...     def unwrap(self):
+        ...         return 2 * self.x
+        >>> lf.register_with_value(Doubled, lambda w, value: Doubled(value / 2))
+        >>> lf.rewrap({"d": Doubled(jnp.ones(2))}, {"d": jnp.array([4.0, 6.0])})["d"].x
+        Array([2., 3.], dtype=float32)
+    """
+    _walker.register_with_value(cls, fn)
 
 
 def unwrap_algebra(wrapper: AbstractUnwrappable[Any]) -> Any:
@@ -332,8 +382,6 @@ def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
     fn, args, kwargs = wrapper.fn, wrapper.args, wrapper.kwargs
     found = inverse_of(fn)
     if found is None:
-        found = closure_inverse(fn)
-    if found is None:
         raise NotInvertibleError(_not_invertible_message(wrapper))
     inverse, round_trip, argnum = found
     k = 0 if argnum is None else argnum
@@ -456,8 +504,9 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         >>> type(frozen["w"]).__name__, type(frozen["n"]).__name__
         ('NonTrainable', 'ArrayImpl')
     """
+    freeze = _freezer(tree)
     if where is None:
-        return _tree.tree_map(_freeze, tree, is_leaf=_is_non_trainable)
+        return _tree.tree_map(freeze, tree, is_leaf=_is_non_trainable)
     # Anything with an optic's mask will do: wrappers know nothing of optics.
     if not callable(getattr(where, "mask", None)):
         raise TypeError(
@@ -467,16 +516,34 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         )
     # Freezing by mask, not by modifying each focus, so that a focus inside a
     # NonTrainable (a leaf reached by .leaves(), say) is not wrapped twice.
-    return _tree.tree_map(_freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
+    return _tree.tree_map(freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
 
 
 def _is_non_trainable(x: Any) -> bool:
-    return type(x) is NonTrainable
+    return type(x) is NonTrainable or is_non_trainable(x)
 
 
-def _freeze(x: Any, selected: Any = True) -> Any:
-    # Under a NonTrainable, ``selected`` is the mask's subtree there, never True.
-    return NonTrainable(x) if selected is True and _tree.is_inexact_array(x) else x
+def _freezer(tree: Any) -> Callable[..., Any]:
+    # In a tree holding paramax's wrappers (a flowjax flow, a GPJax model), freeze
+    # with paramax.NonTrainable: those libraries' own training loops unwrap with
+    # paramax.unwrap and partition on paramax.NonTrainable, which see no lensify
+    # wrapper. lensify treats the two alike.
+    frozen: Callable[[Any], Any] = NonTrainable
+    paramax_frozen = _paramax_class("NonTrainable")
+    if paramax_frozen is not None:
+        leaves, _ = _tree.flatten(tree, is_leaf=_is_foreign)
+        if any(map(_is_foreign, leaves)):
+            frozen = paramax_frozen
+
+    def freeze(x: Any, selected: Any = True) -> Any:
+        # Under a NonTrainable, ``selected`` is the mask's subtree there, never True.
+        return frozen(x) if selected is True and _tree.is_inexact_array(x) else x
+
+    return freeze
+
+
+def _is_foreign(x: Any) -> bool:
+    return _walker.is_wrapper(x) and type(x) in _walker.FOREIGN_TYPES
 
 
 class WeightNormalization(AbstractUnwrappable[jax.Array]):

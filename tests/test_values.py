@@ -715,3 +715,77 @@ def test_not_invertible_hint_never_points_at_a_mask() -> None:
     with pytest.raises(lf.NotInvertibleError, match="argnum=k") as info:
         lf.rewrap(two, jnp.zeros(2))
     assert "args[0]" not in str(info.value) and "args[1]" not in str(info.value)
+
+
+# ------------------------------------------------------------- register_with_value
+
+
+class _Halved(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self) -> Any:
+        return self.x / 2
+
+
+class _Logged(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self) -> Any:
+        return jnp.exp(self.x)
+
+
+def test_a_class_without_with_value_is_not_invertible_until_registered() -> None:
+    class Tripled(lf.AbstractUnwrappable):
+        x: jax.Array
+
+        def unwrap(self) -> Any:
+            return 3 * self.x
+
+    with pytest.raises(lf.NotInvertibleError, match="defines no with_value"):
+        lf.rewrap(Tripled(jnp.ones(2)), jnp.ones(2))
+    lf.register_with_value(Tripled, lambda w, value: type(w)(value / 3))
+    out = lf.rewrap({"t": Tripled(jnp.ones(2))}, {"t": jnp.array([3.0, 6.0])})
+    np.testing.assert_allclose(out["t"].x, [1.0, 2.0])
+
+    class Sub(Tripled):
+        pass
+
+    np.testing.assert_allclose(lf.rewrap(Sub(jnp.ones(1)), jnp.array([9.0])).x, [3.0])
+
+
+def test_register_with_value_keeps_shape_and_dtype_checks() -> None:
+    lf.register_with_value(_Halved, lambda w, value: _Halved(2 * jnp.asarray(value)))
+    model = {"h": _Halved(jnp.ones(2, jnp.float32))}
+    out = lf.rewrap(model, {"h": np.array([1.0, 2.0], np.float64)})
+    assert out["h"].x.dtype == jnp.float32
+    with pytest.raises(lf.StructureMismatchError, match=r"at \['h'\]\.x .*shape \(2,\)"):
+        lf.rewrap(model, {"h": jnp.ones(3)})
+
+
+def test_register_with_value_refuses_a_non_finite_raw_value_naming_the_path() -> None:
+    lf.register_with_value(_Logged, lambda w, value: _Logged(jnp.log(value)))
+    model = {"a": [_Logged(jnp.zeros(2))]}
+    out = lf.rewrap(model, {"a": [jnp.array([1.0, 2.0])]})
+    np.testing.assert_allclose(out["a"][0].x, [0.0, np.log(2.0)], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"_Logged: a value is outside its range") as info:
+        lf.rewrap(model, {"a": [jnp.array([1.0, -2.0])]})
+    assert info.value.__notes__ == ["lensify: raised while rewrapping _Logged at ['a'][0]"]
+    with pytest.raises(Exception, match=r"outside its range.*_Logged at \['a'\]\[0\]"):
+        jax.block_until_ready(jax.jit(lf.rewrap)(model, {"a": [jnp.array([1.0, -2.0])]}))
+
+
+def test_register_with_value_checks_its_arguments_and_the_returned_type() -> None:
+    with pytest.raises(TypeError, match="needs a class"):
+        lf.register_with_value(_Halved(jnp.ones(1)), lambda w, v: w)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs a function"):
+        lf.register_with_value(_Halved, 3)  # type: ignore[arg-type]
+
+    class Odd(lf.AbstractUnwrappable):
+        x: jax.Array
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    lf.register_with_value(Odd, lambda w, value: _Halved(value))
+    with pytest.raises(TypeError, match="returned a _Halved; it must return a Odd"):
+        lf.rewrap(Odd(jnp.ones(1)), jnp.ones(1))
