@@ -156,6 +156,11 @@ def check_in_range(
     back = jnp.asarray(fn(raw), wide)
     tol = ROUND_TRIP_RTOL * jnp.finfo(raw.dtype).eps
     close = jnp.abs(back - target) <= tol * jnp.maximum(jnp.abs(target), 1.0)
+    if close.shape != raw.shape:
+        # A map that changes the shape (a flat vector to a triangular matrix): the
+        # positions named are the value's.
+        check_where(close, ~close | ~jnp.all(jnp.isfinite(raw)), error)
+        return raw
     bad = ~jnp.isfinite(raw) | ~close
     return check_where(raw, bad, error)
 
