@@ -80,8 +80,11 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
         Returns a wrapper of the same type and static configuration whose children
         hold the plain values that :meth:`unwrap` would turn into ``value``, as if
         the children were already unwrapped; :func:`rewrap` then pushes each of
-        those values into the matching child's own stack. The default raises
-        :class:`NotInvertibleError`: override it to make a wrapper settable by value.
+        those values into the matching child's own stack. ``self``'s own children
+        are still wrapped, as they are in the tree: call :func:`unwrap` on one to
+        read its value. The default raises :class:`NotInvertibleError`: override
+        it to make a wrapper settable by value (or, for a class you do not own,
+        see :func:`register_with_value`).
 
         Example:
             >>> import jax, jax.numpy as jnp
