@@ -1,8 +1,10 @@
 """Inverses: how a value goes back to the raw parameters a wrapper holds.
 
 The registry of inverses that ``Parameterize.with_value`` looks its function up in
-(see :func:`register_inverse`), the range check every such inverse goes through,
-and the inverse of ``RealToIncreasingOnInterval``.
+(see :func:`register_inverse`; an inverse may be in any positional argument, as
+``jnp.where``'s is in its second), the range check every such inverse goes through,
+the inverse of ``RealToIncreasingOnInterval``, and the inverses of functions made
+afresh for every layer (flowjax's block masks), recognised by module and name.
 """
 
 from __future__ import annotations
