@@ -266,3 +266,57 @@ def test_a_fitted_posterior_loads_into_a_fresh_one_and_a_freeze_holds_through_fi
     refitted = _gp_fit(frozen, data)
     assert _leaves_equal(lf.unwrap(refitted.prior.kernel), lf.unwrap(frozen.prior.kernel))
     assert not _leaves_equal(refitted.likelihood, frozen.likelihood)
+
+
+# ------------------------------------------------------------------- paramax built-ins
+
+
+def test_paramax_builtins_are_set_by_value() -> None:
+    w = jnp.array([[3.0, 4.0], [1.0, 2.0]])
+    tree = {
+        "frozen": paramax.NonTrainable(jnp.ones(2)),
+        "normed": paramax.WeightNormalization(w),
+        "knots": paramax.RealToIncreasingOnInterval(
+            jnp.zeros(3), (0.0, 1.0), min_width=0.1, include_endpoints="both"
+        ),
+    }
+    values = {
+        "frozen": jnp.array([2.0, 3.0]),
+        "normed": jnp.array([[1.0, 0.0], [0.5, 0.5]]),
+        "knots": jnp.array([0.0, 0.2, 0.5, 1.0]),
+    }
+    out = lf.rewrap(tree, values)
+    assert {k: type(v) for k, v in out.items()} == {k: type(v) for k, v in tree.items()}
+    assert _leaves_equal(paramax.unwrap(out), values, atol=1e-5)
+    with pytest.raises(ValueError, match="row of zeros") as info:
+        lf.rewrap(tree, {**values, "normed": jnp.zeros((2, 2))})
+    assert "['normed']" in info.value.__notes__[-1]
+
+
+def test_simplify_keeps_paramax_wrappers_paramax() -> None:
+    x = jnp.ones(2)
+    tree = paramax.NonTrainable(paramax.NonTrainable(paramax.Parameterize(jnp.exp, x)))
+    simple = lf.simplify(tree)
+    assert type(simple) is paramax.NonTrainable and type(simple.tree) is paramax.Parameterize
+    stacked = paramax.Parameterize(jnp.exp, paramax.Parameterize(jnp.tanh, x))
+    merged = lf.simplify(stacked)
+    assert type(merged) is paramax.Parameterize and merged.args[0] is x
+    np.testing.assert_allclose(paramax.unwrap(merged), paramax.unwrap(stacked))
+
+
+def test_a_subclass_that_unwraps_otherwise_is_not_set_by_its_base_inverse() -> None:
+    class Doubled(PositiveReal):
+        def unwrap(self) -> Any:
+            return 2 * super().unwrap()
+
+    with pytest.raises(lf.NotInvertibleError, match=r"register_with_value\(Doubled"):
+        lf.rewrap(Doubled(1.0), 3.0)
+
+    def with_value(wrapper: Any, value: Any) -> Any:
+        raw = jnp.log(jnp.expm1(jnp.asarray(value) / 2))  # NaN for a negative value
+        return lf.at.attr("_unconstrained").set(wrapper, raw)
+
+    lf.register_with_value(Doubled, with_value)
+    np.testing.assert_allclose(paramax.unwrap(lf.rewrap(Doubled(1.0), 3.0)), 3.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="Doubled: a value is outside its range"):
+        lf.rewrap(Doubled(1.0), -3.0)
