@@ -1,6 +1,7 @@
 """lensify: wrappers, the unwrap fold and composable optics for JAX pytrees."""
 
 # Records render in treescope as constructor calls (treescope stays unimported).
+from lensify import _clients as _clients
 from lensify import _treescope as _treescope
 from lensify import utils as utils
 from lensify._increasing import RealToIncreasingOnInterval as RealToIncreasingOnInterval
@@ -52,6 +53,7 @@ from lensify.wrappers import contains_unwrappables as contains_unwrappables
 from lensify.wrappers import is_unwrappable as is_unwrappable
 from lensify.wrappers import non_trainable as non_trainable
 from lensify.wrappers import register_inverse as register_inverse
+from lensify.wrappers import register_with_value as register_with_value
 from lensify.wrappers import rewrap as rewrap
 from lensify.wrappers import unwrap as unwrap
 
@@ -117,6 +119,7 @@ __all__ = [
     "non_trainable",
     "positive",
     "register_inverse",
+    "register_with_value",
     "replace",
     "rewrap",
     "simplex",

@@ -1,4 +1,4 @@
-"""``RealToIncreasingOnInterval``: increasing points on an interval, and its inverse."""
+"""``RealToIncreasingOnInterval``: increasing points on an interval, from a raw vector."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lensify import _records
-from lensify.numerics import check_values, check_where
-from lensify.wrappers import AbstractUnwrappable, unwrap
+from lensify._inverses import increasing_points_to_raw
+from lensify.numerics import check_values
+from lensify.wrappers import AbstractUnwrappable, _with_fields, unwrap
 
-__all__ = ["RealToIncreasingOnInterval", "increasing_points_to_raw"]
+__all__ = ["RealToIncreasingOnInterval"]
 
 
 _ENDPOINTS = ("both", "neither", "lower", "upper")
@@ -101,7 +101,7 @@ class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
         )
         # The softmax forgets a constant: keep the old one, so that setting the
         # value the wrapper has gives back the same raw array.
-        return _records.replace(self, arr=raw + jnp.mean(old, axis=-1, keepdims=True))
+        return _with_fields(self, arr=raw + jnp.mean(old, axis=-1, keepdims=True))
 
     def tolerance(self, dtype: Any) -> tuple[float, float]:
         """``(rtol, atol)`` of the round trip through :meth:`with_value`, for ``dtype``.
@@ -152,59 +152,3 @@ def _checked_bounds(interval: tuple[Any, Any], min_width: float, n_widths: int) 
         f"RealToIncreasingOnInterval: min_width * n_widths = {min_width} * {n_widths} "
         "exceeds the interval width, so it cannot be satisfied",
     )
-
-
-def increasing_points_to_raw(
-    value: Any,
-    bounds: tuple[Any, Any],
-    min_width: float,
-    include_endpoints: str,
-    n_widths: int,
-) -> jax.Array:
-    """The raw array from which ``RealToIncreasingOnInterval`` unwraps to ``value``.
-
-    The widths between consecutive points, less ``min_width``, are the softmax of
-    the raw array up to a constant; the raw array returned has mean zero.
-    """
-    lower, upper = bounds
-    points = jnp.asarray(value)
-    if not jnp.issubdtype(points.dtype, jnp.inexact):
-        points = points.astype(jnp.result_type(float))
-    has_lower = include_endpoints in ("lower", "both")
-    has_upper = include_endpoints in ("upper", "both")
-    expected = n_widths - 1 + has_lower + has_upper
-    if points.ndim == 0 or points.shape[-1] != expected:
-        raise ValueError(
-            f"RealToIncreasingOnInterval with {n_widths} widths and include_endpoints="
-            f"{include_endpoints!r} unwraps to {expected} points along the last "
-            f"axis, got a value of shape {points.shape}."
-        )
-    batch = points.shape[:-1]
-    low = jnp.broadcast_to(jnp.asarray(lower, points.dtype), (*batch, 1))
-    high = jnp.broadcast_to(jnp.asarray(upper, points.dtype), (*batch, 1))
-    inner = points[..., int(has_lower) : expected - int(has_upper)]
-    widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
-    narrow = widths <= min_width
-    no = jnp.zeros((*batch, 1), bool)
-    # A width too narrow marks both of its points; an endpoint must equal its bound.
-    bad = jnp.concatenate([narrow, no], axis=-1) | jnp.concatenate([no, narrow], axis=-1)
-    tol = 16 * jnp.finfo(points.dtype).eps * (jnp.abs(lower) + jnp.abs(upper))
-    ends = [jnp.abs(points[..., :1] - low) > tol] if has_lower else [no]
-    ends += [jnp.abs(points[..., -1:] - high) > tol] if has_upper else [no]
-    bad = bad | jnp.concatenate([ends[0], jnp.zeros_like(narrow[..., 1:]), ends[1]], axis=-1)
-    bad = bad[..., int(not has_lower) : int(not has_lower) + expected]
-
-    def error(_points: np.ndarray, mask: np.ndarray) -> ValueError:
-        where = tuple(int(i) for i in np.argwhere(mask)[0])
-        return ValueError(
-            "RealToIncreasingOnInterval: a value must increase by more than min_width="
-            f"{min_width} from the lower to the upper bound, with each included "
-            f"endpoint equal to its bound ({int(mask.sum())} position(s), the first at "
-            f"{where})."
-        )
-
-    points = check_where(points, bad, error)
-    inner = points[..., int(has_lower) : expected - int(has_upper)]
-    widths = jnp.diff(jnp.concatenate([low, inner, high], axis=-1), axis=-1)
-    raw = jnp.log(widths - min_width)
-    return raw - jnp.mean(raw, axis=-1, keepdims=True)

@@ -20,7 +20,7 @@ from lensify import _notes, _tree, _walker
 from lensify._inverses import log_det_of
 from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
-from lensify.wrappers import NoLogDetError, NonTrainable, Parameterize
+from lensify.wrappers import NoLogDetError, Parameterize, is_non_trainable
 
 __all__ = ["unwrap_with_log_det"]
 
@@ -31,16 +31,13 @@ _CONCRETE_ARRAY = type(jnp.zeros(()))
 
 def _frozen(wrapper: Any) -> bool:
     """Whether a wrapper's variable is frozen: it is a constant, not sampled."""
-    if type(wrapper) is Parameterize:  # the usual case first
-        args = wrapper.args
-        return type(args) is tuple and bool(args) and isinstance(args[0], NonTrainable)
-    if isinstance(wrapper, NonTrainable):
+    if is_non_trainable(wrapper):
         return True
     if isinstance(wrapper, AbstractConstraint):
-        return isinstance(wrapper.raw, NonTrainable)
+        return is_non_trainable(wrapper.raw)
     if isinstance(wrapper, Parameterize):
         args = wrapper.args
-        return type(args) is tuple and bool(args) and isinstance(args[0], NonTrainable)
+        return type(args) is tuple and bool(args) and is_non_trainable(args[0])
     return False
 
 

@@ -17,8 +17,8 @@ Dicts, lists and tuples are walked here, in Python: cheaper than a registry flat
 with a Python ``is_leaf`` callback per node. Other nodes go through
 :mod:`lensify._tree`.
 
-Which types are wrappers is the set :data:`WRAPPER_TYPES`, filled by
-``lensify.wrappers`` as classes are defined: this module imports no wrapper.
+Which types are wrappers, lensify's and paramax's, is :mod:`lensify._kinds`'s
+to say: this module imports no wrapper.
 """
 
 from __future__ import annotations
@@ -31,20 +31,35 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensify import _notes, _records, _tree, numerics
+from lensify._kinds import (
+    _NOT_WRAPPER_TYPES,
+    FOREIGN_TYPES,
+    WRAPPER_TYPES,
+    is_wrapper,
+    is_wrapper_type,
+    join,
+    split,
+)
 
 __all__ = [
+    "FOREIGN_TYPES",
     "KEEP",
+    "NoLogDetError",
+    "SHIPPED_CHILD_VALUES",
     "WRAPPER_TYPES",
+    "NotInvertibleError",
     "Scoped",
     "StructureMismatchError",
     "fold",
     "fold_raw",
+    "is_wrapper",
+    "is_wrapper_type",
+    "join",
+    "register_with_value",
     "rewrap",
+    "split",
 ]
 
-# Every wrapper class, abstract ones included. Exact-type membership is much cheaper
-# than an ABC isinstance check, and the walks ask it once per node.
-WRAPPER_TYPES: set[type] = set()
 # Exact types that hold nothing to walk (leaves and None): the very set object the
 # registry boundary keeps, so the array types it learns count at once.
 _PLAIN = _tree.PLAIN_TYPES
@@ -62,6 +77,20 @@ class _Keep:
 
 # In the child values a wrapper's ``_child_values`` gives: this child stays as it is.
 KEEP: Any = _Keep()
+
+
+class NotInvertibleError(TypeError):
+    """A wrapper cannot be set by its value: it has no inverse for its ``unwrap``.
+
+    Raised by :meth:`AbstractUnwrappable.with_value` (and so by :func:`rewrap` and
+    ``optic.unwrapped().set``) for a wrapper that does not define one, and by a
+    ``Parameterize`` whose function has no registered inverse.
+    """
+
+
+class NoLogDetError(TypeError):
+    """A wrapper defines no change of variables, so ``lf.unwrap_with_log_det`` cannot
+    give the density of its raw parameters: freeze it, or give it a ``log_det``."""
 
 
 class StructureMismatchError(ValueError):
@@ -82,7 +111,7 @@ def _key_at(node: Any, key: Any) -> Any:
         return _tree.DictKey(key)
     if t is list or t is tuple:
         return _tree.SequenceKey(key)
-    if t in WRAPPER_TYPES:
+    if t in WRAPPER_TYPES and t not in FOREIGN_TYPES:
         return _records.record_keys(t)[key]
     return (_tree.children(node) or [])[key][0]
 
@@ -166,10 +195,10 @@ def _fold_wrapper(wrapper: Any, algebra: Algebra) -> Any:
     cls = type(wrapper)
     if isinstance(algebra, Scoped):
         algebra = algebra.scope(wrapper)
-    children, aux = _records.record_flatten(wrapper)
+    children, aux = split(wrapper)
     new = _map_children(wrapper, children, fold_raw, algebra)
     if new is not None:
-        wrapper = _records.record_rebuild(cls, aux, new)
+        wrapper = join(cls, aux, new)
     try:
         return algebra(wrapper)
     except Exception as error:
@@ -189,13 +218,14 @@ def fold_raw(tree: Any, algebra: Algebra) -> Any:
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
+    if t not in _NOT_WRAPPER_TYPES and is_wrapper_type(t):
+        return _fold_wrapper(tree, algebra)
     if not _tree.is_node(tree):
         return tree
     return _fold_node(tree, algebra)
 
 
-def _is_wrapper(x: Any) -> bool:
-    return type(x) in WRAPPER_TYPES
+_is_wrapper = is_wrapper
 
 
 def _fold_node(tree: Any, algebra: Algebra) -> Any:
@@ -248,7 +278,7 @@ def _leaf_value(old: Any, value: Any) -> Any:
         if value is not None:
             raise StructureMismatchError(f"expected None, got {_kind(value)}")
         return None
-    if type(value) in WRAPPER_TYPES:
+    if is_wrapper(value):
         raise StructureMismatchError(_wrapped_value_message(value))
     if value is None or (type(value) not in _PLAIN and _tree.is_node(value)):
         raise StructureMismatchError(f"expected a leaf, got {_kind(value)}")
@@ -316,19 +346,19 @@ def _kind(value: Any) -> str:
 
 def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     cls = type(wrapper)
-    if type(value) in WRAPPER_TYPES:
+    if is_wrapper(value):
         raise StructureMismatchError(_wrapped_value_message(value))
     child_values = _CHILD_VALUES.get(cls) or _child_values_of(cls)
-    children, aux = _records.record_flatten(wrapper)
+    children, aux = split(wrapper)
     own_aux = aux
     checks = _TRACED_CHECKS.get()
     if checks is not None:  # checks traced now are this wrapper's, at this site
         outer = checks.owner, checks.site
         checks.owner, checks.site = wrapper, site
     try:
-        if child_values is _children_of_with_value:
+        if type(child_values) is _WithValue:
             # What with_value returns is respected whole: its static fields too.
-            values, aux = _children_of_with_value(wrapper, value)
+            values, aux = child_values(wrapper, value)
         else:
             values = child_values(wrapper, children, aux, value)
     except Exception as error:
@@ -342,7 +372,7 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         if aux is own_aux or _same(aux, own_aux):
             return wrapper
         new = children
-    return _records.record_rebuild(cls, aux, new)
+    return join(cls, aux, new)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -354,38 +384,119 @@ def _same(a: Any, b: Any) -> bool:
 
 # Per wrapper class, how rewrap gets the values of a wrapper's children (see
 # _child_values_of).
-_CHILD_VALUES: dict[type, Callable[[Any, Any, Any, Any], Any]] = {}
+_CHILD_VALUES: dict[type, Callable[..., Any]] = {}
+# Classes given a with_value by register_with_value: class -> with_value(wrapper, value).
+_REGISTERED: dict[type, Callable[[Any, Any], Any]] = {}
+# Functions cls -> child_values or None: what lensify ships for classes it does not
+# own (paramax's built-ins, GPJax's parameters), filled by lensify.wrappers.
+SHIPPED_CHILD_VALUES: list[Callable[[type], Callable[..., Any] | None]] = []
 
 
-def _child_values_of(cls: type) -> Callable[[Any, Any, Any, Any], Any]:
+def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
+    """Make wrappers of class ``cls`` (and its subclasses) settable by value with ``fn``.
+
+    ``fn(wrapper, value)`` is used as ``wrapper.with_value(value)`` would be; see
+    ``lensify.register_with_value``.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_with_value needs a class, got {type(cls).__name__} {cls!r}.")
+    if not callable(fn):
+        raise TypeError(
+            f"register_with_value needs a function fn(wrapper, value) -> wrapper, got "
+            f"{type(fn).__name__} {fn!r}."
+        )
+    _REGISTERED[cls] = fn
+    _CHILD_VALUES.clear()  # a subclass may have cached its base's
+
+
+def _child_values_of(cls: type) -> Callable[..., Any]:
     """How rewrap asks a wrapper of class ``cls`` for its children's values.
 
     ``child_values(wrapper, children, aux, value)`` gives, for each of the wrapper's
-    children (``children, aux = record_flatten(wrapper)``), the value ``rewrap`` pushes into
+    children (``children, aux = split(wrapper)``), the value ``rewrap`` pushes into
     it, or :data:`KEEP` to leave that child as it is. The built-in wrappers define
     it as ``_child_values``, next to a ``with_value`` built on it: one flatten per
     wrapper, and no wrapper built only to be taken apart again. A class whose
-    ``with_value`` was written elsewhere (a user's own, or an override) is asked
-    for ``with_value`` and its result's children.
+    ``with_value`` was written elsewhere (a user's own, or an override), or given by
+    :func:`register_with_value`, is asked for that and its result's children. The
+    nearest class of the MRO that has either decides; a class with neither (paramax's
+    built-ins, GPJax's parameters) takes what lensify ships for it, if anything.
     """
-    owner = next(c for c in cls.__mro__ if "with_value" in c.__dict__)
-    found = owner.__dict__.get("_child_values")
-    child_values = found if found is not None else _children_of_with_value
+    child_values: Callable[..., Any] | None = None
+    for owner in cls.__mro__:
+        registered = _REGISTERED.get(owner)
+        if registered is not None:
+            child_values = _WithValue(registered)
+            break
+        if "with_value" in owner.__dict__:
+            found = owner.__dict__.get("_child_values")
+            child_values = found if found is not None else _WithValue(None)
+            break
+    for shipped in SHIPPED_CHILD_VALUES if child_values is None else ():
+        child_values = shipped(cls)
+        if child_values is not None:
+            break
+    if child_values is None:
+        child_values = _WithValue(None, missing=True)
     _CHILD_VALUES[cls] = child_values
     return child_values
 
 
-def _children_of_with_value(wrapper: Any, value: Any, *_: Any) -> tuple[Any, Any]:
-    # The children and structure of wrapper.with_value(value): its static fields are
-    # what it says, even where they differ from wrapper's.
-    cls = type(wrapper)
-    target = wrapper.with_value(value)
-    if type(target) is not cls:
-        raise TypeError(
-            f"{cls.__name__}.with_value returned a {type(target).__name__}; it must "
-            f"return a {cls.__name__} (the same type; its static fields may differ)."
-        )
-    return _records.record_flatten(target)
+class _WithValue:
+    """``with_value`` (a class's own, or a registered function) as the walk asks it:
+    ``(values, aux)``, the children and structure of what it returns, whose static
+    fields are what it says, even where they differ from the wrapper's."""
+
+    __slots__ = ("fn", "missing")
+
+    def __init__(self, fn: Callable[[Any, Any], Any] | None, *, missing: bool = False) -> None:
+        self.fn = fn
+        self.missing = missing
+
+    def __call__(self, wrapper: Any, value: Any) -> tuple[Any, Any]:
+        cls = type(wrapper)
+        name = cls.__name__
+        if self.missing:
+            raise _not_invertible(
+                f"{name} cannot be set by its value: it has no with_value, and none is "
+                f"registered. Give it one with lf.register_with_value({name}, fn), fn("
+                f"wrapper, value) returning a {name} whose children hold the values that "
+                f"unwrap to value, or set its raw fields with an optic."
+            )
+        target = wrapper.with_value(value) if self.fn is None else self.fn(wrapper, value)
+        if type(target) is not cls:
+            raise TypeError(
+                f"{name}.with_value returned a {type(target).__name__}; it must "
+                f"return a {name} (the same type; its static fields may differ)."
+            )
+        values, aux = split(target)
+        if self.fn is not None:
+            values = _checked_finite(values, name)
+        return values, aux
+
+
+def _not_invertible(message: str) -> Exception:
+    return NotInvertibleError(message)
+
+
+def _checked_finite(values: Any, name: str) -> Any:
+    # A registered with_value's raw values, each float array checked to be finite: a
+    # value outside the class's range must be refused, not stored as NaN.
+    def check(leaf: Any) -> Any:
+        if not _tree.is_inexact_array(leaf):
+            return leaf
+
+        def error(_raw: np.ndarray, bad: np.ndarray) -> ValueError:
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            return ValueError(
+                f"{name}: a value is outside its range: the registered with_value gives a "
+                f"NaN or infinite raw value ({int(bad.sum())} position(s), the first at "
+                f"{first})."
+            )
+
+        return numerics.check_where(leaf, ~jnp.isfinite(leaf), error)
+
+    return _tree.tree_map(check, values, is_leaf=is_wrapper)
 
 
 def _check_same_node(tree: Any, values: Any) -> None:
@@ -412,6 +523,8 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
         return _rewrap_wrapper(tree, values, site)
     if t in _PLAIN:
         return _leaf_value(tree, values)
+    if t not in _NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
+        return _rewrap_wrapper(tree, values, site)
     if t is list or t is tuple or t is dict:
         if type(values) is not t or len(values) != len(tree):
             _check_same_node(tree, values)

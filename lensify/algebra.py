@@ -21,6 +21,8 @@ from lensify._functions import callable_name
 from lensify.wrappers import (
     NonTrainable,
     Parameterize,
+    is_non_trainable,
+    is_parameterize,
     is_unwrappable,
     register_inverse,
     unwrap_algebra,
@@ -205,7 +207,7 @@ def _is_stack(x: Any) -> bool:
 
 def _describe_algebra(wrapper: Any) -> WrapperStack:
     label = None
-    if isinstance(wrapper, Parameterize) and not _is_stack(wrapper.fn):
+    if is_parameterize(wrapper) and not _is_stack(wrapper.fn):
         label = callable_name(wrapper.fn)
     pairs, _ = _tree.flatten_with_path(wrapper, is_leaf=_is_stack)
     inner = tuple((_tree.keystr(path).lstrip("."), leaf) for path, leaf in pairs if _is_stack(leaf))
@@ -351,7 +353,7 @@ def _tally(tree: Any) -> ParameterCounts:
 
 def _count_algebra(wrapper: Any) -> ParameterCounts:
     counts = _tally(wrapper)
-    if isinstance(wrapper, NonTrainable):
+    if is_non_trainable(wrapper):
         return ParameterCounts(frozen=counts.total)
     return counts
 
@@ -382,7 +384,7 @@ def count_parameters(tree: Any) -> ParameterCounts:
 
 
 def _strip_non_trainable(tree: Any) -> Any:
-    return fold(tree, lambda w: w.tree if isinstance(w, NonTrainable) else w)
+    return fold(tree, lambda w: w.tree if is_non_trainable(w) else w)
 
 
 def _has_arrays_or_wrappers(tree: Any) -> bool:
@@ -391,11 +393,19 @@ def _has_arrays_or_wrappers(tree: Any) -> bool:
 
 
 def _single_argument(wrapper: Any) -> bool:
-    return isinstance(wrapper, Parameterize) and len(wrapper.args) == 1 and not wrapper.kwargs
+    return is_parameterize(wrapper) and len(wrapper.args) == 1 and not wrapper.kwargs
+
+
+def _exactly(wrapper: Any, test: Callable[[Any], bool], base: type) -> bool:
+    # lensify's class or paramax's, not a subclass (which may unwrap otherwise).
+    cls = type(wrapper)
+    return test(wrapper) and (cls is base or cls.__module__ == "paramax.wrappers")
 
 
 def _simplify_algebra(wrapper: Any) -> Any:
-    if type(wrapper) is NonTrainable:
+    # paramax's NonTrainable and Parameterize simplify as lensify's do, and stay
+    # paramax's: flowjax and GPJax train them.
+    if _exactly(wrapper, is_non_trainable, NonTrainable):
         inner = wrapper.tree
         stripped = _strip_non_trainable(inner)
         if stripped is not inner:
@@ -403,13 +413,13 @@ def _simplify_algebra(wrapper: Any) -> Any:
             inner = simplify(stripped)
         if not _has_arrays_or_wrappers(inner):
             return inner
-        return wrapper if inner is wrapper.tree else NonTrainable(inner)
-    if type(wrapper) is Parameterize and _single_argument(wrapper):
+        return wrapper if inner is wrapper.tree else type(wrapper)(inner)
+    if _exactly(wrapper, is_parameterize, Parameterize) and _single_argument(wrapper):
         (arg,) = wrapper.args
         if wrapper.fn is identity:
             return arg
-        if type(arg) is Parameterize and _single_argument(arg):
-            return Parameterize(compose(wrapper.fn, arg.fn), *arg.args)
+        if _exactly(arg, is_parameterize, Parameterize) and _single_argument(arg):
+            return type(wrapper)(compose(wrapper.fn, arg.fn), *arg.args)
     return wrapper
 
 

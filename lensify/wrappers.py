@@ -18,6 +18,7 @@ from lensify._inverses import (
     log_det_of,
     register_inverse,
 )
+from lensify._walker import NoLogDetError, NotInvertibleError
 from lensify.numerics import checked_row_norms, inv_softplus, row_norms
 
 if sys.version_info >= (3, 11):
@@ -33,29 +34,18 @@ __all__ = [
     "Parameterize",
     "WeightNormalization",
     "contains_unwrappables",
+    "is_non_trainable",
+    "is_parameterize",
     "is_unwrappable",
     "non_trainable",
     "register_inverse",
+    "register_with_value",
     "rewrap",
     "unwrap",
     "unwrap_algebra",
 ]
 
 T = TypeVar("T")
-
-
-class NotInvertibleError(TypeError):
-    """A wrapper cannot be set by its value: it has no inverse for its ``unwrap``.
-
-    Raised by :meth:`AbstractUnwrappable.with_value` (and so by :func:`rewrap` and
-    ``optic.unwrapped().set``) for a wrapper that does not define one, and by a
-    ``Parameterize`` whose function has no registered inverse.
-    """
-
-
-class NoLogDetError(TypeError):
-    """A wrapper defines no change of variables, so ``lf.unwrap_with_log_det`` cannot
-    give the density of its raw parameters: freeze it, or give it a ``log_det``."""
 
 
 class AbstractUnwrappable(_records.Record, Generic[T]):
@@ -92,8 +82,11 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
         Returns a wrapper of the same type and static configuration whose children
         hold the plain values that :meth:`unwrap` would turn into ``value``, as if
         the children were already unwrapped; :func:`rewrap` then pushes each of
-        those values into the matching child's own stack. The default raises
-        :class:`NotInvertibleError`: override it to make a wrapper settable by value.
+        those values into the matching child's own stack. ``self``'s own children
+        are still wrapped, as they are in the tree: call :func:`unwrap` on one to
+        read its value. The default raises :class:`NotInvertibleError`: override
+        it to make a wrapper settable by value (or, for a class you do not own,
+        see :func:`register_with_value`).
 
         Example:
             >>> import jax, jax.numpy as jnp
@@ -134,8 +127,64 @@ _walker.WRAPPER_TYPES.add(AbstractUnwrappable)
 
 
 def is_unwrappable(x: Any) -> bool:
-    """True if ``x`` is a wrapper (an :class:`AbstractUnwrappable`)."""
-    return type(x) in _walker.WRAPPER_TYPES
+    """True if ``x`` is a wrapper: an :class:`AbstractUnwrappable`, or (when paramax is
+    loaded) a ``paramax.AbstractUnwrappable``, such as flowjax's and GPJax's."""
+    return _walker.is_wrapper(x)
+
+
+def _paramax_class(name: str) -> Any:
+    # paramax's wrapper class of that name if paramax is loaded (never importing it).
+    return getattr(sys.modules.get("paramax.wrappers"), name, None)
+
+
+def is_non_trainable(x: Any) -> bool:
+    """True for a :class:`NonTrainable`, or a ``paramax.NonTrainable`` if paramax is loaded."""
+    if isinstance(x, NonTrainable):
+        return True
+    cls = _paramax_class("NonTrainable")
+    return cls is not None and isinstance(x, cls)
+
+
+def is_parameterize(x: Any) -> bool:
+    """True for a :class:`Parameterize`, or a ``paramax.Parameterize`` if paramax is loaded."""
+    if isinstance(x, Parameterize):
+        return True
+    cls = _paramax_class("Parameterize")
+    return cls is not None and isinstance(x, cls)
+
+
+def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
+    """Give a wrapper class you do not own a ``with_value``: ``fn(wrapper, value)``.
+
+    ``fn`` is used where ``wrapper.with_value(value)`` would be, by :func:`rewrap`
+    and ``optic.unwrapped()``, for ``cls`` and its subclasses (the nearest class of
+    the MRO with a registration or a ``with_value`` method decides). It returns a
+    wrapper of the same class whose children hold the values that unwrap to
+    ``value``, as if they were already unwrapped; ``fn`` itself sees the wrapper's
+    children still wrapped, as they are in the tree. Its result goes through the
+    checks the built-ins' do: each raw array keeps its shape and dtype (a value of
+    another shape is a ``StructureMismatchError``), and a NaN or infinite raw value
+    is refused as a value outside the class's range, naming the key path. The class
+    may be a lensify wrapper or a ``paramax.AbstractUnwrappable``; lensify already
+    knows paramax's built-ins and GPJax's parameters (``PositiveReal``,
+    ``NonNegativeReal``, ``Real``, ``SigmoidBounded``, ``LowerTriangular``).
+
+    Args:
+        cls: The wrapper class.
+        fn: ``fn(wrapper, value) -> wrapper`` of the same class.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensify as lf
+        >>> class Doubled(lf.AbstractUnwrappable):
+        ...     x: jax.Array
+        ...     def unwrap(self):
+        ...         return 2 * self.x
+        >>> lf.register_with_value(Doubled, lambda w, value: Doubled(value / 2))
+        >>> lf.rewrap({"d": Doubled(jnp.ones(2))}, {"d": jnp.array([4.0, 6.0])})["d"].x
+        Array([2., 3.], dtype=float32)
+    """
+    _walker.register_with_value(cls, fn)
 
 
 def unwrap_algebra(wrapper: AbstractUnwrappable[Any]) -> Any:
@@ -240,6 +289,18 @@ def contains_unwrappables(tree: Any) -> bool:
     return any(map(is_unwrappable, leaves))
 
 
+def _with_fields(record: Any, **changes: Any) -> Any:
+    # A record of the same type and structure with some children replaced, built
+    # without __init__ (the new children are values, not arguments to validate).
+    cls = type(record)
+    children, aux = _records.record_flatten(record)
+    keys = _records.record_keys(cls)
+    new = [changes.pop(key.name, child) for key, child in zip(keys, children, strict=True)]
+    if changes:
+        raise TypeError(f"{cls.__name__} has no children named {sorted(changes)}")
+    return _records.record_rebuild(cls, aux, new)
+
+
 def with_child_values(wrapper: Any, value: Any) -> Any:
     # with_value of a built-in, from its _child_values: the same wrapper with each
     # child holding its value (a kept child's value is its unwrapped self).
@@ -308,34 +369,19 @@ class Parameterize(AbstractUnwrappable[T]):
         return self.fn(*self.args, **self.kwargs)
 
     def with_value(self, value: T) -> Parameterize[T]:
-        """Invert ``fn`` in the first positional argument (see :func:`register_inverse`).
+        """Invert ``fn`` in its raw argument (see :func:`register_inverse`).
 
         Raises:
             NotInvertibleError: if ``fn`` has no registered inverse, or there is
-                no positional argument.
+                no positional argument to invert.
         """
         return with_child_values(self, value)
 
     def _child_values(self, children: Any, aux: Any, value: T) -> Any:
-        # The first argument takes the inverse; fn, the other arguments and the
-        # keyword arguments stay as they are.
-        found = inverse_of(self.fn)
-        if found is None or not self.args:
-            raise NotInvertibleError(_not_invertible_message(self))
-        inverse, round_trip = found
-        rest, kwargs = unwrap((self.args[1:], self.kwargs)) if round_trip else ((), {})
-
-        def forward(raw: Any) -> Any:
-            return self.fn(raw, *rest, **kwargs)
-
-        raw = check_in_range(
-            inverse(value), value, forward, callable_name(self.fn), round_trip=round_trip
-        )
-        keep = _walker.KEEP
-        return (keep, (raw, *[keep] * (len(children[1]) - 1)), keep)
+        return parameterize_child_values(self, children, value)
 
     def log_det(self) -> Any:
-        # The variable is the first argument; the others configure fn.
+        # Called as fn is; the variable is the raw argument, the others configure fn.
         found = log_det_of(self.fn)
         if found is None or not self.args:
             name = callable_name(self.fn)
@@ -360,15 +406,78 @@ class Parameterize(AbstractUnwrappable[T]):
         return f"Parameterize({', '.join(parts)})"
 
 
-def _not_invertible_message(wrapper: Parameterize[Any]) -> str:
+def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
+    """The values of the children ``(fn, args, kwargs)`` of a ``Parameterize``
+    (lensify's or paramax's) that unwraps to ``value``: the raw argument takes the
+    inverse registered for ``fn``; ``fn``, the other arguments and the keyword
+    arguments are kept."""
+    fn, args, kwargs = wrapper.fn, wrapper.args, wrapper.kwargs
+    found = inverse_of(fn)
+    if found is None:
+        raise NotInvertibleError(_not_invertible_message(wrapper))
+    inverse, round_trip, argnum = found
+    k = 0 if argnum is None else argnum
+    if k >= len(args):
+        raise NotInvertibleError(_not_invertible_message(wrapper, argnum=k))
+    if argnum is None:
+        rest, kw = unwrap((args[1:], kwargs)) if round_trip else ((), {})
+        raw = inverse(value)
+
+        def forward(x: Any) -> Any:
+            return fn(x, *rest, **kw)
+    else:
+        plain_args, kw = unwrap((args, kwargs))
+        raw = inverse(value, *plain_args, **kw)
+
+        def forward(x: Any) -> Any:
+            return fn(*plain_args[:k], x, *plain_args[k + 1 :], **kw)
+
+    raw = check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
+    keep = _walker.KEEP
+    arg_values = [keep] * len(children[1])
+    arg_values[k] = raw
+    return (keep, tuple(arg_values), keep)
+
+
+def _not_invertible_message(wrapper: Any, argnum: int | None = None) -> str:
     name = callable_name(wrapper.fn)
     if not wrapper.args:
         return f"Parameterize({name}) cannot be set by its value: it has no argument to invert."
-    return (
-        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered "
-        f"inverse. Register one with lf.register_inverse({name}, inverse), or set the raw "
-        "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
+    if argnum is not None:
+        return (
+            f"Parameterize({name}, ...) cannot be set by its value: the inverse registered "
+            f"for {name} is in argument {argnum}, but it has {len(wrapper.args)} positional "
+            "argument(s)."
+        )
+    # The hint names the argument that holds the parameter: a float array (or a
+    # wrapper), never a mask or an integer that configures fn.
+    candidates = [i for i, a in enumerate(wrapper.args) if _may_be_variable(a)]
+    head = (
+        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered inverse. "
     )
+    if candidates == [0]:
+        return head + (
+            f"Register one with lf.register_inverse({name}, inverse), or set the raw "
+            "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
+        )
+    if len(candidates) == 1:
+        k = candidates[0]
+        return head + (
+            f"Its raw argument looks like args[{k}]: register an inverse for it with "
+            f"lf.register_inverse({name}, inverse, argnum={k}) (called as "
+            f"inverse(value, *args, **kwargs)), or set it with an ordinary optic, e.g. "
+            f"lf.at.args[{k}].set(wrapper, raw)."
+        )
+    return head + (
+        f"Register one for the argument that holds the parameter with "
+        f"lf.register_inverse({name}, inverse, argnum=k) (k its position), or set that "
+        "argument with an ordinary optic, lf.at.args[k].set(wrapper, raw)."
+    )
+
+
+def _may_be_variable(arg: Any) -> bool:
+    # A float or complex array (a raw parameter), or a wrapper (one stands for one).
+    return _walker.is_wrapper(arg) or _tree.is_inexact_array(arg) or type(arg) in (float, complex)
 
 
 class NonTrainable(AbstractUnwrappable[T]):
@@ -427,8 +536,9 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         >>> type(frozen["w"]).__name__, type(frozen["n"]).__name__
         ('NonTrainable', 'ArrayImpl')
     """
+    freeze = _freezer(tree)
     if where is None:
-        return _tree.tree_map(_freeze, tree, is_leaf=_is_non_trainable)
+        return _tree.tree_map(freeze, tree, is_leaf=_is_non_trainable)
     # Anything with an optic's mask will do: wrappers know nothing of optics.
     if not callable(getattr(where, "mask", None)):
         raise TypeError(
@@ -438,16 +548,34 @@ def non_trainable(tree: T, *, where: Any = None) -> T:
         )
     # Freezing by mask, not by modifying each focus, so that a focus inside a
     # NonTrainable (a leaf reached by .leaves(), say) is not wrapped twice.
-    return _tree.tree_map(_freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
+    return _tree.tree_map(freeze, tree, where.mask(tree), is_leaf=_is_non_trainable)
 
 
 def _is_non_trainable(x: Any) -> bool:
-    return type(x) is NonTrainable
+    return type(x) is NonTrainable or is_non_trainable(x)
 
 
-def _freeze(x: Any, selected: Any = True) -> Any:
-    # Under a NonTrainable, ``selected`` is the mask's subtree there, never True.
-    return NonTrainable(x) if selected is True and _tree.is_inexact_array(x) else x
+def _freezer(tree: Any) -> Callable[..., Any]:
+    # In a tree holding paramax's wrappers (a flowjax flow, a GPJax model), freeze
+    # with paramax.NonTrainable: those libraries' own training loops unwrap with
+    # paramax.unwrap and partition on paramax.NonTrainable, which see no lensify
+    # wrapper. lensify treats the two alike.
+    frozen: Callable[[Any], Any] = NonTrainable
+    paramax_frozen = _paramax_class("NonTrainable")
+    if paramax_frozen is not None:
+        leaves, _ = _tree.flatten(tree, is_leaf=_is_foreign)
+        if any(map(_is_foreign, leaves)):
+            frozen = paramax_frozen
+
+    def freeze(x: Any, selected: Any = True) -> Any:
+        # Under a NonTrainable, ``selected`` is the mask's subtree there, never True.
+        return frozen(x) if selected is True and _tree.is_inexact_array(x) else x
+
+    return freeze
+
+
+def _is_foreign(x: Any) -> bool:
+    return _walker.is_wrapper(x) and type(x) in _walker.FOREIGN_TYPES
 
 
 class WeightNormalization(AbstractUnwrappable[jax.Array]):

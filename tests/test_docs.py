@@ -24,7 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 # Packages some pages use that lensify does not need: a page skips without them.
-OPTIONAL = {"flax", "orbax", "treescope", "equinox", "optax", "numpyro", "penzai", "blackjax"}
+OPTIONAL = {
+    "flax",
+    "orbax",
+    "treescope",
+    "equinox",
+    "optax",
+    "numpyro",
+    "penzai",
+    "paramax",
+    "flowjax",
+    "gpjax",
+    "blackjax",
+}
 
 
 def _chains(page: Path) -> list[tuple[int, str]]:

@@ -732,3 +732,33 @@ def test_wrapper_laws_fail_a_wrapper_whose_field_never_trains():
 def test_wrapper_laws_let_a_non_trainable_part_have_no_gradient():
     tree = lf.Parameterize(jnp.multiply, jnp.array([1.0, 2.0]), lf.NonTrainable(jnp.ones(2)))
     lt.assert_wrapper_laws(tree, gradient="flows")
+
+
+def test_float_arrays_takes_a_strategy_of_shapes_and_refuses_a_bare_shape() -> None:
+    from hypothesis.extra.numpy import array_shapes
+
+    @settings(max_examples=10, deadline=None)
+    @given(lt.float_arrays(array_shapes(min_dims=2, max_dims=2, max_side=3)))
+    def drawn(x: Any) -> None:
+        assert x.ndim == 2 and max(x.shape) <= 3
+
+    drawn()
+    with pytest.raises(TypeError, match=r"pass \[\(2, 3\)\] for that one shape"):
+        lt.float_arrays((2, 3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sequence of shapes"):
+        lt.float_arrays(["a"])  # type: ignore[list-item]
+
+
+def test_check_lens_laws_through_a_wrapper_needs_a_tolerance() -> None:
+    scales = st.floats(0.1, 10.0).map(
+        lambda x: lf.Parameterize(jax.nn.softplus, lf.inv_softplus(jnp.float32(x)))
+    )
+    trees = st.fixed_dictionaries({"s": scales})
+    values = st.floats(0.1, 10.0).map(jnp.float32)
+    optic = lf.at["s"].unwrapped()
+    lt.check_lens_laws(optic, trees, values=values, rtol=1e-5, atol=1e-6, max_examples=20)
+    # Exactly, the raw value set from its own value rounds.
+    tree = {"s": lf.Parameterize(jax.nn.softplus, lf.inv_softplus(jnp.float32(0.3)))}
+    with pytest.raises(AssertionError, match="get-set"):
+        lt.assert_lens_laws(optic, tree, jnp.float32(0.1), jnp.float32(0.5))
+    lt.assert_lens_laws(optic, tree, jnp.float32(0.1), jnp.float32(0.5), rtol=1e-5, atol=1e-6)

@@ -649,3 +649,143 @@ def test_law_rewrap_keeps_every_raw_leaf_shape_and_dtype(shape: Any, dtype: Any)
     assert _broadcasts_to(shape, (2, 3))
     for leaf in jax.tree_util.tree_leaves(out):
         assert leaf.shape == (2, 3) and leaf.dtype == jnp.float32
+
+
+# ------------------------------------------------------- inverses in another argument
+
+
+def _scaled(scale: Any, x: Any) -> Any:
+    return scale * x
+
+
+lf.register_inverse(_scaled, lambda value, scale, x: value / scale, argnum=1)
+
+
+def test_register_inverse_argnum_inverts_that_argument_and_keeps_the_others() -> None:
+    p = lf.Parameterize(_scaled, jnp.array(2.0), jnp.ones(2))
+    out = lf.rewrap(p, jnp.array([4.0, 6.0]))
+    assert out.args[0] is p.args[0]
+    np.testing.assert_allclose(out.args[1], [2.0, 3.0])
+
+
+def test_register_inverse_argnum_must_be_a_non_negative_int() -> None:
+    for bad in (-1, 1.0, True, "1"):
+        with pytest.raises(TypeError, match="argnum must be a non-negative int"):
+            lf.register_inverse(_scaled, jnp.log, argnum=bad)  # type: ignore[arg-type]
+
+
+def test_argnum_past_the_arguments_is_not_invertible() -> None:
+    with pytest.raises(lf.NotInvertibleError, match="in argument 1, but it has 1 positional"):
+        lf.rewrap(lf.Parameterize(_scaled, jnp.ones(2)), jnp.ones(2))
+
+
+def test_where_sets_the_shown_entries_and_keeps_the_hidden_raw_ones() -> None:
+    mask = jnp.array([[True, False], [True, True]])
+    w = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+    model = {"w": lf.Parameterize(jnp.where, mask, w, 0)}
+    value = jnp.array([[10.0, 0.0], [30.0, 40.0]])
+    for out in (lf.rewrap(model, {"w": value}), jax.jit(lf.rewrap)(model, {"w": value})):
+        np.testing.assert_array_equal(out["w"].args[1], [[10.0, 2.0], [30.0, 40.0]])
+        assert out["w"].args[0] is mask or np.array_equal(out["w"].args[0], mask)
+        np.testing.assert_array_equal(lf.unwrap(out)["w"], value)
+
+
+def test_where_refuses_a_value_the_mask_hides_naming_the_key_path() -> None:
+    mask = jnp.array([True, False])
+    model = {"w": lf.Parameterize(jnp.where, mask, jnp.ones(2), 0)}
+    with pytest.raises(
+        ValueError, match=r"outside the range of where \(1 position.*\(1,\)"
+    ) as info:
+        lf.rewrap(model, {"w": jnp.array([1.0, 5.0])})
+    assert info.value.__notes__ == ["lensify: raised while rewrapping Parameterize at ['w']"]
+
+
+def test_not_invertible_hint_never_points_at_a_mask() -> None:
+    def masked_tanh(mask: Any, x: Any) -> Any:
+        return jnp.where(mask, jnp.tanh(x), 0)
+
+    p = lf.Parameterize(masked_tanh, jnp.array([True, False]), jnp.zeros(2))
+    with pytest.raises(lf.NotInvertibleError) as info:
+        lf.rewrap(p, jnp.zeros(2))
+    message = str(info.value)
+    assert "argnum=1" in message and "lf.at.args[1].set" in message
+    assert "args[0]" not in message
+    # Two float arguments: no position is guessed.
+    two = lf.Parameterize(lambda a, b: a * b, jnp.ones(2), jnp.ones(2))
+    with pytest.raises(lf.NotInvertibleError, match="argnum=k") as info:
+        lf.rewrap(two, jnp.zeros(2))
+    assert "args[0]" not in str(info.value) and "args[1]" not in str(info.value)
+
+
+# ------------------------------------------------------------- register_with_value
+
+
+class _Halved(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self) -> Any:
+        return self.x / 2
+
+
+class _Logged(lf.AbstractUnwrappable):
+    x: jax.Array
+
+    def unwrap(self) -> Any:
+        return jnp.exp(self.x)
+
+
+def test_a_class_without_with_value_is_not_invertible_until_registered() -> None:
+    class Tripled(lf.AbstractUnwrappable):
+        x: jax.Array
+
+        def unwrap(self) -> Any:
+            return 3 * self.x
+
+    with pytest.raises(lf.NotInvertibleError, match="defines no with_value"):
+        lf.rewrap(Tripled(jnp.ones(2)), jnp.ones(2))
+    lf.register_with_value(Tripled, lambda w, value: type(w)(value / 3))
+    out = lf.rewrap({"t": Tripled(jnp.ones(2))}, {"t": jnp.array([3.0, 6.0])})
+    np.testing.assert_allclose(out["t"].x, [1.0, 2.0])
+
+    class Sub(Tripled):
+        pass
+
+    np.testing.assert_allclose(lf.rewrap(Sub(jnp.ones(1)), jnp.array([9.0])).x, [3.0])
+
+
+def test_register_with_value_keeps_shape_and_dtype_checks() -> None:
+    lf.register_with_value(_Halved, lambda w, value: _Halved(2 * jnp.asarray(value)))
+    model = {"h": _Halved(jnp.ones(2, jnp.float32))}
+    out = lf.rewrap(model, {"h": np.array([1.0, 2.0], np.float64)})
+    assert out["h"].x.dtype == jnp.float32
+    with pytest.raises(lf.StructureMismatchError, match=r"at \['h'\]\.x .*shape \(2,\)"):
+        lf.rewrap(model, {"h": jnp.ones(3)})
+
+
+def test_register_with_value_refuses_a_non_finite_raw_value_naming_the_path() -> None:
+    lf.register_with_value(_Logged, lambda w, value: _Logged(jnp.log(value)))
+    model = {"a": [_Logged(jnp.zeros(2))]}
+    out = lf.rewrap(model, {"a": [jnp.array([1.0, 2.0])]})
+    np.testing.assert_allclose(out["a"][0].x, [0.0, np.log(2.0)], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"_Logged: a value is outside its range") as info:
+        lf.rewrap(model, {"a": [jnp.array([1.0, -2.0])]})
+    assert info.value.__notes__ == ["lensify: raised while rewrapping _Logged at ['a'][0]"]
+    with pytest.raises(Exception, match=r"outside its range.*_Logged at \['a'\]\[0\]"):
+        jax.block_until_ready(jax.jit(lf.rewrap)(model, {"a": [jnp.array([1.0, -2.0])]}))
+
+
+def test_register_with_value_checks_its_arguments_and_the_returned_type() -> None:
+    with pytest.raises(TypeError, match="needs a class"):
+        lf.register_with_value(_Halved(jnp.ones(1)), lambda w, v: w)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs a function"):
+        lf.register_with_value(_Halved, 3)  # type: ignore[arg-type]
+
+    class Odd(lf.AbstractUnwrappable):
+        x: jax.Array
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    lf.register_with_value(Odd, lambda w, value: _Halved(value))
+    with pytest.raises(TypeError, match="returned a _Halved; it must return a Odd"):
+        lf.rewrap(Odd(jnp.ones(1)), jnp.ones(1))

@@ -29,11 +29,38 @@ def _floats(*, nonzero: bool) -> SearchStrategy[float]:
     return st.one_of(positive, positive.map(lambda v: -v))
 
 
+Shapes = Sequence[tuple[int, ...]] | SearchStrategy[tuple[int, ...]]
+
+
+def _shape_strategy(shapes: Shapes) -> SearchStrategy[tuple[int, ...]]:
+    # A strategy of shapes as it is; a sequence of shapes sampled from.
+    if isinstance(shapes, SearchStrategy):
+        return shapes
+    if isinstance(shapes, tuple) and all(isinstance(d, int) for d in shapes):
+        raise TypeError(
+            f"shapes takes a sequence of shapes or a strategy of shapes, got the shape "
+            f"{shapes!r}; pass [{shapes!r}] for that one shape."
+        )
+    chosen = tuple(shapes)
+    if not chosen or not all(
+        isinstance(s, tuple) and all(isinstance(d, int) and d >= 0 for d in s) for s in chosen
+    ):
+        raise TypeError(
+            "shapes takes a non-empty sequence of shapes (tuples of non-negative ints, "
+            f"e.g. [(), (3,), (2, 3)]) or a hypothesis strategy of shapes, got {shapes!r}."
+        )
+    return st.sampled_from(chosen)
+
+
 def numpy_arrays(
-    shapes: Sequence[tuple[int, ...]] = SMALL_SHAPES, *, nonzero: bool = False
+    shapes: Shapes = SMALL_SHAPES, *, nonzero: bool = False
 ) -> SearchStrategy[np.ndarray]:
-    """Small float32 numpy arrays with finite values in ``[-2, 2]``."""
-    return hnp.arrays(np.float32, st.sampled_from(tuple(shapes)), elements=_floats(nonzero=nonzero))
+    """Small float32 numpy arrays with finite values in ``[-2, 2]``.
+
+    ``shapes`` is a sequence of shapes to draw from, or a strategy of shapes (as
+    :func:`float_arrays` takes).
+    """
+    return hnp.arrays(np.float32, _shape_strategy(shapes), elements=_floats(nonzero=nonzero))
 
 
 def _as_jax(dtype: Any) -> Any:
@@ -44,7 +71,7 @@ def _as_jax(dtype: Any) -> Any:
 
 
 def float_arrays(
-    shapes: Sequence[tuple[int, ...]] = SMALL_SHAPES,
+    shapes: Shapes = SMALL_SHAPES,
     *,
     nonzero: bool = False,
     dtypes: Sequence[Any] = (jnp.float32,),
@@ -52,7 +79,10 @@ def float_arrays(
     """Small float jax arrays with finite values in ``[-2, 2]``.
 
     Args:
-        shapes: The shapes to draw from.
+        shapes: The shapes to draw from: a sequence of shapes (tuples of ints, such
+            as ``[(), (3,), (2, 3)]``), or a hypothesis strategy of shapes, such as
+            ``hypothesis.extra.numpy.array_shapes(max_dims=2, max_side=4)``. One
+            shape is written ``[(2, 3)]``: a bare ``(2, 3)`` is a ``TypeError``.
         nonzero: If True every element has magnitude at least 0.25 (so no row is
             zero, as :class:`~lensify.WeightNormalization` needs).
         dtypes: The float dtypes to draw from; float32 only by default. Pass
@@ -69,6 +99,12 @@ def float_arrays(
         ... def test_shape(x):
         ...     assert x.shape == (2, 3) and x.dtype in (jnp.float16, jnp.bfloat16)
         >>> test_shape()
+        >>> from hypothesis.extra.numpy import array_shapes
+        >>> @settings(max_examples=10, deadline=None)
+        ... @given(float_arrays(array_shapes(min_dims=1, max_dims=2, max_side=3)))
+        ... def test_any_shape(x):
+        ...     assert 1 <= x.ndim <= 2 and max(x.shape) <= 3
+        >>> test_any_shape()
     """
     arrays = numpy_arrays(shapes, nonzero=nonzero)
     return st.sampled_from(tuple(dtypes)).flatmap(lambda dtype: arrays.map(_as_jax(dtype)))

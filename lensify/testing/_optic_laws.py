@@ -12,13 +12,30 @@ from hypothesis import strategies as st
 
 import lensify as lf
 from lensify import _tree
-from lensify.testing._compare import law_settings, violated
+from lensify.testing._compare import law_settings, trees_close, violated
 from lensify.testing._trees import pytrees
 
 SearchStrategy = st.SearchStrategy
 
 
-def assert_lens_laws(optic: Any, tree: Any, v: Any, w: Any) -> None:
+def _equality(rtol: float | None, atol: float | None) -> Callable[[Any, Any], bool]:
+    # Exact (lf.tree_equal) unless a tolerance is given: then trees_close with it (the
+    # other tolerance 0), for optics through wrappers, whose values round.
+    if rtol is None and atol is None:
+        return _tree.tree_equal
+    r, a = rtol or 0.0, atol or 0.0
+    return lambda x, y: trees_close(x, y, rtol=r, atol=a)
+
+
+def assert_lens_laws(
+    optic: Any,
+    tree: Any,
+    v: Any,
+    w: Any,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
     """Assert the three lens laws for one tree and two values (see :func:`check_lens_laws`).
 
     Example:
@@ -26,15 +43,16 @@ def assert_lens_laws(optic: Any, tree: Any, v: Any, w: Any) -> None:
         >>> from lensify.testing import assert_lens_laws
         >>> assert_lens_laws(lf.at["a"][0], {"a": [1.0, 2.0]}, None, (3, 4))
     """
+    equal = _equality(rtol, atol)
     restored = optic.set(tree, optic.get(tree))
-    if not _tree.tree_equal(restored, tree):
+    if not equal(restored, tree):
         raise violated("get-set: set(t, get(t)) == t", optic=optic, tree=tree, result=restored)
     got = optic.get(optic.set(tree, v))
-    if not _tree.tree_equal(got, v):
+    if not equal(got, v):
         raise violated("set-get: get(set(t, v)) == v", optic=optic, tree=tree, value=v, got=got)
     twice = optic.set(optic.set(tree, v), w)
     once = optic.set(tree, w)
-    if not _tree.tree_equal(twice, once):
+    if not equal(twice, once):
         raise violated(
             "set-set: set(set(t, v), w) == set(t, w)",
             optic=optic,
@@ -52,6 +70,8 @@ def check_lens_laws(
     *,
     values: SearchStrategy[Any] | None = None,
     max_examples: int = 50,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> None:
     """Check that ``optic`` is a lawful lens on every tree ``trees`` draws.
 
@@ -59,13 +79,19 @@ def check_lens_laws(
     - set-get: ``optic.get(optic.set(t, v)) == v``;
     - set-set: ``optic.set(optic.set(t, v), w) == optic.set(t, w)``.
 
-    Equality is :func:`lensify.tree_equal` (structure, dtypes and values).
+    Equality is :func:`lensify.tree_equal` (structure, dtypes and values), unless a
+    tolerance is given: then :func:`~lensify.testing.trees_close` with ``rtol`` and
+    ``atol`` (0 for the one not given). An ``.unwrapped()`` optic needs one: a value
+    set through a wrapper comes back rounded (``0.1`` as ``0.09999998`` through
+    ``softplus``), and so does a raw parameter set from its own value.
 
     Args:
         optic: An optic with exactly one focus in each tree, e.g. ``lf.at.w``.
         trees: A strategy of trees the optic focuses on.
         values: A strategy of values to set; small pytrees if omitted.
         max_examples: Examples tried.
+        rtol: Relative tolerance of the comparisons; exact if neither is given.
+        atol: Absolute tolerance of the comparisons.
 
     Raises:
         AssertionError: naming the law that failed, with the shrunk counter-example.
@@ -76,13 +102,27 @@ def check_lens_laws(
         >>> from lensify.testing import check_lens_laws, pytrees
         >>> trees = st.fixed_dictionaries({"w": pytrees(), "b": pytrees()})
         >>> check_lens_laws(lf.at["w"], trees, max_examples=20)
+
+        Through a wrapper, with a tolerance:
+
+        >>> import jax, jax.numpy as jnp
+        >>> scale = st.floats(0.1, 10.0).map(lambda x: lf.Parameterize(jax.nn.softplus,
+        ...     lf.inv_softplus(jnp.float32(x))))
+        >>> check_lens_laws(
+        ...     lf.at["s"].unwrapped(),
+        ...     st.fixed_dictionaries({"s": scale}),
+        ...     values=st.floats(0.1, 10.0).map(jnp.float32),
+        ...     rtol=1e-5,
+        ...     atol=1e-6,
+        ...     max_examples=10,
+        ... )
     """
     value_strategy = pytrees(max_depth=2, max_children=2) if values is None else values
 
     @law_settings(max_examples)
     @given(trees, value_strategy, value_strategy)
     def lens_laws(tree: Any, v: Any, w: Any) -> None:
-        assert_lens_laws(optic, tree, v, w)
+        assert_lens_laws(optic, tree, v, w, rtol=rtol, atol=atol)
 
     lens_laws()
 
