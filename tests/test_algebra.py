@@ -331,20 +331,17 @@ def test_count_parameters_counts_bfloat16_leaves() -> None:
     assert lf.count_parameters(tree) == lf.algebra.ParameterCounts(trainable=6, frozen=4)
 
 
-# ------------------------------------------------------------ trust defects (issue 13)
-
-
-def test_trust_10_describe_prng_key_arrays() -> None:
+def test_describe_prng_key_arrays() -> None:
     tree = {"key": jax.random.key(0), "keys": jax.random.split(jax.random.key(1), 3)}
     lines = str(lf.describe(tree)).splitlines()
     assert lines == ["['key']: key<fry>[]", "['keys']: key<fry>[3]"]
 
 
-def test_trust_10_count_parameters_skips_prng_keys() -> None:
+def test_count_parameters_skips_prng_keys() -> None:
     assert lf.count_parameters({"key": jax.random.key(0)}) == ParameterCounts()
 
 
-def test_trust_19_simplify_keeps_non_trainable_around_abstract_leaves() -> None:
+def test_simplify_keeps_non_trainable_around_abstract_leaves() -> None:
     abstract = jax.ShapeDtypeStruct((2, 3), jnp.float32)
     tree = lf.NonTrainable(abstract)
     assert lf.simplify(tree) == tree
@@ -352,7 +349,7 @@ def test_trust_19_simplify_keeps_non_trainable_around_abstract_leaves() -> None:
     assert lf.simplify(nested) == tree
 
 
-def test_trust_19_count_parameters_of_an_abstract_model() -> None:
+def test_count_parameters_of_an_abstract_model() -> None:
     model = {
         "w": jax.ShapeDtypeStruct((2, 3), jnp.float32),
         "b": lf.NonTrainable(jax.ShapeDtypeStruct((3,), jnp.float16)),
@@ -361,11 +358,11 @@ def test_trust_19_count_parameters_of_an_abstract_model() -> None:
     assert lf.count_parameters(model) == ParameterCounts(trainable=6, frozen=3)
 
 
-def test_trust_19_describe_an_abstract_model() -> None:
+def test_describe_an_abstract_model() -> None:
     model = {"w": jax.ShapeDtypeStruct((2, 3), jnp.float32), "n": jax.ShapeDtypeStruct((), "int8")}
     assert str(lf.describe(model)).splitlines() == ["['n']: i8[]", "['w']: f32[2,3]"]
 
 
-def test_trust_08_describe_a_wrapper_as_fn() -> None:
+def test_describe_a_wrapper_as_fn() -> None:
     tree = lf.Parameterize(lf.NonTrainable(jnp.tanh), jnp.ones(2))
     assert str(lf.describe(tree)) == "<root>: Parameterize(fn=NonTrainable)"

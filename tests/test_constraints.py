@@ -579,7 +579,7 @@ def test_one_line_through_a_predicate_optic() -> None:
 # Defects found by trying lensify as a user would (one test each).
 
 
-def test_trust_02_interval_keeps_a_float16_value_whose_width_overflows() -> None:
+def test_interval_keeps_a_float16_value_whose_width_overflows() -> None:
     x = jnp.array([0.5, 100.0], jnp.float16)
     constrained = lf.interval(x, -4e4, 4e4)
     value = lf.unwrap(constrained)
@@ -590,25 +590,25 @@ def test_trust_02_interval_keeps_a_float16_value_whose_width_overflows() -> None
     assert _close(value, x, rtol=1e-2, atol=0)
 
 
-def test_trust_02_interval_rejects_bounds_the_dtype_cannot_hold() -> None:
+def test_interval_rejects_bounds_the_dtype_cannot_hold() -> None:
     with pytest.raises(lf.ConstraintError, match="float32"):
         lf.interval(jnp.array([0.5]), -1e39, 1e39)
     with pytest.raises(lf.ConstraintError, match="float16"):
         lf.interval(jnp.array([0.5], jnp.float16), -1e5, 1.0)
 
 
-def test_trust_02_interval_rejects_bounds_equal_in_the_dtype() -> None:
+def test_interval_rejects_bounds_equal_in_the_dtype() -> None:
     with pytest.raises(lf.ConstraintError, match="float16"):
         lf.interval(jnp.array([1.0], jnp.float16), 1.0, 1.0001)
 
 
-def test_trust_02_interval_is_precise_near_zero_when_it_straddles_zero() -> None:
+def test_interval_is_precise_near_zero_when_it_straddles_zero() -> None:
     assert float(lf.unwrap(lf.interval(1e-6, -1.0, 1.0))) == np.float32(1e-6)
     x = jnp.array([0.01, -1e-5, 3e-30])
     assert lt.trees_close(lf.unwrap(lf.interval(x, -100.0, 100.0)), x)
 
 
-def test_trust_02_interval_keeps_values_near_the_float32_limit() -> None:
+def test_interval_keeps_values_near_the_float32_limit() -> None:
     x = jnp.array([-3e38, -1.0, 0.0, 1e30, 3e38])
     value = lf.unwrap(lf.interval(x, -3.4e38, 3.4e38))
     assert bool(jnp.isfinite(value).all())
@@ -634,7 +634,7 @@ def test_interval_near_the_float32_limit_under_jit_and_grad(bound: float) -> Non
         np.testing.assert_allclose(got, slope, rtol=1e-5)
 
 
-def test_trust_09_an_empty_raw_parameter_under_grad_of_checkpoint() -> None:
+def test_an_empty_raw_parameter_under_grad_of_checkpoint() -> None:
     def loss(x: jax.Array) -> jax.Array:
         return lf.unwrap(lf.simplex(x)).sum() + x.sum()
 
@@ -644,14 +644,14 @@ def test_trust_09_an_empty_raw_parameter_under_grad_of_checkpoint() -> None:
         jax.block_until_ready(jax.jit(jax.grad(jax.checkpoint(loss)))(jnp.full(1, 0.5)))
 
 
-def test_trust_09_a_constraint_under_grad_of_checkpoint_keeps_its_gradient() -> None:
+def test_a_constraint_under_grad_of_checkpoint_keeps_its_gradient() -> None:
     def loss(x: jax.Array) -> jax.Array:
         return lf.unwrap(lf.positive(lf.Parameterize(_negated, x))).sum()
 
     assert _close(jax.grad(jax.checkpoint(loss))(jnp.array([-1.0, -2.0])), [-1.0, -1.0])
 
 
-def test_trust_12_the_axis_error_names_the_axis_given() -> None:
+def test_the_axis_error_names_the_axis_given() -> None:
     with pytest.raises(lf.ConstraintError, match=r"axis 1, got shape \(2,\)"):
         lf.simplex(jnp.array([0.5, 0.5]), axis=1)
     with pytest.raises(lf.ConstraintError, match=r"axis -3, got shape \(2, 2\)"):
@@ -659,13 +659,13 @@ def test_trust_12_the_axis_error_names_the_axis_given() -> None:
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
-def test_trust_16_complex_input_is_rejected(entry: Catalogued) -> None:
+def test_complex_input_is_rejected(entry: Catalogued) -> None:
     x = entry.example((*entry.event_shape(2),)).astype(jnp.complex64)
     with pytest.raises(lf.ConstraintError, match=r"real values, got complex64"):
         entry.build(x)
 
 
-def test_trust_16_complex_input_is_rejected_under_jit() -> None:
+def test_complex_input_is_rejected_under_jit() -> None:
     with pytest.raises(lf.ConstraintError, match="complex64"):
         jax.jit(lf.positive)(jnp.ones(2, jnp.complex64))
 
@@ -691,7 +691,7 @@ print("ok")
 """
 
 
-def test_trust_20_construction_under_jit_keeps_the_input_sharding() -> None:
+def test_construction_under_jit_keeps_the_input_sharding() -> None:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     done = subprocess.run(

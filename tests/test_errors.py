@@ -428,7 +428,7 @@ def test_setting_a_computed_attribute_names_the_path_of_its_owner() -> None:
         lf.at["layers"].each()["w"].T.set(tree, 1)
 
 
-def test_trust_18_attribute_of_none_says_none_is_an_empty_node() -> None:
+def test_attribute_of_none_says_none_is_an_empty_node() -> None:
     with pytest.raises(lf.MissingStepError) as info:
         lf.at["a"].weight.get({"a": None})
     message = str(info.value)
@@ -437,6 +437,6 @@ def test_trust_18_attribute_of_none_says_none_is_an_empty_node() -> None:
     assert "['a']" in message
 
 
-def test_trust_18_item_of_none_says_none_is_an_empty_node() -> None:
+def test_item_of_none_says_none_is_an_empty_node() -> None:
     with pytest.raises(lf.MissingStepError, match=r"treats None as an empty node.*\['a'\]\[0\]"):
         lf.at["a"][0].set({"a": None}, 1.0)

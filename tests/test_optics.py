@@ -1055,7 +1055,7 @@ def test_an_error_of_the_update_is_not_blamed_on_the_predicate() -> None:
     assert len(notes) == 1 and "predicate" not in notes[0] and "['a'][1]" in notes[0]
 
 
-# ------------------------------------------------- issue 13: optics that must agree
+# ------------------------------------------------------------- optics that must agree
 
 
 @jax.tree_util.register_pytree_node_class
@@ -1073,7 +1073,7 @@ class Dense:
         return cls(*children)
 
 
-def test_trust_01_attribute_of_a_positional_node_is_its_flat_index() -> None:
+def test_attribute_of_a_positional_node_is_its_flat_index() -> None:
     model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
     optic = lf.at["layer"].w
     assert optic.paths(model) == [
@@ -1083,21 +1083,21 @@ def test_trust_01_attribute_of_a_positional_node_is_its_flat_index() -> None:
     assert optic.mask(model)["layer"].b is False
 
 
-def test_trust_01_partition_of_an_attribute_of_a_positional_node() -> None:
+def test_partition_of_an_attribute_of_a_positional_node() -> None:
     model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
     inside, outside = lf.at["layer"].b.partition(model)
     assert inside["layer"].w is None and inside["layer"].b is model["layer"].b
     assert outside["layer"].b is None and outside["layer"].w is model["layer"].w
 
 
-def test_trust_01_non_trainable_where_an_attribute_of_a_positional_node() -> None:
+def test_non_trainable_where_an_attribute_of_a_positional_node() -> None:
     model = {"layer": Dense(jnp.ones(2), jnp.zeros(2))}
     frozen = lf.non_trainable(model, where=lf.at["layer"].w)
     assert isinstance(frozen["layer"].w, lf.NonTrainable)
     assert not isinstance(frozen["layer"].b, lf.NonTrainable)
 
 
-def test_trust_01_children_that_are_one_object_are_told_apart() -> None:
+def test_children_that_are_one_object_are_told_apart() -> None:
     shared = jnp.ones(2)
     for model in (Dense(shared, shared), Dense(0, 0)):
         assert lf.at.b.paths(model) == [(jax.tree_util.FlattenedIndexKey(1),)]
@@ -1105,14 +1105,14 @@ def test_trust_01_children_that_are_one_object_are_told_apart() -> None:
         assert lf.at.b.mask(model).b is True
 
 
-def test_trust_01_attribute_of_a_partial() -> None:
+def test_attribute_of_a_partial() -> None:
     partial = jax.tree_util.Partial(jnp.add, jnp.ones(2))
     leaf_path = jax.tree_util.tree_flatten_with_path(partial)[0][0][0]
     assert lf.at.args[0].paths(partial) == [leaf_path]
     assert jax.tree_util.tree_leaves(lf.at.args.mask(partial)) == [True]
 
 
-def test_trust_01_attribute_that_is_no_child_is_an_error_not_an_empty_selection() -> None:
+def test_attribute_that_is_no_child_is_an_error_not_an_empty_selection() -> None:
     partial = jax.tree_util.Partial(jnp.add, jnp.ones(2))
     with pytest.raises(lf.MissingStepError, match=r"'func'.*Partial.*<root>"):
         lf.at.func.mask(partial)
@@ -1123,7 +1123,7 @@ def test_trust_01_attribute_that_is_no_child_is_an_error_not_an_empty_selection(
     assert lf.at["layer"].note.get(model) == "not flattened"
 
 
-def test_trust_13_parse_reads_the_keys_paths_returns() -> None:
+def test_parse_reads_the_keys_paths_returns() -> None:
     model = {"layer": Dense(1.0, 2.0)}
     for optic in (lf.at["layer"][1], lf.at["layer"].b):
         (path,) = optic.paths(model)
@@ -1148,18 +1148,18 @@ _PATH_KEYS = (
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(_PATH_KEYS, max_size=4))
-def test_trust_13_keystr_parses_back_to_the_same_steps(path: list[Any]) -> None:
+def test_keystr_parses_back_to_the_same_steps(path: list[Any]) -> None:
     text = jax.tree_util.keystr(tuple(path))
     assert lf.at.parse(text) == lf.at.from_path(path)
 
 
 @pytest.mark.parametrize("key", [1.5, -0.0, (1, "a"), ("x", (2, None)), None, True, "a]b", "'"])
-def test_trust_13_parse_reads_float_tuple_and_none_keys(key: Any) -> None:
+def test_parse_reads_float_tuple_and_none_keys(key: Any) -> None:
     path = (jax.tree_util.DictKey(key),)
     assert lf.at.parse(jax.tree_util.keystr(path)) == lf.at[key]
 
 
-def test_trust_14_keys_of_different_types_are_different_optics() -> None:
+def test_keys_of_different_types_are_different_optics() -> None:
     assert lf.at[1] != lf.at[1.0]
     assert lf.at[1] != lf.at[True]
     assert lf.at[(1,)] != lf.at[(True,)]
@@ -1167,7 +1167,7 @@ def test_trust_14_keys_of_different_types_are_different_optics() -> None:
     assert lf.at[1] == lf.at[1] and hash(lf.at[(1, "a")]) == hash(lf.at[(1, "a")])
 
 
-def test_trust_14_jit_does_not_reuse_the_result_of_an_equal_valued_key() -> None:
+def test_jit_does_not_reuse_the_result_of_an_equal_valued_key() -> None:
     tree = [jnp.zeros(1), jnp.ones(1)]
     get = jax.jit(lambda optic, t: optic.get_all(t), static_argnums=0)
     assert float(get(lf.at[1], tree)[0][0]) == 1.0
@@ -1175,7 +1175,7 @@ def test_trust_14_jit_does_not_reuse_the_result_of_an_equal_valued_key() -> None
         get(lf.at[True], tree)
 
 
-def test_trust_15_an_optic_is_not_an_array() -> None:
+def test_an_optic_is_not_an_array() -> None:
     with pytest.raises(TypeError, match="is an optic, not an array"):
         jnp.asarray(lf.at.x)
     with pytest.raises(TypeError, match="is an optic, not an array"):

@@ -455,7 +455,7 @@ def test_built_ins_cover_every_public_wrapper_and_constraint() -> None:
     assert public - {"Constrained"} == set(BUILT_INS)
 
 
-# ------------------------------------------------------------------- issue 13, trust
+# ------------------------------------- __check_init__, evolve and replace on records
 
 
 class Checked(lf.AbstractUnwrappable):
@@ -469,13 +469,13 @@ class Checked(lf.AbstractUnwrappable):
         return self.x
 
 
-def test_trust_03_check_init_runs_at_construction() -> None:
+def test_check_init_runs_at_construction() -> None:
     assert lf.unwrap(Checked(jnp.ones(2))).shape == (2,)
     with pytest.raises(ValueError, match="Checked needs positive x"):
         Checked(-jnp.ones(2))
 
 
-def test_trust_03_check_init_runs_for_every_class_in_the_mro() -> None:
+def test_check_init_runs_for_every_class_in_the_mro() -> None:
     calls: list[str] = []
 
     class Base(lf.AbstractUnwrappable):
@@ -498,7 +498,7 @@ def test_trust_03_check_init_runs_for_every_class_in_the_mro() -> None:
     assert calls == ["Child sees 2.0", "Base"]
 
 
-def test_trust_03_check_init_runs_after_init_on_a_frozen_record() -> None:
+def test_check_init_runs_after_init_on_a_frozen_record() -> None:
     class Assigning(lf.AbstractUnwrappable):
         x: Any
 
@@ -512,7 +512,7 @@ def test_trust_03_check_init_runs_after_init_on_a_frozen_record() -> None:
         Assigning(1.0)
 
 
-def test_trust_03_check_init_never_runs_at_unflatten() -> None:
+def test_check_init_never_runs_at_unflatten() -> None:
     record = Checked(jnp.ones(2))
     negated = jax.tree_util.tree_map(lambda v: -v, record)
     assert type(negated) is Checked
@@ -520,7 +520,7 @@ def test_trust_03_check_init_never_runs_at_unflatten() -> None:
     assert type(pickle.loads(pickle.dumps(Checked(np.ones(2))))) is Checked
 
 
-def test_trust_04_evolve_changes_parameterize_fn_only() -> None:
+def test_evolve_changes_parameterize_fn_only() -> None:
     x = jnp.array([0.5, 1.0])
     changed = attrs.evolve(lf.Parameterize(jnp.tanh, x), fn=jnp.exp)
     assert changed.args[0] is x
@@ -529,7 +529,7 @@ def test_trust_04_evolve_changes_parameterize_fn_only() -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_trust_04_evolve_works_on_every_built_in(name: str) -> None:
+def test_evolve_works_on_every_built_in(name: str) -> None:
     # attrs.evolve with every field of another instance gives that instance:
     # no __init__ re-reads a field as an argument.
     before, after = _build(name, 1.0), _build(name, 0.5)
@@ -540,7 +540,7 @@ def test_trust_04_evolve_works_on_every_built_in(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_trust_04_replace_works_on_every_built_in(name: str) -> None:
+def test_replace_works_on_every_built_in(name: str) -> None:
     before, after = _build(name, 1.0), _build(name, 0.5)
     for field_name, value in _fields(after).items():
         one = lf.replace(before, **{field_name: value})
@@ -551,7 +551,7 @@ def test_trust_04_replace_works_on_every_built_in(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_trust_04_frozen_error_recommends_what_works(name: str) -> None:
+def test_frozen_error_recommends_what_works(name: str) -> None:
     record = _build(name)
     field_name = attrs.fields(type(record))[0].name
     with pytest.raises(lf.FrozenRecordError) as info:
@@ -561,12 +561,12 @@ def test_trust_04_frozen_error_recommends_what_works(name: str) -> None:
     assert getattr(lf.replace(record, **{field_name: None}), field_name) is None
 
 
-def test_trust_04_replace_names_an_unknown_field() -> None:
+def test_replace_names_an_unknown_field() -> None:
     with pytest.raises(TypeError, match=r"Positive has no field 'value'; its fields are raw"):
         lf.replace(lf.positive(1.0), value=2.0)
 
 
-def test_trust_04_replace_runs_check_init_and_not_init() -> None:
+def test_replace_runs_check_init_and_not_init() -> None:
     class Logged(lf.AbstractUnwrappable):
         x: Any
 
@@ -587,7 +587,7 @@ def test_trust_04_replace_runs_check_init_and_not_init() -> None:
 
 
 @pytest.mark.parametrize("fn", [jnp.exp, jax.nn.softplus, jnp.multiply, double])
-def test_trust_05_copy_of_record_holding_a_function(fn: Any) -> None:
+def test_copy_of_record_holding_a_function(fn: Any) -> None:
     import copy
 
     args = (jnp.linspace(-1.0, 1.0, 3),) * (2 if fn is jnp.multiply else 1)
@@ -598,7 +598,7 @@ def test_trust_05_copy_of_record_holding_a_function(fn: Any) -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_trust_05_copy_of_every_built_in(name: str) -> None:
+def test_copy_of_every_built_in(name: str) -> None:
     import copy
 
     record = _build(name)
@@ -608,7 +608,7 @@ def test_trust_05_copy_of_every_built_in(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_trust_06_subclass_of_every_built_in(name: str) -> None:
+def test_subclass_of_every_built_in(name: str) -> None:
     cls, args, kwargs = _built_in_calls(1.0)[name]
     sub = type(f"My{name}", (cls,), {})
     record = sub(*args, **kwargs)
@@ -619,13 +619,13 @@ def test_trust_06_subclass_of_every_built_in(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_trust_06_decorated_subclass_of_every_built_in(name: str) -> None:
+def test_decorated_subclass_of_every_built_in(name: str) -> None:
     cls, args, kwargs = _built_in_calls(1.0)[name]
     sub = attrs.frozen(type(f"My{name}", (cls,), {}))
     assert lf.tree_equal(lf.unwrap(sub(*args, **kwargs)), lf.unwrap(cls(*args, **kwargs)))
 
 
-def test_trust_06_subclass_adding_a_field_with_a_default() -> None:
+def test_subclass_adding_a_field_with_a_default() -> None:
     class Tagged(lf.Parameterize):
         tag: str = lf.field(static=True, default="scale")
 
@@ -634,7 +634,7 @@ def test_trust_06_subclass_adding_a_field_with_a_default() -> None:
     assert jnp.allclose(lf.unwrap(record), 1.0)
 
 
-def test_trust_06_subclass_adding_a_field_without_default_says_so() -> None:
+def test_subclass_adding_a_field_without_default_says_so() -> None:
     class Tagged(lf.Parameterize):
         tag: str = lf.field(static=True)
 
@@ -642,7 +642,7 @@ def test_trust_06_subclass_adding_a_field_without_default_says_so() -> None:
         Tagged(jnp.exp, jnp.zeros(2))
 
 
-def test_trust_07_field_default_with_custom_init() -> None:
+def test_field_default_with_custom_init() -> None:
     class Scaled(lf.AbstractUnwrappable):
         x: jax.Array
         k: float = lf.field(static=True, default=2.0)
@@ -657,7 +657,7 @@ def test_trust_07_field_default_with_custom_init() -> None:
     assert jnp.allclose(lf.unwrap(Scaled(jnp.ones(1))), 2.0)
 
 
-def test_trust_07_equinox_field_default_with_custom_init() -> None:
+def test_equinox_field_default_with_custom_init() -> None:
     class Scaled(lf.AbstractUnwrappable):
         x: jax.Array
         k: float = eqx.field(static=True, default=2.0)
@@ -674,7 +674,7 @@ def test_trust_07_equinox_field_default_with_custom_init() -> None:
     assert jnp.allclose(lf.unwrap(record), 2.0)
 
 
-def test_trust_07_post_init_runs_after_the_generated_init() -> None:
+def test_post_init_runs_after_the_generated_init() -> None:
     class Tripled(lf.AbstractUnwrappable):
         x: jax.Array
 
@@ -688,7 +688,7 @@ def test_trust_07_post_init_runs_after_the_generated_init() -> None:
     assert jnp.allclose(jax.tree_util.tree_map(lambda v: v, Tripled(jnp.ones(1))).x, 3.0)
 
 
-def test_trust_07_post_init_beside_a_custom_init_warns() -> None:
+def test_post_init_beside_a_custom_init_warns() -> None:
     with pytest.warns(UserWarning, match=r"both an __init__ and a __post_init__.*never run"):
 
         class Both(lf.AbstractUnwrappable):
@@ -706,7 +706,7 @@ def test_trust_07_post_init_beside_a_custom_init_warns() -> None:
     assert lf.unwrap(Both(jnp.ones(1))).shape == (1,)
 
 
-def test_trust_07_custom_init_leaving_a_field_unset_says_which() -> None:
+def test_custom_init_leaving_a_field_unset_says_which() -> None:
     class Half(lf.AbstractUnwrappable):
         x: jax.Array
         y: jax.Array
@@ -725,14 +725,14 @@ def _apply(x: jax.Array, act: Any) -> jax.Array:
     return act(x)
 
 
-def test_trust_11_function_in_kwargs_travels_in_the_structure() -> None:
+def test_function_in_kwargs_travels_in_the_structure() -> None:
     record = lf.Parameterize(lambda x, act: act(x), jnp.array([-1.0, 2.0]), act=jax.nn.relu)
     assert jax.tree_util.tree_leaves(record) == [record.args[0]]
     assert jnp.allclose(jax.jit(lf.unwrap)(record), jnp.array([0.0, 2.0]))
     assert jnp.allclose(jax.grad(lambda r: lf.unwrap(r).sum())(record).args[0], jnp.array([0, 1]))
 
 
-def test_trust_11_function_in_args_travels_in_the_structure() -> None:
+def test_function_in_args_travels_in_the_structure() -> None:
     record = lf.Parameterize(_apply, jnp.array([-1.0, 2.0]), jnp.tanh)
     assert len(jax.tree_util.tree_leaves(record)) == 1
     assert jnp.allclose(jax.jit(lf.unwrap)(record), jnp.tanh(jnp.array([-1.0, 2.0])))
@@ -740,7 +740,7 @@ def test_trust_11_function_in_args_travels_in_the_structure() -> None:
     assert rebuilt.args[1] is jnp.tanh
 
 
-def test_trust_11_functions_in_arguments_pickle_and_copy() -> None:
+def test_functions_in_arguments_pickle_and_copy() -> None:
     import copy
 
     record = lf.Parameterize(_apply, np.array([-1.0, 2.0]), act=jnp.tanh)
@@ -753,14 +753,14 @@ def test_trust_11_functions_in_arguments_pickle_and_copy() -> None:
         assert lf.tree_equal(lf.unwrap(restored), lf.unwrap(record))
 
 
-def test_trust_11_optics_see_the_function_in_its_place() -> None:
+def test_optics_see_the_function_in_its_place() -> None:
     record = lf.Parameterize(_apply, jnp.ones(2), act=jnp.tanh)
     assert lf.at.kwargs["act"].get(record) is jnp.tanh
     swapped = lf.at.kwargs["act"].set(record, jnp.sin)
     assert jnp.allclose(jax.jit(lf.unwrap)(swapped), jnp.sin(jnp.ones(2)))
 
 
-def test_trust_17_array_in_a_static_field_warns_once_naming_it() -> None:
+def test_array_in_a_static_field_warns_once_naming_it() -> None:
     class Holder(lf.AbstractUnwrappable):
         x: Any
         table: Any = lf.field(static=True)
@@ -779,7 +779,7 @@ def test_trust_17_array_in_a_static_field_warns_once_naming_it() -> None:
     assert "'table'" in str(caught[0].message)
 
 
-def test_trust_17_hashable_static_fields_do_not_warn() -> None:
+def test_hashable_static_fields_do_not_warn() -> None:
     import warnings
 
     with warnings.catch_warnings():
@@ -791,7 +791,7 @@ def test_trust_17_hashable_static_fields_do_not_warn() -> None:
         lf.simplex(jnp.array([0.5, 0.5]))
 
 
-def test_trust_11_registries_see_no_slot_for_a_function_in_kwargs() -> None:
+def test_registries_see_no_slot_for_a_function_in_kwargs() -> None:
     import optree
 
     record = lf.Parameterize(_apply, jnp.ones(2), act=jnp.tanh)

@@ -559,10 +559,10 @@ def test_non_trainable_freezes_bfloat16_and_float8_leaves() -> None:
     assert type(frozen["f8"]) is lf.NonTrainable
 
 
-# --- trust defects (issue 13) ---------------------------------------------------------
+# --- wrappers as functions, odd leaves and user subclasses ---------------------------
 
 
-def test_trust_08_parameterize_accepts_a_wrapper_as_fn() -> None:
+def test_parameterize_accepts_a_wrapper_as_fn() -> None:
     linear = eqx.nn.Linear(2, 3, key=jax.random.key(0))
     x = jnp.array([1.0, -2.0])
     wrapper = lf.Parameterize(lf.NonTrainable(linear), x)
@@ -571,7 +571,7 @@ def test_trust_08_parameterize_accepts_a_wrapper_as_fn() -> None:
     np.testing.assert_allclose(lf.unwrap(wrapper), theirs, rtol=1e-6)
 
 
-def test_trust_08_wrapped_fn_is_unwrapped_first() -> None:
+def test_wrapped_fn_is_unwrapped_first() -> None:
     linear = eqx.nn.Linear(2, 3, key=jax.random.key(0))
     x = jnp.array([1.0, -2.0])
     grads = jax.grad(lambda t: lf.unwrap(t).sum())(lf.Parameterize(lf.NonTrainable(linear), x))
@@ -579,13 +579,13 @@ def test_trust_08_wrapped_fn_is_unwrapped_first() -> None:
     np.testing.assert_allclose(grads.args[0], linear.weight.sum(axis=0), rtol=1e-6)
 
 
-def test_trust_08_non_callable_fn_error_does_not_suggest_a_wrapper_as_argument() -> None:
+def test_non_callable_fn_error_does_not_suggest_a_wrapper_as_argument() -> None:
     with pytest.raises(TypeError, match="callable") as info:
         lf.Parameterize(3.0, jnp.ones(2))  # type: ignore[arg-type]
     assert "wrapper" in str(info.value)
 
 
-def test_trust_11_real_to_increasing_with_traced_bounds() -> None:
+def test_real_to_increasing_with_traced_bounds() -> None:
     @eqx.filter_jit
     def knots(lower: jax.Array, upper: jax.Array) -> jax.Array:
         wrapper = lf.RealToIncreasingOnInterval(
@@ -597,7 +597,7 @@ def test_trust_11_real_to_increasing_with_traced_bounds() -> None:
     np.testing.assert_allclose(out, [0.0, 1.0, 2.0, 3.0], rtol=1e-6, atol=1e-6)
 
 
-def test_trust_11_real_to_increasing_traced_bounds_are_checked_at_run_time() -> None:
+def test_real_to_increasing_traced_bounds_are_checked_at_run_time() -> None:
     @jax.jit
     def knots(lower: jax.Array, upper: jax.Array) -> jax.Array:
         wrapper = lf.RealToIncreasingOnInterval(
@@ -609,7 +609,7 @@ def test_trust_11_real_to_increasing_traced_bounds_are_checked_at_run_time() -> 
         jax.block_until_ready(knots(jnp.array(1.0), jnp.array(0.0)))
 
 
-def test_trust_11_weight_normalization_float16_row_norm_overflow() -> None:
+def test_weight_normalization_float16_row_norm_overflow() -> None:
     w = jnp.full((1, 1024), 8.0, jnp.float16)
     out = lf.unwrap(lf.WeightNormalization(w))
     assert out.dtype == jnp.float16
