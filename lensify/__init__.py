@@ -1,8 +1,5 @@
 """lensify: wrappers, the unwrap fold and composable optics for JAX pytrees."""
 
-# Records render in treescope as constructor calls (treescope stays unimported).
-from lensify import _clients as _clients
-from lensify import _treescope as _treescope
 from lensify import utils as utils
 from lensify._increasing import RealToIncreasingOnInterval as RealToIncreasingOnInterval
 from lensify._log_det import unwrap_with_log_det as unwrap_with_log_det

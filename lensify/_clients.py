@@ -152,6 +152,3 @@ def shipped_child_values(cls: type) -> ChildValues | None:
     if found is None:
         found = _match(cls, sys.modules.get("paramax.wrappers"), _PARAMAX)
     return found
-
-
-_walker.SHIPPED_CHILD_VALUES.append(shipped_child_values)

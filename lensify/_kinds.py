@@ -15,7 +15,15 @@ from typing import Any
 
 from lensify import _records, _tree
 
-__all__ = ["FOREIGN_TYPES", "WRAPPER_TYPES", "is_wrapper", "is_wrapper_type", "join", "split"]
+__all__ = [
+    "FOREIGN_TYPES",
+    "NOT_WRAPPER_TYPES",
+    "WRAPPER_TYPES",
+    "is_wrapper",
+    "is_wrapper_type",
+    "join",
+    "split",
+]
 
 _PLAIN = _tree.PLAIN_TYPES
 
@@ -26,14 +34,14 @@ WRAPPER_TYPES: set[type] = set()
 FOREIGN_TYPES: set[type] = set()
 # Types found not to be wrappers. A type seen before paramax was imported cannot be a
 # subclass of paramax's, so the answer never changes.
-_NOT_WRAPPER_TYPES: set[type] = set()
+NOT_WRAPPER_TYPES: set[type] = set()
 
 
 def is_wrapper_type(t: type) -> bool:
     """True if instances of ``t`` are wrappers: lensify's, or paramax's if it is loaded."""
     if t in WRAPPER_TYPES:
         return True
-    if t in _NOT_WRAPPER_TYPES or t in _PLAIN:
+    if t in NOT_WRAPPER_TYPES or t in _PLAIN:
         return False
     paramax = sys.modules.get("paramax.wrappers")
     base = getattr(paramax, "AbstractUnwrappable", None)
@@ -41,14 +49,14 @@ def is_wrapper_type(t: type) -> bool:
         FOREIGN_TYPES.add(t)
         WRAPPER_TYPES.add(t)
         return True
-    _NOT_WRAPPER_TYPES.add(t)
+    NOT_WRAPPER_TYPES.add(t)
     return False
 
 
 def is_wrapper(x: Any) -> bool:
     """True if ``x`` is a wrapper: lensify's, or paramax's if it is loaded."""
     t = type(x)
-    return t in WRAPPER_TYPES or (t not in _NOT_WRAPPER_TYPES and is_wrapper_type(t))
+    return t in WRAPPER_TYPES or (t not in NOT_WRAPPER_TYPES and is_wrapper_type(t))
 
 
 def split(wrapper: Any) -> tuple[Any, Any]:

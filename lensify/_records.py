@@ -14,6 +14,7 @@ with placeholder leaves that no validator would accept.
 from __future__ import annotations
 
 import abc
+import importlib
 import operator
 import sys
 import threading
@@ -508,8 +509,9 @@ class RecordMeta(abc.ABCMeta):
         return obj
 
 
-# How treescope renders a record: set by lensify._treescope.
-_treescope_renderer: Callable[[Any, str | None, Any], Any] | None = None
+# The module that renders records in treescope, imported the first time treescope
+# asks (treescope calls __treescope_repr__): lensify never imports treescope itself.
+TREESCOPE_RENDERER = "lensify._treescope"
 
 
 @dataclass_transform(field_specifiers=(field, attrs.field))
@@ -535,10 +537,9 @@ class Record(metaclass=RecordMeta):
         )
 
     def __treescope_repr__(self, path: str | None, subtree_renderer: Any) -> Any:
-        # treescope's protocol; lensify._treescope installs the renderer, so that
-        # treescope is imported only by treescope itself.
-        render = _treescope_renderer
-        return NotImplemented if render is None else render(self, path, subtree_renderer)
+        # treescope's protocol: the renderer is found by name on first use.
+        render = importlib.import_module(TREESCOPE_RENDERER).render
+        return render(self, path, subtree_renderer)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled field by field and rebuilt without __init__, like unflatten.

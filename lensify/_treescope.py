@@ -1,8 +1,9 @@
 """How records look in treescope: as the constructor call, with their fields.
 
 treescope calls a record's ``__treescope_repr__`` (defined on the record base class,
-which hands over to :func:`render`), so lensify never imports treescope itself:
-this module imports it only when treescope is already rendering something.
+which imports this module by name the first time and hands over to :func:`render`),
+so lensify never imports treescope itself: this module imports it only when
+treescope is already rendering something.
 
 A wrapper also shows a comment with its unwrapped value, in the notation of
 :func:`lensify.describe` (``f32[2]``), followed by the values of a small array.
@@ -165,6 +166,3 @@ def unwrapped_summary(wrapper: Any) -> str | None:
         return f"{summary} in [{np.nanmin(array):.4g}, {np.nanmax(array):.4g}]"
     shown = np.array2string(array, separator=", ", precision=4, max_line_width=10_000)
     return f"{summary} {' '.join(shown.split())}"
-
-
-_records._treescope_renderer = render

@@ -23,6 +23,7 @@ to say: this module imports no wrapper.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +33,8 @@ import numpy as np
 
 from lensify import _notes, _records, _tree, numerics
 from lensify._kinds import (
-    _NOT_WRAPPER_TYPES,
     FOREIGN_TYPES,
+    NOT_WRAPPER_TYPES,
     WRAPPER_TYPES,
     is_wrapper,
     is_wrapper_type,
@@ -218,7 +219,7 @@ def fold_raw(tree: Any, algebra: Algebra) -> Any:
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
-    if t not in _NOT_WRAPPER_TYPES and is_wrapper_type(t):
+    if t not in NOT_WRAPPER_TYPES and is_wrapper_type(t):
         return _fold_wrapper(tree, algebra)
     if not _tree.is_node(tree):
         return tree
@@ -387,9 +388,10 @@ def _same(a: Any, b: Any) -> bool:
 _CHILD_VALUES: dict[type, Callable[..., Any]] = {}
 # Classes given a with_value by register_with_value: class -> with_value(wrapper, value).
 _REGISTERED: dict[type, Callable[[Any, Any], Any]] = {}
-# Functions cls -> child_values or None: what lensify ships for classes it does not
-# own (paramax's built-ins, GPJax's parameters), filled by lensify.wrappers.
-SHIPPED_CHILD_VALUES: list[Callable[[type], Callable[..., Any] | None]] = []
+# The module holding what lensify ships for classes it does not own (paramax's
+# built-ins, GPJax's parameters): its shipped_child_values(cls) gives a child_values
+# or None. Imported by name the first time a class with no with_value is met.
+SHIPPED_CHILD_VALUES = "lensify._clients"
 
 
 def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
@@ -432,10 +434,8 @@ def _child_values_of(cls: type) -> Callable[..., Any]:
             found = owner.__dict__.get("_child_values")
             child_values = found if found is not None else _WithValue(None)
             break
-    for shipped in SHIPPED_CHILD_VALUES if child_values is None else ():
-        child_values = shipped(cls)
-        if child_values is not None:
-            break
+    if child_values is None:
+        child_values = importlib.import_module(SHIPPED_CHILD_VALUES).shipped_child_values(cls)
     if child_values is None:
         child_values = _WithValue(None, missing=True)
     _CHILD_VALUES[cls] = child_values
@@ -523,7 +523,7 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
         return _rewrap_wrapper(tree, values, site)
     if t in _PLAIN:
         return _leaf_value(tree, values)
-    if t not in _NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
+    if t not in NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
         return _rewrap_wrapper(tree, values, site)
     if t is list or t is tuple or t is dict:
         if type(values) is not t or len(values) != len(tree):

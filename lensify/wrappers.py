@@ -289,7 +289,7 @@ def contains_unwrappables(tree: Any) -> bool:
     return any(map(is_unwrappable, leaves))
 
 
-def _with_fields(record: Any, **changes: Any) -> Any:
+def with_fields(record: Any, **changes: Any) -> Any:
     # A record of the same type and structure with some children replaced, built
     # without __init__ (the new children are values, not arguments to validate).
     cls = type(record)

@@ -122,3 +122,54 @@ def test_records_know_nothing_of_wrappers_or_optics() -> None:
     low = ["lensify._tree", "lensify._fields", "lensify._functions", "lensify._records"]
     for name in low:
         assert GRAPH[name] <= set(low), f"{name} imports {GRAPH[name] - set(low)}"
+
+
+def _private_uses(name: str, path: Path) -> list[str]:
+    """The private names (``_x``) module ``name`` takes from other lensify modules:
+    imported by name, or read as an attribute of an imported lensify module."""
+    tree = ast.parse(path.read_text("utf8"))
+    modules: dict[str, str] = {}
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lensify"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if full in MODULES:
+                    modules[alias.asname or alias.name] = full
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("lensify"):
+                    modules[alias.asname or alias.name] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and modules[node.value.id] != name
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{node.value.id}.{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_private_names_are_found(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from lensify.wrappers import _hidden, unwrap\n"
+        "from lensify import _records\n"
+        "_records._layout(int)\n"
+        "_records.record_fields(int)\n"
+    )
+    assert _private_uses("lensify.m", source) == [
+        "from lensify.wrappers import _hidden",
+        "_records._layout (line 3)",
+    ]
+
+
+def test_no_module_takes_a_private_name_from_another() -> None:
+    # Each module's internal API is its names without a leading underscore.
+    found = {name: uses for name, path in MODULES.items() if (uses := _private_uses(name, path))}
+    assert found == {}
