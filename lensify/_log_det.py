@@ -10,8 +10,7 @@ that keeps a running list of terms.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +19,7 @@ from lensify import _notes, _tree, _walker
 from lensify._inverses import log_det_of
 from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
+from lensify.constraints._protocol import log_det_from
 from lensify.wrappers import NoLogDetError, Parameterize, is_non_trainable
 
 __all__ = ["unwrap_with_log_det"]
@@ -57,7 +57,9 @@ class _LogDetAlgebra(_walker.Scoped):
         if type(wrapper) is Parameterize:
             value, term = _parameterize(wrapper)
         elif isinstance(wrapper, AbstractConstraint):
-            value, term = wrapper.unwrap_and_log_det()
+            later = wrapper.log_det_later()
+            value = wrapper.unwrap()
+            term = _Later(("constraint", *later[0]), later[1]) if later else wrapper.log_det()
         else:
             value, term = wrapper.unwrap(), wrapper.log_det()
         self.terms.append(term)
@@ -66,8 +68,16 @@ class _LogDetAlgebra(_walker.Scoped):
         return _walker.fold_raw(value, self)  # unwrap is total
 
 
+class _Later(NamedTuple):
+    """A log-det computed in the one compiled sum at the end, from ``key`` (static:
+    what to compute) and ``array`` (its input): eagerly, one dispatch for all of
+    them rather than one per wrapper."""
+
+    key: Any
+    array: jax.Array
+
+
 def _parameterize(wrapper: Parameterize[Any]) -> tuple[Any, Any]:
-    # Eagerly, fn(x) and its log-det as one compiled call when x is the only argument.
     args = wrapper.args
     if type(args) is tuple and len(args) == 1 and not wrapper.kwargs:
         (x,) = args
@@ -75,24 +85,25 @@ def _parameterize(wrapper: Parameterize[Any]) -> tuple[Any, Any]:
             return x, 0.0  # nothing to compute (simplify removes these)
         log_det = log_det_of(wrapper.fn)
         if log_det is not None and type(x) is _CONCRETE_ARRAY:
-            return _compiled_pair(wrapper.fn, log_det)(x)
+            return wrapper.unwrap(), _Later(("function", log_det), x)
     return wrapper.unwrap(), wrapper.log_det()
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled_pair(fn: Callable[..., Any], log_det: Callable[..., Any]) -> Any:
-    @jax.jit
-    def pair(x: jax.Array) -> tuple[Any, jax.Array]:
-        return fn(x), jnp.sum(log_det(x))
-
-    return pair
+def _evaluate(key: Any, array: jax.Array) -> jax.Array:
+    if key[0] == "function":
+        return jnp.sum(key[1](array))
+    return log_det_from(key[1:], array)
 
 
-@jax.jit
-def _total(terms: list[Any], numbers: Any) -> jax.Array:
-    # One compiled sum (per count of terms), not one dispatch per addition.
-    wide = jnp.result_type(float, *terms)
-    return sum((jnp.asarray(t, wide) for t in terms), start=jnp.asarray(numbers, wide))
+@functools.partial(jax.jit, static_argnums=0)
+def _total(keys: tuple[Any, ...], later: list[Any], terms: list[Any], numbers: Any) -> jax.Array:
+    # One compiled sum (per structure), not one dispatch per wrapper or per addition.
+    computed = [_evaluate(key, array) for key, array in zip(keys, later, strict=True)]
+    wide = jnp.result_type(float, *terms, *computed)
+    total = jnp.asarray(numbers, wide)
+    for term in (*terms, *computed):
+        total = total + jnp.asarray(term, wide)
+    return total
 
 
 def _sum(terms: list[Any]) -> jax.Array:
@@ -100,14 +111,20 @@ def _sum(terms: list[Any]) -> jax.Array:
     # compiled function would cost a transfer of its own.
     numbers = 0.0
     arrays = []
+    keys = []
+    later = []
     for term in terms:
-        if type(term) in (int, float):
+        t = type(term)
+        if t is _Later:
+            keys.append(term.key)
+            later.append(term.array)
+        elif t in (int, float):
             numbers += term
         else:
             arrays.append(term)
-    if not arrays:
+    if not arrays and not later:
         return _constant(numbers, jnp.result_type(float))
-    return _total(arrays, numbers)
+    return _total(tuple(keys), later, arrays, numbers)
 
 
 @functools.lru_cache(maxsize=16)

@@ -37,6 +37,7 @@ __all__ = [
     "ConstraintError",
     "Preimage",
     "Tolerance",
+    "log_det_from",
     "log_range",
     "standard_normal_log_density",
     "sum_tolerance",
@@ -120,14 +121,6 @@ def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
     # The raw array's shape may differ from the value's (a simplex's has one entry
     # fewer): the test is one flag.
     return jnp.where(inside, constraint.inverse(value), jnp.nan)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _forward_and_log_det(cls: type, aux: Any, raw: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A built-in constraint's value and log-det as one compiled computation, for an
-    eager ``unwrap_with_log_det``; rebuilt as :func:`_forward_in_one_call` is."""
-    constraint = _records.record_rebuild(cls, aux, (raw,))
-    return constraint.forward(raw), constraint.log_det()
 
 
 _COMPILED_MAPS = {
@@ -308,14 +301,15 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
-    def unwrap_and_log_det(self) -> tuple[jax.Array, jax.Array]:
-        """``(unwrap(), log_det())``, for a built-in given a concrete raw array in one
-        compiled call (as ``unwrap_with_log_det`` asks of every constraint)."""
+    def log_det_later(self) -> tuple[Any, jax.Array] | None:
+        """``(key, raw)`` from which :func:`log_det_from` gives this constraint's log-det
+        inside one compiled computation, for a built-in holding a concrete raw array
+        (``unwrap_with_log_det`` sums all of them in one call); else None."""
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_log_det"):
-            return _forward_and_log_det(cls, _records.record_flatten(self)[1], raw)
-        return self.unwrap(), self.log_det()
+            return (cls, _records.record_flatten(self)[1]), raw
+        return None
 
     def with_value(self: C, value: Any) -> C:
         """This constraint with the raw parameter that unwraps to ``value``.
@@ -539,6 +533,13 @@ def wide_raw(raw: Any) -> jax.Array:
     if not jnp.issubdtype(raw.dtype, jnp.inexact):
         return raw.astype(jnp.result_type(float))
     return raw.astype(wide_dtype(raw.dtype))
+
+
+def log_det_from(key: Any, raw: jax.Array) -> jax.Array:
+    """The log-det of the constraint :meth:`AbstractConstraint.log_det_later` named."""
+    cls, aux = key
+    constraint: AbstractConstraint = _records.record_rebuild(cls, aux, (raw,))
+    return jnp.asarray(constraint.log_det())
 
 
 def standard_normal_log_density(x: jax.Array) -> jax.Array:
