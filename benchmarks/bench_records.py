@@ -7,13 +7,17 @@ Two kinds of group, each timed side by side in one process:
   linear in the number of nodes. The floor is the cheapest node JAX can have: a
   class registered with ``jax.tree_util.register_pytree_node`` whose flatten returns
   ``((x,), None)`` and whose unflatten is ``cls.__new__`` and one attribute set.
-  paramax's wrappers (equinox Modules) are beside them for comparison;
+  Hand-written nodes shaped as a ``Parameterize`` (children: a tuple and a dict)
+  and as a ``WeightNormalization`` (a weight and a Parameterize-shaped scale) show
+  what the structure alone costs; paramax's wrappers (equinox Modules) are beside
+  them for comparison;
 - a jitted ``optax.adam`` step (``jax.grad`` of a sum over ``lf.unwrap(params)``,
   the optax update and ``optax.apply_updates``, all in one ``jax.jit``) over 1000
   wrapped parameters, against the same step over a plain dict of the same arrays.
   The computation is tiny, so what is timed is mostly the dispatch of ``jax.jit``:
   flattening its arguments (parameters and both adam moments) and unflattening its
-  results.
+  results (the step waits for one result only: ``jax.block_until_ready`` of all of
+  them would flatten them again).
 
 Every node holds its own float32 array of shape ``(3,)``.
 """
@@ -55,6 +59,46 @@ def _floor_unflatten(aux: None, children: Any) -> FloorNode:
 jax.tree_util.register_pytree_node(FloorNode, _floor_flatten, _floor_unflatten)
 
 
+class ShapedNode:
+    """A hand-written node shaped as a ``Parameterize``: children ``(args, kwargs)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def _shaped_flatten(node: ShapedNode) -> tuple[tuple[Any, ...], None]:
+    return (node.args, node.kwargs), None
+
+
+def _shaped_unflatten(aux: None, children: Any) -> ShapedNode:
+    node = ShapedNode.__new__(ShapedNode)
+    node.args, node.kwargs = children
+    return node
+
+
+jax.tree_util.register_pytree_node(ShapedNode, _shaped_flatten, _shaped_unflatten)
+
+
+class PairNode:
+    """A hand-written node of two children (a ``WeightNormalization``'s weight and scale)."""
+
+    def __init__(self, x: Any, y: Any) -> None:
+        self.x, self.y = x, y
+
+
+def _pair_flatten(node: PairNode) -> tuple[tuple[Any, ...], None]:
+    return (node.x, node.y), None
+
+
+def _pair_unflatten(aux: None, children: Any) -> PairNode:
+    node = PairNode.__new__(PairNode)
+    node.x, node.y = children
+    return node
+
+
+jax.tree_util.register_pytree_node(PairNode, _pair_flatten, _pair_unflatten)
+
+
 def _positive(x: jax.Array) -> Any:
     return lf.positive(jnp.abs(x) + 1.0)
 
@@ -75,6 +119,10 @@ NODES: dict[str, Any] = {
     "lf.interval": _interval,
     "lf.Parameterize(jnp.exp, x)": lambda x: lf.Parameterize(jnp.exp, x),
     "lf.WeightNormalization": _weight_norm,
+    # The structure alone: a Parameterize's tuple and dict, a WeightNormalization's
+    # weight beside a Parameterize-shaped scale.
+    "hand-written, Parameterize's shape": ShapedNode,
+    "hand-written, WeightNormalization's shape": lambda x: PairNode(x, ShapedNode(x)),
     "paramax.NonTrainable": paramax.NonTrainable,
     "paramax.Parameterize(jnp.exp, x)": lambda x: paramax.Parameterize(jnp.exp, x),
 }
@@ -145,7 +193,9 @@ def _adam(n: int = 1000, rounds: int = 3) -> list[Row]:
         state = _OPTIMISER.init(params)
 
         def step(params: Any = params, state: Any = state) -> Any:
-            return jax.block_until_ready(_adam_step(params, state))
+            # One output waited for: they come from one computation, and
+            # jax.block_until_ready of them all would flatten the results again.
+            return _adam_step(params, state)[1][0].count.block_until_ready()
 
         cases[case] = step
     best = _take_turns(cases, rounds)

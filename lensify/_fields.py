@@ -234,13 +234,23 @@ _ARRAYS = (jax.Array, np.ndarray, np.generic, jax.core.Tracer)
 
 
 def learn_plain_types(children: Any) -> None:
-    """Add the types of ``children`` that are plain (see ``_PLAIN``) to the fast set."""
+    """Add the types of ``children``, and of the entries of those that are containers,
+    that are plain (see ``_PLAIN``) to the fast set."""
     for child in children:
         t = type(child)
-        if t in _PLAIN or t in _CONTAINERS or callable(child):
-            continue
-        if issubclass(t, _ARRAYS) or _tree.is_node(child):
-            _PLAIN.add(t)
+        if t in _CONTAINERS:
+            for entry in child.values() if t is dict else child:
+                _learn(entry)
+        else:
+            _learn(child)
+
+
+def _learn(value: Any) -> None:
+    t = type(value)
+    if t in _PLAIN or t in _CONTAINERS or callable(value):
+        return
+    if issubclass(t, _ARRAYS) or _tree.is_node(value):
+        _PLAIN.add(t)
 
 
 class General:
@@ -291,23 +301,35 @@ def _stored_in_dict(cls: type, name: str) -> bool:
     return True
 
 
-def _kept(c: str) -> str:
-    """Source: child ``c`` is kept as it is (plain, or a container holding no callable)."""
+def _kept(i: int) -> str:
+    """Source: child ``c{i}`` is kept as it is, being plain or a container with no
+    callable entry (the tuple and dict of a Parameterize's args and kwargs first)."""
+    c = f"c{i}"
     return (
-        f"(t{c} in _PLAIN"
-        f" or (t{c} is tuple or t{c} is list)"
-        f" and (type(c{c}[0]) in _PLAIN if len(c{c}) == 1 else not any(map(callable, c{c})))"
-        f" or t{c} is dict and (not c{c} or not any(map(callable, c{c}.values()))))"
+        f"((t := type({c})) is tuple"
+        f" and (len({c}) == 1 and type({c}[0]) in _PLAIN or _entries_kept({c}))"
+        f" or t is dict and (not {c} or _entries_kept({c}.values()))"
+        f" or t in _PLAIN or t is list and _entries_kept({c}))"
     )
+
+
+def _entries_kept(entries: Any) -> bool:
+    """No entry of a container child is callable, the entries' types learned."""
+    if _PLAIN.issuperset(map(type, entries)):
+        return True
+    for entry in entries:
+        _learn(entry)
+    return not any(map(callable, entries))
 
 
 def _flatten_source(
     fname: str, children: tuple[str, ...], statics: tuple[str, ...], config: bool, registry: bool
 ) -> list[str]:
     k = range(len(children))
-    every = ", ".join(f"c{i}" for i in k)
+    every = "".join(f"c{i}, " for i in k)
     static = "(" + "".join(f"obj.{s}, " for s in statics) + ")" if statics else "()"
     aux = f"({static}, ())" if statics else "_AUX"
+    general = f"_general_{fname}(obj)"
     lines = [
         f"def {fname}(obj):",
         "    if _ready is not True:",
@@ -316,25 +338,29 @@ def _flatten_source(
     ]
     if not children:
         return [*lines, f"    return (), {aux}"]
+    # Every child plain: the usual case, one set lookup per child.
     plain = " and ".join(f"type(c{i}) in _PLAIN" for i in k)
-    lines += [f"    if {plain}:", f"        return ({every},), {aux}"]
+    lines += [f"    if {plain}:", f"        return ({every}), {aux}"]
     if config:
-        lines += ["    if _CONFIG in obj.__dict__:", f"        return _general_{fname}(obj)"]
-    lines += [f"    t{i} = type(c{i})" for i in k]
-    lines += [f"    k{i} = {_kept(str(i))}" for i in k]
-    lines += [
-        "    if " + " and ".join(f"k{i}" for i in k) + ":",
-        f"        return ({every},), {aux}",
-    ]
+        lines += ["    if _CONFIG in obj.__dict__:", f"        return {general}"]
+    # One child a plain function, moved into the structure (a Parameterize's fn);
+    # the others kept as they are.
     for i in k:
-        others = [f"k{j}" for j in k if j != i]
-        kept = [("None" if j == i else f"c{j}") for j in k if j != i or not registry]
-        cond = " and ".join([f"t{i} in _FUNCTIONS", *others])
+        others = " and ".join(_kept(j) for j in k if j != i) or "True"
+        kept = "".join("None, " if j == i else f"c{j}, " for j in k if j != i or not registry)
         lines += [
-            f"    if {cond}:",
-            f"        return ({''.join(x + ', ' for x in kept)}), ({static}, (((({i},), c{i}),)))",
+            f"    {'if' if i == 0 else 'elif'} type(c{i}) in _FUNCTIONS:",
+            f"        if {others}:",
+            f"            return ({kept}), ({static}, ((({i},), c{i}),))",
         ]
-    return [*lines, f"    return _general_{fname}(obj)"]
+    # No function: containers with no callable entry are kept as they are.
+    every_kept = " and ".join(_kept(i) for i in k)
+    return [
+        *lines,
+        f"    elif {every_kept}:",
+        f"        return ({every}), {aux}",
+        f"    return {general}",
+    ]
 
 
 def _store_source(cls: type, names: tuple[str, ...], values: list[str]) -> list[str]:
@@ -376,15 +402,14 @@ def _unpack_source(fname: str, children: tuple[str, ...], registry: bool) -> lis
     general = f"_general_{fname}(aux, children)"
     lines = [
         "    if hoisted:",
-        "        if len(hoisted) != 1 or len(hoisted[0][0]) != 1:",
+        "        if len(hoisted) != 1:",
         f"            return {general}",
-        "        fn = hoisted[0][1]",
-        "        at = hoisted[0][0][0]",
+        "        path, fn = hoisted[0]",
     ]
     if not registry and children:
         lines.append("        " + ", ".join(f"c{i}" for i in k) + ", = children")
     for i in k:
-        lines.append(f"        {'if' if i == 0 else 'elif'} at == {i}:")
+        lines.append(f"        {'if' if i == 0 else 'elif'} path == ({i},):")
         if registry:
             rest = [f"c{j}" for j in k if j != i]
             if rest:
@@ -421,6 +446,7 @@ def generate_codec(
         "_new": object.__new__,
         "_set": object.__setattr__,
         "_PLAIN": _PLAIN,
+        "_entries_kept": _entries_kept,
         "_FUNCTIONS": _functions.FUNCTION_TYPES,
         "_CONFIG": "_lf_config",
         "_AUX": ((), ()),
