@@ -44,7 +44,7 @@ def _print_table(rows: list[Row]) -> None:
         print(f"\n{group}  (N = {n})")
         for r in members:
             ratio = f"{r['seconds'] / base:8.2f}x" if base else ""
-            print(f"  {r['case']:<40} {_time(r['seconds']):>14} {ratio}")
+            print(f"  {r['case']:<44} {_time(r['seconds']):>14} {ratio}")
 
 
 def markdown_tables(rows: list[Row]) -> str:

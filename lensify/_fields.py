@@ -338,11 +338,13 @@ def _flatten_source(
     ]
     if not children:
         return [*lines, f"    return (), {aux}"]
-    # Every child plain: the usual case, one set lookup per child.
-    plain = " and ".join(f"type(c{i}) in _PLAIN" for i in k)
-    lines += [f"    if {plain}:", f"        return ({every}), {aux}"]
     if config:
+        # A class configuring a function (Parameterize) holds one: no plain case.
         lines += ["    if _CONFIG in obj.__dict__:", f"        return {general}"]
+    else:
+        # Every child plain: the usual case, one set lookup per child.
+        plain = " and ".join(f"type(c{i}) in _PLAIN" for i in k)
+        lines += [f"    if {plain}:", f"        return ({every}), {aux}"]
     # One child a plain function, moved into the structure (a Parameterize's fn);
     # the others kept as they are.
     for i in k:
@@ -402,14 +404,15 @@ def _unpack_source(fname: str, children: tuple[str, ...], registry: bool) -> lis
     general = f"_general_{fname}(aux, children)"
     lines = [
         "    if hoisted:",
-        "        if len(hoisted) != 1:",
+        "        try:",
+        "            ((at,), fn), = hoisted",
+        "        except (TypeError, ValueError):",
         f"            return {general}",
-        "        path, fn = hoisted[0]",
     ]
     if not registry and children:
         lines.append("        " + ", ".join(f"c{i}" for i in k) + ", = children")
     for i in k:
-        lines.append(f"        {'if' if i == 0 else 'elif'} path == ({i},):")
+        lines.append(f"        {'if' if i == 0 else 'elif'} at == {i}:")
         if registry:
             rest = [f"c{j}" for j in k if j != i]
             if rest:
