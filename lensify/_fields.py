@@ -37,6 +37,7 @@ import numpy as np
 from lensify import _functions, _tree
 
 __all__ = [
+    "CONFIG_ATTRIBUTE",
     "STATIC",
     "Codec",
     "General",
@@ -229,6 +230,9 @@ def from_fields(cls: type, values: dict[str, Any]) -> Any:
 # alive anyway join (JAX's leaves and arrays, registered node types), so that a
 # user's passing leaf class is not kept alive by this set.
 _PLAIN: set[type] = {float, int, bool, complex, str, type(None), np.ndarray}
+# The instance attribute (not a field) naming a config class's structure entries
+# (see _records.config_keys).
+CONFIG_ATTRIBUTE = "_lf_config"
 _CONTAINERS = _functions.CONTAINER_TYPES
 _ARRAYS = (jax.Array, np.ndarray, np.generic, jax.core.Tracer)
 
@@ -451,7 +455,7 @@ def generate_codec(
         "_PLAIN": _PLAIN,
         "_entries_kept": _entries_kept,
         "_FUNCTIONS": _functions.FUNCTION_TYPES,
-        "_CONFIG": "_lf_config",
+        "_CONFIG": CONFIG_ATTRIBUTE,
         "_AUX": ((), ()),
         "_general_flatten": general.flatten,
         "_general_record_flatten": general.record_flatten,

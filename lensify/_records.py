@@ -309,7 +309,7 @@ def _flatten_general(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 
 
 # The instance attribute (not a field) naming a config class's structure entries.
-_CONFIG = "_lf_config"
+_CONFIG = _fields.CONFIG_ATTRIBUTE
 
 
 def config_keys(fields: dict[str, Any]) -> frozenset[tuple[str, Any]]:
