@@ -15,7 +15,18 @@ import jax
 
 from benchmarks._harness import Row
 
-BASELINE = "tree_map identity"
+# The case each group's ratios are taken against: the tree_map identity, or for
+# bench_records the hand-written node and the step over plain dicts.
+BASELINES = ("tree_map identity", "floor node", "plain dict")
+
+
+def _baseline(times: dict[str, float]) -> float | None:
+    return next((times[case] for case in BASELINES if case in times), None)
+
+
+def _time(seconds: float) -> str:
+    # Per-node times are a fraction of a microsecond.
+    return f"{seconds * 1e9:.0f} ns" if seconds < 1e-6 else f"{seconds * 1e6:.1f} µs"
 
 
 def _modules(only: list[str]) -> list[str]:
@@ -29,11 +40,11 @@ def _print_table(rows: list[Row]) -> None:
     for row in rows:
         groups[(row["group"], row["n"])].append(row)
     for (group, n), members in groups.items():
-        base = next((r["seconds"] for r in members if r["case"] == BASELINE), None)
+        base = _baseline({r["case"]: r["seconds"] for r in members})
         print(f"\n{group}  (N = {n})")
         for r in members:
             ratio = f"{r['seconds'] / base:8.2f}x" if base else ""
-            print(f"  {r['case']:<40} {r['seconds'] * 1e6:12.1f} us {ratio}")
+            print(f"  {r['case']:<44} {_time(r['seconds']):>14} {ratio}")
 
 
 def markdown_tables(rows: list[Row]) -> str:
@@ -44,13 +55,13 @@ def markdown_tables(rows: list[Row]) -> str:
     out = []
     for group, cases in groups.items():
         sizes = sorted({n for times in cases.values() for n in times})
-        base = cases.get(BASELINE, {})
+        base = next((cases[case] for case in BASELINES if case in cases), {})
         out.append(f"### {group}\n")
         out.append("| case | " + " | ".join(f"N = {n}" for n in sizes) + " |")
         out.append("|---|" + "---|" * len(sizes))
         for case, times in cases.items():
             cells = [
-                f"{times[n] * 1e6:.1f} µs ({times[n] / base[n]:.2f}x)" if n in base else "-"
+                f"{_time(times[n])} ({times[n] / base[n]:.2f}x)" if n in base else "-"
                 for n in sizes
             ]
             out.append(f"| {case} | " + " | ".join(cells) + " |")

@@ -4,6 +4,21 @@
 to it. The construction hooks follow dataclasses and equinox: a hand-written
 ``__init__`` is inherited by subclasses, fields it leaves unset take their defaults,
 and an array in a static field warns.
+
+attrs writes a class's ``__init__`` from its fields; the four functions that take a
+record apart and put it back together are written the same way, once per class
+(:func:`generate_codec`), specialised on its child and static field names, so that
+a record costs about what a hand-written pytree node does:
+
+- ``flatten`` and ``unflatten``, given to the pytree registries;
+- ``record_flatten`` and ``record_rebuild``, lensify's own view, in which a
+  function moved into the structure leaves a None among the children.
+
+They decide two common cases themselves: no child is callable or a container (one
+set lookup per child, the set learning child types on first sight), and exactly
+one child is a plain function while the others are plain or containers with no
+callable entries (a ``Parameterize``). Anything else goes to the general code in
+``_records``, whose results they must equal exactly.
 """
 
 from __future__ import annotations
@@ -12,22 +27,28 @@ import dataclasses
 import inspect
 import types
 import warnings
+from collections.abc import Callable
 from typing import Any, cast
 
 import attrs
 import jax
 import numpy as np
 
-from lensify import _tree
+from lensify import _functions, _tree
 
 __all__ = [
+    "CONFIG_ATTRIBUTE",
     "STATIC",
+    "Codec",
+    "General",
     "field",
     "fields_init_cannot_take",
     "fill_defaults",
     "from_fields",
+    "generate_codec",
     "has_custom_init",
     "keep_inherited_init",
+    "learn_plain_types",
     "translate_dataclass_fields",
     "warn_post_init_with_custom_init",
     "warn_static_arrays",
@@ -200,3 +221,266 @@ def from_fields(cls: type, values: dict[str, Any]) -> Any:
     for name, value in values.items():
         object.__setattr__(obj, name, value)
     return obj
+
+
+# ------------------------------------------------- generated flatten and rebuild
+
+# Types whose instances are neither callable nor a tuple, list or dict: a child of
+# such a type is kept as it is, whatever record holds it. Only types that stay
+# alive anyway join (JAX's leaves and arrays, registered node types), so that a
+# user's passing leaf class is not kept alive by this set.
+_PLAIN: set[type] = {float, int, bool, complex, str, type(None), np.ndarray}
+# The instance attribute (not a field) naming a config class's structure entries
+# (see _records.config_keys).
+CONFIG_ATTRIBUTE = "_lf_config"
+_CONTAINERS = _functions.CONTAINER_TYPES
+_ARRAYS = (jax.Array, np.ndarray, np.generic, jax.core.Tracer)
+
+
+def learn_plain_types(children: Any) -> None:
+    """Add the types of ``children``, and of the entries of those that are containers,
+    that are plain (see ``_PLAIN``) to the fast set."""
+    for child in children:
+        t = type(child)
+        if t in _CONTAINERS:
+            for entry in child.values() if t is dict else child:
+                _learn(entry)
+        else:
+            _learn(child)
+
+
+def _learn(value: Any) -> None:
+    t = type(value)
+    if t in _PLAIN or t in _CONTAINERS or callable(value):
+        return
+    if issubclass(t, _ARRAYS) or _tree.is_node(value):
+        _PLAIN.add(t)
+
+
+class General:
+    """The general code the generated functions fall back on, for one class."""
+
+    __slots__ = ("flatten", "prepare", "rebuild", "record_flatten", "unflatten")
+
+    def __init__(
+        self,
+        *,
+        prepare: Callable[[], bool],
+        flatten: Callable[[Any], Any],
+        unflatten: Callable[[Any, Any], Any],
+        record_flatten: Callable[[Any], Any],
+        rebuild: Callable[[Any, Any], Any],
+    ) -> None:
+        # prepare: computes the class's layout; False if it disagrees with the
+        # fields the functions were generated for, which then always fall back.
+        self.prepare = prepare
+        self.flatten = flatten
+        self.unflatten = unflatten
+        self.record_flatten = record_flatten
+        self.rebuild = rebuild
+
+
+class Codec:
+    """The generated functions of one record class."""
+
+    __slots__ = ("flatten", "names", "record_flatten", "record_rebuild", "unflatten")
+
+    def __init__(self, namespace: dict[str, Any], names: tuple[Any, ...]) -> None:
+        self.flatten: Callable[[Any], Any] = namespace["flatten"]
+        self.unflatten: Callable[[Any, Any], Any] = namespace["unflatten"]
+        self.record_flatten: Callable[[Any], Any] = namespace["record_flatten"]
+        self.record_rebuild: Callable[[Any, Any], Any] = namespace["record_rebuild"]
+        # (child names, static names, config): what they were generated for.
+        self.names = names
+
+
+def _stored_in_dict(cls: type, name: str) -> bool:
+    """Whether instances keep field ``name`` in their ``__dict__`` (not a slot)."""
+    if not getattr(cls, "__dictoffset__", 0):
+        return False
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            attr = type(klass.__dict__[name])
+            return not (hasattr(attr, "__set__") or hasattr(attr, "__delete__"))
+    return True
+
+
+def _kept(i: int) -> str:
+    """Source: child ``c{i}`` is kept as it is, being plain or a container with no
+    callable entry (the tuple and dict of a Parameterize's args and kwargs first)."""
+    c = f"c{i}"
+    return (
+        f"((t := type({c})) is tuple"
+        f" and (len({c}) == 1 and type({c}[0]) in _PLAIN or _entries_kept({c}))"
+        f" or t is dict and (not {c} or _entries_kept({c}.values()))"
+        f" or t in _PLAIN or t is list and _entries_kept({c}))"
+    )
+
+
+def _entries_kept(entries: Any) -> bool:
+    """No entry of a container child is callable, the entries' types learned."""
+    if _PLAIN.issuperset(map(type, entries)):
+        return True
+    for entry in entries:
+        _learn(entry)
+    return not any(map(callable, entries))
+
+
+def _flatten_source(
+    fname: str, children: tuple[str, ...], statics: tuple[str, ...], config: bool, registry: bool
+) -> list[str]:
+    k = range(len(children))
+    every = "".join(f"c{i}, " for i in k)
+    static = "(" + "".join(f"obj.{s}, " for s in statics) + ")" if statics else "()"
+    aux = f"({static}, ())" if statics else "_AUX"
+    general = f"_general_{fname}(obj)"
+    lines = [
+        f"def {fname}(obj):",
+        "    if _ready is not True:",
+        f"        return _slow_{fname}(obj)",
+        *[f"    c{i} = obj.{name}" for i, name in enumerate(children)],
+    ]
+    if not children:
+        return [*lines, f"    return (), {aux}"]
+    if config:
+        # A class configuring a function (Parameterize) holds one: no plain case.
+        lines += ["    if _CONFIG in obj.__dict__:", f"        return {general}"]
+    else:
+        # Every child plain: the usual case, one set lookup per child.
+        plain = " and ".join(f"type(c{i}) in _PLAIN" for i in k)
+        lines += [f"    if {plain}:", f"        return ({every}), {aux}"]
+    # One child a plain function, moved into the structure (a Parameterize's fn);
+    # the others kept as they are.
+    for i in k:
+        others = " and ".join(_kept(j) for j in k if j != i) or "True"
+        kept = "".join("None, " if j == i else f"c{j}, " for j in k if j != i or not registry)
+        lines += [
+            f"    {'if' if i == 0 else 'elif'} type(c{i}) in _FUNCTIONS:",
+            f"        if {others}:",
+            f"            return ({kept}), ({static}, ((({i},), c{i}),))",
+        ]
+    # No function: containers with no callable entry are kept as they are.
+    every_kept = " and ".join(_kept(i) for i in k)
+    return [
+        *lines,
+        f"    elif {every_kept}:",
+        f"        return ({every}), {aux}",
+        f"    return {general}",
+    ]
+
+
+def _store_source(cls: type, names: tuple[str, ...], values: list[str]) -> list[str]:
+    lines = ["    obj = _new(_cls)"]
+    in_dict = [_stored_in_dict(cls, n) for n in names]
+    if any(in_dict):
+        lines.append("    d = obj.__dict__")
+    for name, value, direct in zip(names, values, in_dict, strict=True):
+        lines.append(
+            f"    d[{name!r}] = {value}" if direct else f"    _set(obj, {name!r}, {value})"
+        )
+    return lines
+
+
+def _rebuild_source(
+    fname: str, cls: type, children: tuple[str, ...], statics: tuple[str, ...], registry: bool
+) -> list[str]:
+    k = range(len(children))
+    lines = [
+        f"def {fname}(aux, children):",
+        "    if _ready is not True:",
+        f"        return _slow_{fname}(aux, children)",
+        "    static, hoisted = aux",
+    ]
+    if not children:
+        lines += ["    if hoisted or children:", f"        return _general_{fname}(aux, children)"]
+    else:
+        lines += _unpack_source(fname, children, registry)
+    if statics:
+        lines.append("    " + ", ".join(f"s{i}" for i in range(len(statics))) + ", = static")
+    values = [f"c{i}" for i in k] + [f"s{i}" for i in range(len(statics))]
+    return [*lines, *_store_source(cls, (*children, *statics), values), "    return obj"]
+
+
+def _unpack_source(fname: str, children: tuple[str, ...], registry: bool) -> list[str]:
+    # A function moved into the structure at the top level of one child (a
+    # Parameterize's fn) is put back here; any other hoisting goes the general way.
+    k = range(len(children))
+    general = f"_general_{fname}(aux, children)"
+    lines = [
+        "    if hoisted:",
+        "        try:",
+        "            ((at,), fn), = hoisted",
+        "        except (TypeError, ValueError):",
+        f"            return {general}",
+    ]
+    if not registry and children:
+        lines.append("        " + ", ".join(f"c{i}" for i in k) + ", = children")
+    for i in k:
+        lines.append(f"        {'if' if i == 0 else 'elif'} at == {i}:")
+        if registry:
+            rest = [f"c{j}" for j in k if j != i]
+            if rest:
+                lines.append("            " + ", ".join(rest) + ", = children")
+            else:
+                lines += ["            if children:", f"                return {general}"]
+        lines.append(f"            c{i} = fn")
+    return [
+        *lines,
+        "        else:",
+        f"            return {general}",
+        "    else:",
+        "        " + ", ".join(f"c{i}" for i in k) + ", = children",
+    ]
+
+
+def generate_codec(
+    cls: type,
+    children: tuple[str, ...],
+    statics: tuple[str, ...],
+    config: bool,
+    general: General,
+) -> Codec:
+    """The flatten and rebuild functions of record class ``cls``, as exec'd source."""
+    source = [
+        *_flatten_source("flatten", children, statics, config, registry=True),
+        *_flatten_source("record_flatten", children, statics, config, registry=False),
+        *_rebuild_source("unflatten", cls, children, statics, registry=True),
+        *_rebuild_source("record_rebuild", cls, children, statics, registry=False),
+    ]
+    namespace: dict[str, Any] = {
+        "_ready": None,
+        "_cls": cls,
+        "_new": object.__new__,
+        "_set": object.__setattr__,
+        "_PLAIN": _PLAIN,
+        "_entries_kept": _entries_kept,
+        "_FUNCTIONS": _functions.FUNCTION_TYPES,
+        "_CONFIG": CONFIG_ATTRIBUTE,
+        "_AUX": ((), ()),
+        "_general_flatten": general.flatten,
+        "_general_record_flatten": general.record_flatten,
+        "_general_unflatten": general.unflatten,
+        "_general_record_rebuild": general.rebuild,
+    }
+
+    def ready() -> bool:
+        # The first call of any of them: the class's layout is computed (as the
+        # general code would), and must agree with the fields read here.
+        if namespace["_ready"] is None:
+            namespace["_ready"] = general.prepare()
+        return namespace["_ready"] is True
+
+    def slow(name: str, fallback: Callable[..., Any]) -> Callable[..., Any]:
+        def first(*args: Any) -> Any:
+            ready()
+            return namespace[name](*args) if namespace["_ready"] is True else fallback(*args)
+
+        return first
+
+    namespace["_slow_flatten"] = slow("flatten", general.flatten)
+    namespace["_slow_record_flatten"] = slow("record_flatten", general.record_flatten)
+    namespace["_slow_unflatten"] = slow("unflatten", general.unflatten)
+    namespace["_slow_record_rebuild"] = slow("record_rebuild", general.rebuild)
+    code = compile("\n".join(source), f"<lensify generated flatten of {cls.__qualname__}>", "exec")
+    exec(code, namespace)
+    return Codec(namespace, (children, statics, config))

@@ -102,8 +102,7 @@ class _Layout:
         fields = attrs.fields(cls)
         self.names = tuple(f.name for f in fields)
         self.names_set = frozenset(self.names)
-        self.child_names = tuple(f.name for f in fields if not f.metadata.get(_fields.STATIC))
-        self.static_names = tuple(f.name for f in fields if f.metadata.get(_fields.STATIC))
+        self.child_names, self.static_names, self.config = _split(cls)
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
         self.get_children = _tuple_getter(self.child_names)
         self.get_static = _tuple_getter(self.static_names)
@@ -118,9 +117,16 @@ class _Layout:
             k.__dict__["__check_init__"] for k in cls.__mro__ if "__check_init__" in k.__dict__
         )
         self.by_fields = _fields.fields_init_cannot_take(cls, fields) if self.custom_init else None
-        # A class that says so (Parameterize) keeps the Python ints, bools and strings
-        # given in its tuple, list and dict fields in the structure (see config_keys).
-        self.config = bool(getattr(cls, "_lf_config_in_structure", False))
+
+
+def _split(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """A record class's child field names, static field names and config flag."""
+    fields = attrs.fields(cls)
+    children = tuple(f.name for f in fields if not f.metadata.get(_fields.STATIC))
+    statics = tuple(f.name for f in fields if f.metadata.get(_fields.STATIC))
+    # A class that says so (Parameterize) keeps the Python ints, bools and strings
+    # given in its tuple, list and dict fields in the structure (see config_keys).
+    return children, statics, bool(getattr(cls, "_lf_config_in_structure", False))
 
 
 def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -267,9 +273,16 @@ def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     places among the children hold None. So do the entries :func:`config_keys`
     named when a class that sets ``_lf_config_in_structure`` was built.
     """
+    result: tuple[tuple[Any, ...], tuple[Any, ...]] = type(obj)._lf_codec.record_flatten(obj)
+    return result
+
+
+def _flatten_general(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    # record_flatten for every case; the generated one decides the common ones.
     cls = type(obj)
     layout = cls.__dict__.get("_lf_layout") or _layout(cls)
     children = layout.get_children(obj)
+    _fields.learn_plain_types(children)
     if not any(map(callable, children)) and _CONTAINER_TYPES.isdisjoint(map(type, children)):
         return children, (layout.get_static(obj), _NO_HOISTED)
     found: list[tuple[tuple[Any, ...], Any]] = []
@@ -297,7 +310,7 @@ def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 
 
 # The instance attribute (not a field) naming a config class's structure entries.
-_CONFIG = "_lf_config"
+_CONFIG = _fields.CONFIG_ATTRIBUTE
 
 
 def config_keys(fields: dict[str, Any]) -> frozenset[tuple[str, Any]]:
@@ -342,6 +355,10 @@ def record_keys(cls: type) -> tuple[Any, ...]:
 
 def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
     """A record of class ``cls`` from its structure and children, without ``__init__``."""
+    return cast(Any, cls)._lf_codec.record_rebuild(aux, children)
+
+
+def _rebuild_general(cls: type, aux: Any, children: Any) -> Any:
     layout = _layout(cls)
     static, hoisted = aux
     if hoisted:
@@ -370,8 +387,8 @@ def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
 # slot again. The same holds for a function in a dict child (a Parameterize's
 # kwargs). In a tuple or list (its args) the None stays, so that the entries
 # after it keep their index, as optics and masks see them.
-def _registry_flatten(obj: Any) -> tuple[tuple[Any, ...], Any]:
-    children, aux = record_flatten(obj)
+def _registry_flatten_general(obj: Any) -> tuple[tuple[Any, ...], Any]:
+    children, aux = _flatten_general(obj)
     hoisted = aux[1]
     if not hoisted:
         return children, aux
@@ -384,15 +401,15 @@ def _registry_flatten(obj: Any) -> tuple[tuple[Any, ...], Any]:
     return tuple(c for c in kept if c is not _END), aux
 
 
-def _registry_unflatten(cls: type, aux: Any, children: Any) -> Any:
+def _registry_unflatten_general(cls: type, aux: Any, children: Any) -> Any:
     hoisted = aux[1]
     if not hoisted:
-        return record_rebuild(cls, aux, children)
+        return _rebuild_general(cls, aux, children)
     top = {path[0] for path, _ in hoisted if len(path) == 1}
     given = iter(children)
     slots = [None if i in top else next(given) for i in range(len(_layout(cls).child_names))]
-    # record_rebuild puts each function back at its path, a dict's key included.
-    return record_rebuild(cls, aux, slots)
+    # _rebuild_general puts each function back at its path, a dict's key included.
+    return _rebuild_general(cls, aux, slots)
 
 
 def _registry_keys(obj: Any, aux: Any) -> tuple[Any, ...]:
@@ -404,12 +421,12 @@ def _registry_keys(obj: Any, aux: Any) -> tuple[Any, ...]:
 
 
 def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
-    children, aux = _registry_flatten(obj)
+    children, aux = type(obj)._lf_codec.flatten(obj)
     return tuple(zip(_registry_keys(obj, aux), children, strict=True)), aux
 
 
 def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Any, tuple[str, ...]]:
-    children, aux = _registry_flatten(obj)
+    children, aux = type(obj)._lf_codec.flatten(obj)
     names = tuple(key.name for key in _registry_keys(obj, aux))
     return children, aux, names
 
@@ -441,12 +458,28 @@ def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
 _END = object()
 
 
+def _split_of(layout: _Layout) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    return layout.child_names, layout.static_names, layout.config
+
+
 def _register(cls: type) -> None:
+    # The class's flatten and rebuild are generated from its fields now, so that
+    # the registries get them; the layout stays lazy, computed on their first call.
+    names = _split(cls)
+    general = _fields.General(
+        prepare=lambda: names == _split_of(_layout(cls)),
+        flatten=_registry_flatten_general,
+        unflatten=lambda aux, children: _registry_unflatten_general(cls, aux, children),
+        record_flatten=_flatten_general,
+        rebuild=lambda aux, children: _rebuild_general(cls, aux, children),
+    )
+    codec = _fields.generate_codec(cls, *names, general)
+    type.__setattr__(cls, "_lf_codec", codec)
     _tree.register_node(
         cls,
         flatten_with_keys=_flatten_with_keys,
-        flatten=_registry_flatten,
-        unflatten=lambda aux, children: _registry_unflatten(cls, aux, children),
+        flatten=codec.flatten,
+        unflatten=codec.unflatten,
         children=_one_level_children,
         rebuild=_one_level_rebuild,
         optree_flatten=_optree_flatten,
@@ -520,6 +553,7 @@ class Record(metaclass=RecordMeta):
 
     __slots__ = ()
     _lf_layout: ClassVar[_Layout]
+    _lf_codec: ClassVar[_fields.Codec]
 
     def __setattr__(self, name: str, value: Any) -> None:
         if id(self) in getattr(_initialising, "ids", ()):

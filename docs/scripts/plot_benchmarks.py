@@ -21,7 +21,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt
 
-BASELINE = "tree_map identity"
+# The case each group is read against (as in benchmarks/__main__.py).
+BASELINES = ("tree_map identity", "floor node", "plain dict")
 
 
 def _load(path: Path) -> tuple[str, list[dict]]:
@@ -44,11 +45,11 @@ def plot(rows: list[dict], out: Path, machine: str = "") -> None:
     lines = math.ceil(len(groups) / columns)
     figure, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.8 * lines), squeeze=False)
     for ax, (group, cases) in zip(axes.flat, groups.items(), strict=False):
-        for case, points in sorted(cases.items(), key=lambda item: item[0] != BASELINE):
+        for case, points in sorted(cases.items(), key=lambda item: item[0] not in BASELINES):
             points.sort()
             ns = [n for n, _ in points]
             micros = [s * 1e6 for _, s in points]
-            style = {"color": "black", "linestyle": "--"} if case == BASELINE else {}
+            style = {"color": "black", "linestyle": "--"} if case in BASELINES else {}
             ax.plot(ns, micros, marker="o", label=case, **style)
         ax.set_xscale("log")
         ax.set_yscale("log")
