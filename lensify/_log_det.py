@@ -31,10 +31,16 @@ _CONCRETE_ARRAY = type(jnp.zeros(()))
 
 def _frozen(wrapper: Any) -> bool:
     """Whether a wrapper's variable is frozen: it is a constant, not sampled."""
+    if type(wrapper) is Parameterize:  # the usual cases first: a plain variable
+        args = wrapper.args
+        if type(args) is not tuple or not args or type(args[0]) in _PLAIN:
+            return False
+        return is_non_trainable(args[0])
+    if isinstance(wrapper, AbstractConstraint):
+        raw = wrapper.raw
+        return type(raw) not in _PLAIN and is_non_trainable(raw)
     if is_non_trainable(wrapper):
         return True
-    if isinstance(wrapper, AbstractConstraint):
-        return is_non_trainable(wrapper.raw)
     if isinstance(wrapper, Parameterize):
         args = wrapper.args
         return type(args) is tuple and bool(args) and is_non_trainable(args[0])
