@@ -198,13 +198,24 @@ ROUND_TRIP_RTOL = 64
 
 # The built-in pairs, both ways. inv_softplus checks its input itself, and exp,
 # softplus and sigmoid are defined everywhere: their results need no NaN check.
+def _softplus_inverse(value: Any) -> jax.Array:
+    # inv_softplus without its own check: a negative value gives NaN, which the
+    # finite check of check_in_range refuses (one read of the result, not two).
+    if not isinstance(value, jax.Array):
+        value = jnp.asarray(value)  # (of a jax array it costs a dispatch)
+    if value.dtype.kind not in "fc" and not jnp.issubdtype(value.dtype, jnp.inexact):
+        value = value.astype(jnp.result_type(float))
+    return inv_softplus_unchecked(value)
+
+
 _PAIRS: list[tuple[Callable[[Any], Any], Callable[[Any], Any]]] = [
     (jnp.exp, jnp.log),
     (jax.nn.softplus, inv_softplus),
     (jax.nn.sigmoid, jax.scipy.special.logit),
 ]
+_UNCHECKED = {jax.nn.softplus: _softplus_inverse}
 for _fn, _inverse in _PAIRS:
-    _INVERSES[_fn] = (_inverse, False, None)
+    _INVERSES[_fn] = (_UNCHECKED.get(_fn, _inverse), False, None)
     # The other way, only exp's inverse is finite exactly on log's range: softplus
     # of -200 is 0 in float32, and sigmoid of 20 is 1, which do not come back.
     _INVERSES[_inverse] = (_fn, _fn is not jnp.exp, None)
