@@ -213,7 +213,7 @@ _PAIRS: list[tuple[Callable[[Any], Any], Callable[[Any], Any]]] = [
     (jax.nn.softplus, inv_softplus),
     (jax.nn.sigmoid, jax.scipy.special.logit),
 ]
-_UNCHECKED = {jax.nn.softplus: _softplus_inverse}
+_UNCHECKED: dict[Any, Callable[[Any], Any]] = {jax.nn.softplus: _softplus_inverse}
 for _fn, _inverse in _PAIRS:
     _INVERSES[_fn] = (_UNCHECKED.get(_fn, _inverse), False, None)
     # The other way, only exp's inverse is finite exactly on log's range: softplus
