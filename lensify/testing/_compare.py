@@ -16,8 +16,15 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_
 
 
 def law_settings(max_examples: int) -> settings:
-    """The hypothesis settings of a checker: no deadline (JAX compiles on first use)."""
-    return settings(max_examples=max_examples, deadline=None, suppress_health_check=_HEALTH)
+    """The hypothesis settings of a checker: no deadline (JAX compiles on first use),
+    and one failure reported, so that a checker raises the ``AssertionError`` it
+    documents rather than an ``ExceptionGroup`` of every distinct failure found."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=_HEALTH,
+        report_multiple_bugs=False,
+    )
 
 
 def violated(law: str, **shown: Any) -> AssertionError:
