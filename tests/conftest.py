@@ -59,6 +59,14 @@ _SLOW_TESTS = {
     "test_compiled_maps_agree_with_the_eager_maps",
     "test_linen_params_wrap_freeze_and_train",
     "test_value_preserving_under_jit_and_with_value",
+    # each starts a Python process of its own
+    "test_importing_lensify_does_not_import_numpyro",
+    "test_import_lensify_imports_no_optional_package",
+    "test_importing_without_hypothesis_says_to_install_the_extra",
+    "test_lensify_never_imports_paramax_or_its_clients",
+    "test_interval_near_the_float32_limit_under_jit_and_grad",
+    "test_optax_update_keeps_wrapper_types",
+    "test_optax_update_keeps_every_wrapper",
 }
 
 
