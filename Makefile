@@ -34,8 +34,11 @@ check-layers:
 		exit 1; \
 	fi
 
+# Two at a time (pytest-xdist), then alone the tests that start processes with many CPU
+# devices (marked serial in tests/conftest.py): together, the whole suite.
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 -m "not serial"
+	$(BIN)/pytest -q -m serial
 
 test: check-layers lint typecheck pytest docs wheel
 

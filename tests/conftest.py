@@ -70,8 +70,21 @@ _SLOW_TESTS = {
 }
 
 
+# The tests that start processes with many CPU devices (or several processes): on two
+# cores they must not share the machine with other tests, or XLA's collectives time
+# out. `make test` runs the others two at a time (pytest-xdist), then these alone.
+_SERIAL_FILES = {"test_sharding.py", "test_multihost.py"}
+_SERIAL_TESTS = {
+    "test_checkpoint_sharded_model",
+    "test_construction_under_jit_keeps_the_input_sharding",
+    "test_example_runs_small[sharding.py]",
+    "test_example_runs_small[multihost.py]",
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes seconds; left out by -m 'not slow'")
+    config.addinivalue_line("markers", "serial: runs alone (many CPU devices or processes)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -79,3 +92,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = getattr(item, "originalname", None) or item.name
         if item.path.name in _SLOW_FILES or name in _SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+        if item.path.name in _SERIAL_FILES or {name, item.name} & _SERIAL_TESTS:
+            item.add_marker(pytest.mark.serial)
