@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lensify import _notes, _tree, _walker
+from lensify import _notes, _tree, _walker, numerics
 from lensify._inverses import log_det_of
 from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
@@ -26,7 +26,7 @@ __all__ = ["unwrap_with_log_det"]
 
 _PLAIN = _tree.PLAIN_TYPES
 # The type of a concrete jax array (not a tracer).
-_CONCRETE_ARRAY = type(jnp.zeros(()))
+_CONCRETE_ARRAY = numerics.CONCRETE_ARRAY
 
 
 def _frozen(wrapper: Any) -> bool:

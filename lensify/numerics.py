@@ -38,6 +38,20 @@ __all__ = [
 ]
 
 
+# The type of a concrete jax array (not a tracer): an exact-type test is cheapest.
+# Named without making an array, so that importing lensify does not start JAX's
+# backend (jax.distributed.initialize must come first in a multi-host program).
+try:
+    from jax._src.array import ArrayImpl as _ArrayImpl
+except ImportError:  # pragma: no cover - a JAX that moved it
+
+    class _ArrayImpl:  # type: ignore[no-redef]
+        """Never matched: the exact-type fast paths give way to the general ones."""
+
+
+CONCRETE_ARRAY: type = _ArrayImpl
+
+
 def is_concrete(x: Any) -> bool:
     """Whether ``x`` holds values now (it is not a tracer of a transformation)."""
     return not isinstance(x, jax.core.Tracer)

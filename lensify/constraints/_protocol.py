@@ -23,7 +23,7 @@ from lensify import _records, _tree
 from lensify._walker import KEEP
 from lensify.constraints._errors import ConstraintError as ConstraintError
 from lensify.constraints._errors import boundary_error, support_error
-from lensify.numerics import check_where, found, summary, wide_dtype
+from lensify.numerics import CONCRETE_ARRAY, check_where, found, summary, wide_dtype
 from lensify.wrappers import (
     AbstractUnwrappable,
     NonTrainable,
@@ -73,7 +73,7 @@ def _as_float_array(x: Any) -> jax.Array:
 
 _PLAIN = _tree.PLAIN_TYPES
 # The type of a concrete jax array (not a tracer): an exact-type test is cheapest.
-_CONCRETE_ARRAY = type(jnp.zeros(()))
+_CONCRETE_ARRAY = CONCRETE_ARRAY
 _WIDE = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
 
