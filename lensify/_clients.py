@@ -19,11 +19,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lensify import _walker
 from lensify._inverses import ROUND_TRIP_RTOL, check_in_range, increasing_points_to_raw
-from lensify.numerics import check_where, checked_row_norms, wide_dtype
+from lensify.numerics import Found, check_where, checked_row_norms, wide_dtype
 from lensify.wrappers import parameterize_child_values, unwrap
 
 __all__ = ["shipped_child_values"]
@@ -76,11 +75,11 @@ def _bijected(field: str) -> ChildValues:
         value = jnp.asarray(value, getattr(old, "dtype", None))
         raw, bad = _invert(key, value)
 
-        def error(_value: np.ndarray, mask: np.ndarray) -> ValueError:
-            first = tuple(int(i) for i in np.argwhere(mask)[0])
+        def error(found: Found) -> ValueError:
+            first = found.index
             return ValueError(
                 f"{cls.__name__}: a value is outside the range of its bijector "
-                f"{type(_bijection(key)).__name__.lstrip('_')} ({int(mask.sum())} "
+                f"{type(_bijection(key)).__name__.lstrip('_')} ({found.count} "
                 f"position(s), the first at {first})."
             )
 

@@ -143,12 +143,18 @@ def _checked_bounds(interval: tuple[Any, Any], min_width: float, n_widths: int) 
     bounds = jnp.stack([jnp.asarray(b, float) for b in interval])
     bounds = check_values(
         bounds,
-        lambda b: b[..., 1] <= b[..., 0],
+        lambda b: _at_lower(b[..., 1] <= b[..., 0]),
         "RealToIncreasingOnInterval: interval must have lower < upper",
     )
     return check_values(
         bounds,
-        lambda b: min_width * n_widths > b[..., 1] - b[..., 0],
+        lambda b: _at_lower(min_width * n_widths > b[..., 1] - b[..., 0]),
         f"RealToIncreasingOnInterval: min_width * n_widths = {min_width} * {n_widths} "
         "exceeds the interval width, so it cannot be satisfied",
     )
+
+
+def _at_lower(bad: jax.Array) -> jax.Array:
+    # A mask of bad (lower, upper) pairs, marking each pair's lower bound: the
+    # message names the first bad pair's lower bound and counts the pairs.
+    return jnp.stack([bad, jnp.zeros_like(bad)], axis=-1)

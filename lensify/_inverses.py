@@ -16,9 +16,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import jax.scipy.special
-import numpy as np
 
-from lensify.numerics import check_where, inv_softplus, inv_softplus_unchecked, wide_dtype
+from lensify.numerics import (
+    Found,
+    check_where,
+    inv_softplus,
+    inv_softplus_unchecked,
+    wide_dtype,
+)
 
 __all__ = [
     "check_in_range",
@@ -160,9 +165,8 @@ def check_in_range(
     """
     message = f"{owner}: a value is outside the range of {name}"
 
-    def error(_raw: np.ndarray, bad: np.ndarray) -> ValueError:
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        return ValueError(f"{message} ({int(bad.sum())} position(s), the first at {where}).")
+    def error(found: Found) -> ValueError:
+        return ValueError(f"{message} ({found.count} position(s), the first at {found.index}).")
 
     if not isinstance(raw, jax.Array):
         raw = jnp.asarray(raw)
@@ -171,12 +175,7 @@ def check_in_range(
     if not round_trip:
         # A pair whose inverse is finite exactly on fn's range (log of exp, logit of
         # sigmoid, inv_softplus of softplus): a finite raw value is enough.
-        if isinstance(raw, jax.core.Tracer):
-            return check_where(raw, ~jnp.isfinite(raw), error)
-        finite = np.isfinite(np.asarray(raw))
-        if not finite.all():
-            raise error(np.asarray(raw), ~finite)
-        return raw
+        return check_where(raw, ~jnp.isfinite(raw), error)
     wide = wide_dtype(raw.dtype)
     target = jnp.asarray(value, wide)
     back = jnp.asarray(fn(raw), wide)
@@ -297,12 +296,12 @@ def increasing_points_to_raw(
     bad = bad | jnp.concatenate([ends[0], jnp.zeros_like(narrow[..., 1:]), ends[1]], axis=-1)
     bad = bad[..., int(not has_lower) : int(not has_lower) + expected]
 
-    def error(_points: np.ndarray, mask: np.ndarray) -> ValueError:
-        where = tuple(int(i) for i in np.argwhere(mask)[0])
+    def error(found: Found) -> ValueError:
+        count, where = found.count, found.index
         return ValueError(
             "RealToIncreasingOnInterval: a value must increase by more than min_width="
             f"{min_width} from the lower to the upper bound, with each included "
-            f"endpoint equal to its bound ({int(mask.sum())} position(s), the first at "
+            f"endpoint equal to its bound ({count} position(s), the first at "
             f"{where})."
         )
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lensify import _notes, _tree, _walker
+from lensify import _notes, _tree, _walker, numerics
 from lensify._inverses import log_det_of
 from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
@@ -26,7 +26,7 @@ __all__ = ["unwrap_with_log_det"]
 
 _PLAIN = _tree.PLAIN_TYPES
 # The type of a concrete jax array (not a tracer).
-_CONCRETE_ARRAY = type(jnp.zeros(()))
+_CONCRETE_ARRAY = numerics.CONCRETE_ARRAY
 
 
 def _frozen(wrapper: Any) -> bool:
@@ -80,7 +80,7 @@ class _Later(NamedTuple):
     them rather than one per wrapper."""
 
     key: Any
-    array: jax.Array
+    array: Any  # an array, or (raw, bounds) for a constraint
 
 
 def _parameterize(wrapper: Parameterize[Any]) -> tuple[Any, Any]:

@@ -486,11 +486,11 @@ def _checked_finite(values: Any, name: str) -> Any:
         if not _tree.is_inexact_array(leaf):
             return leaf
 
-        def error(_raw: np.ndarray, bad: np.ndarray) -> ValueError:
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
+        def error(found: numerics.Found) -> ValueError:
+            first = found.index
             return ValueError(
                 f"{name}: a value is outside its range: the registered with_value gives a "
-                f"NaN or infinite raw value ({int(bad.sum())} position(s), the first at "
+                f"NaN or infinite raw value ({found.count} position(s), the first at "
                 f"{first})."
             )
 

@@ -5,12 +5,16 @@ lensify checks values at trace time. With concrete inputs a check runs at once. 
 ``jax.jit``, ``jax.vmap`` or ``jax.grad`` it is a host callback run for its effect when
 the computation runs: it is never pruned, even when nothing uses its result; it is
 allowed inside ``jax.checkpoint``; and it only reads the values, so the checked array
-keeps its sharding and its gradient.
+keeps its sharding and its gradient. Either way the mask is reduced on the devices to
+a count, the first bad index and the value there (:func:`summary`), and only those
+scalars reach the host: a sharded array is never gathered, and on a multi-host global
+array every process reads the same replicated scalars and raises the same error.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +26,7 @@ from jax.typing import ArrayLike
 from lensify import _notes
 
 __all__ = [
+    "Found",
     "check_values",
     "checked_row_norms",
     "check_where",
@@ -31,6 +36,20 @@ __all__ = [
     "row_norms",
     "wide_dtype",
 ]
+
+
+# The type of a concrete jax array (not a tracer): an exact-type test is cheapest.
+# Named without making an array, so that importing lensify does not start JAX's
+# backend (jax.distributed.initialize must come first in a multi-host program).
+try:
+    from jax._src.array import ArrayImpl as _ArrayImpl
+except ImportError:  # pragma: no cover - a JAX that moved it
+
+    class _ArrayImpl:  # type: ignore[no-redef]
+        """Never matched: the exact-type fast paths give way to the general ones."""
+
+
+CONCRETE_ARRAY: type = _ArrayImpl
 
 
 def is_concrete(x: Any) -> bool:
@@ -112,63 +131,140 @@ TRACED_CHECKS: contextvars.ContextVar[TracedChecks | None] = contextvars.Context
 )
 
 
-def _host_check(check: Callable[..., None], *operands: jax.Array) -> None:
-    # Concrete operands are checked at once. Traced ones by a debug callback: an
-    # effect, so XLA keeps it even when nothing uses a result (a constraint with an
-    # empty raw array stores nothing computed from its value), and the one kind of
-    # effect jax.checkpoint accepts. Its operands are only read: no result flows
-    # back from the host, so nothing is gathered into the checked array.
-    if all(is_concrete(x) for x in operands):
-        check(*(np.asarray(x) for x in operands))
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """What a failed check found, reduced on the devices: all that reaches the host.
+
+    Attributes:
+        count: How many entries are bad.
+        index: The index of the first bad entry (in row-major order), a tuple of ints.
+        value: The checked array's entry there, a numpy scalar of its dtype.
+        shape: The shape checked (the value's and the mask's, broadcast together).
+    """
+
+    count: int
+    index: tuple[int, ...]
+    value: Any
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        """How many entries were checked."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def summary(x: jax.Array, bad: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(count, first, value)``: how many entries of ``bad`` are True, the flat index
+    of the first (row-major; ``x.size`` if none) and ``x``'s entry there.
+
+    Traceable, and made of elementwise operations and full reductions only, so that
+    on a sharded (or multi-host global) array each device reduces its own shard and
+    only three scalars cross between devices: nothing is gathered.
+    """
+    shape = jnp.broadcast_shapes(jnp.shape(x), jnp.shape(bad))
+    x = jnp.broadcast_to(x, shape)
+    bad = jnp.broadcast_to(jnp.asarray(bad, bool), shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    itype = jax.dtypes.canonicalize_dtype(jnp.int64) if size >= 2**31 else jnp.int32
+    flat = jnp.zeros(shape, itype)
+    stride = 1
+    for axis in reversed(range(len(shape))):
+        flat = flat + jax.lax.broadcasted_iota(itype, shape, axis) * stride
+        stride *= shape[axis]
+    count = jnp.sum(bad, dtype=itype)
+    first = jnp.min(jnp.where(bad, flat, jnp.asarray(size, itype)), initial=size)
+    # The entry at `first`, by a masked maximum (a gather would move the array):
+    # the fill is the dtype's least value, so -0.0 and NaN come through as they are.
+    if x.dtype == jnp.bool_:
+        lowest: Any = False
+    elif jnp.issubdtype(x.dtype, jnp.inexact):
+        lowest = -jnp.inf
+    else:
+        lowest = jnp.iinfo(x.dtype).min
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):  # no order: the sum of one entry
+        return count, first, jnp.sum(jnp.where(flat == first, x, 0))
+    picked = jnp.where(flat == first, x, jnp.asarray(lowest, x.dtype))
+    return count, first, jnp.max(picked, initial=lowest)
+
+
+_summary = jax.jit(summary)
+
+
+def found(count: Any, first: Any, value: Any, shape: tuple[int, ...]) -> Found:
+    """The :class:`Found` of a :func:`summary`, its scalars read on the host."""
+    count, first, value = jax.device_get((count, first, value))
+    index = tuple(int(i) for i in np.unravel_index(int(first), shape)) if shape else ()
+    return Found(int(count), index, np.asarray(value)[()], tuple(shape))
+
+
+def _host_check(x: jax.Array, bad: jax.Array, error: Callable[[Found], Exception]) -> None:
+    # Concrete operands are reduced on their devices at once, and only the count
+    # (then, if it is not 0, the first index and value) is read: a replicated
+    # scalar that every process of a multi-host run can read, and reads alike, so
+    # every process raises the same error at the same point. Traced ones are
+    # reduced inside the computation, and only the three scalars go to a debug
+    # callback: an effect, so XLA keeps it even when nothing uses a result (a
+    # constraint with an empty raw array stores nothing computed from its value),
+    # and the one kind of effect jax.checkpoint accepts. It is partitioned: each
+    # device runs it on its copy of the (replicated) scalars, so under a multi-host
+    # jit every process raises, and no array is gathered onto one device.
+    shape = tuple(jnp.broadcast_shapes(jnp.shape(x), jnp.shape(bad)))
+    if is_concrete(x) and is_concrete(bad):
+        count, first, value = _summary(x, bad)
+        if int(count):
+            raise error(found(count, first, value, shape))
         return
     checks = TRACED_CHECKS.get()
     label = checks.label() if checks is not None else None
 
-    def host(*values: Any) -> None:
+    def host(count: Any, first: Any, value: Any) -> None:
+        if not int(np.asarray(count)):
+            return
         try:
-            check(*(np.asarray(v) for v in values))
-        except Exception as error:
+            raise error(found(count, first, value, shape))
+        except Exception as raised:
             if label is None or label.path is None:
                 raise
-            raise label.located(error) from None
+            raise label.located(raised) from None
 
     # In a computation of its own, so that without an outer jit (under vmap alone)
     # the error still arrives as a JaxRuntimeError, as it does under jit.
     @jax.jit
-    def effect(*values: jax.Array) -> None:
-        jax.debug.callback(host, *values)
+    def effect(x: jax.Array, bad: jax.Array) -> None:
+        jax.debug.callback(host, *summary(x, bad), partitioned=True)
 
-    effect(*(jax.lax.stop_gradient(x) for x in operands))
+    effect(jax.lax.stop_gradient(x), jax.lax.stop_gradient(bad))
 
 
-def check_values(x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], message: str) -> jax.Array:
+def check_values(x: ArrayLike, bad: Callable[[jax.Array], jax.Array], message: str) -> jax.Array:
     """Return ``x`` unchanged, raising ``ValueError(message)`` where ``bad(x)`` is True.
 
-    ``bad`` is called on the values as a numpy array. With a concrete ``x`` the check
-    runs at once. Under ``jax.jit``/``jax.vmap`` it runs when the computation does,
-    through a host callback, and the error surfaces as a ``jax.errors.JaxRuntimeError``
-    carrying the same message. The check is the identity for differentiation and
-    keeps the sharding of ``x``.
+    ``bad`` is called on ``x`` as a JAX array and must be traceable (``jnp``
+    operations): the mask is reduced on the devices, and only the count and the
+    first bad entry reach the host, so a sharded or multi-host global array is
+    never gathered. With a concrete ``x`` the check runs at once. Under
+    ``jax.jit``/``jax.vmap`` it runs when the computation does, through a host
+    callback, and the error surfaces as a ``jax.errors.JaxRuntimeError`` carrying
+    the same message. The check is the identity for differentiation and keeps the
+    sharding of ``x``.
 
     Example:
         >>> import jax.numpy as jnp
         >>> from lensify.numerics import check_values
         >>> check_values(jnp.ones(2), lambda v: v < 0, "negative")
         Array([1., 1.], dtype=float32)
+        >>> check_values(jnp.array([1.0, -2.0]), lambda v: v < 0, "negative")
+        Traceback (most recent call last):
+        ...
+        ValueError: negative (got -2.0 at 1 position(s)).
     """
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
-        _raise_if(np.asarray(x), bad, message)  # the usual case, checked at once
-        return x
     x = _as_array(x)
-    _host_check(lambda value: _raise_if(value, bad, message), x)
+
+    def error(what: Found) -> ValueError:
+        return ValueError(f"{message} (got {what.value.item()!r} at {what.count} position(s)).")
+
+    _host_check(x, bad(x), error)
     return x
-
-
-def _raise_if(x: np.ndarray, bad: Callable[[np.ndarray], np.ndarray], message: str) -> None:
-    mask = np.asarray(bad(x))
-    if np.count_nonzero(mask):  # cheaper than mask.any() on small arrays
-        first = np.asarray(x)[mask].ravel()[0].item()
-        raise ValueError(f"{message} (got {first!r} at {int(mask.sum())} position(s)).")
 
 
 def inv_softplus(x: ArrayLike) -> jax.Array:
@@ -198,10 +294,13 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
     # The dtype kind settles float32/float64 at once; jnp.issubdtype the rest.
     if x.dtype.kind not in "fc" and not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
-    raw = inv_softplus_unchecked(x)
+    if not concrete:
+        return inv_softplus_unchecked(x)
     # The formula gives NaN exactly for a negative (or NaN) input: a concrete input
-    # is checked only then, which spares the check's cost in the usual case.
-    if concrete and np.count_nonzero(np.isnan(np.asarray(raw))):
+    # is checked only then (a flag reduced on the devices says so), which spares
+    # the check's cost in the usual case.
+    raw, has_nan = _inv_softplus_and_nan(x)
+    if bool(has_nan):
         check_values(x, _negative, _NEGATIVE)
     return raw
 
@@ -209,8 +308,14 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
 _NEGATIVE = "inv_softplus expects non-negative input"
 
 
-def _negative(v: np.ndarray) -> np.ndarray:
+def _negative(v: jax.Array) -> jax.Array:
     return v < 0
+
+
+@jax.jit
+def _inv_softplus_and_nan(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    raw = inv_softplus_unchecked(x)
+    return raw, jnp.any(jnp.isnan(raw))
 
 
 @jax.jit
@@ -228,18 +333,20 @@ def inv_softplus_unchecked(x: jax.Array) -> jax.Array:
 def check_where(
     x: ArrayLike,
     bad: ArrayLike,
-    error: Callable[[np.ndarray, np.ndarray], Exception],
+    error: Callable[[Found], Exception],
 ) -> jax.Array:
-    """Return ``x`` unchanged, raising ``error(x, bad)`` if any entry of ``bad`` is True.
+    """Return ``x`` unchanged, raising ``error(found)`` if any entry of ``bad`` is True.
 
     Like :func:`check_values`, but the mask ``bad`` is computed by the caller, in
     JAX (so it may be any traceable test: a row sum, a comparison with array
-    bounds), and the exception is built by ``error`` from the values and the mask
-    as numpy arrays, broadcast to one shape. With concrete inputs the check runs at
-    once; under ``jax.jit`` or ``jax.vmap`` it runs when the computation does,
-    through a host callback, and the exception surfaces as a
-    ``jax.errors.JaxRuntimeError`` carrying its message. The traced check is an
-    effect: it runs even if nothing uses the returned array, inside
+    bounds), and the exception is built by ``error`` from a :class:`Found`: the
+    count of bad entries, the index of the first and ``x``'s value there (``x`` and
+    ``bad`` broadcast to one shape). Those are reduced on the devices, and only
+    they reach the host: a sharded or multi-host global array is never gathered.
+    With concrete inputs the check runs at once; under ``jax.jit`` or ``jax.vmap``
+    it runs when the computation does, through a host callback, and the exception
+    surfaces as a ``jax.errors.JaxRuntimeError`` carrying its message. The traced
+    check is an effect: it runs even if nothing uses the returned array, inside
     ``jax.checkpoint`` too. The check is the identity for differentiation and keeps
     the sharding of ``x``.
 
@@ -247,23 +354,14 @@ def check_where(
         >>> import jax.numpy as jnp
         >>> from lensify.numerics import check_where
         >>> x = jnp.array([1.0, -2.0])
-        >>> check_where(x, x < 0, lambda v, m: ValueError(f"negative: {v[m]}"))
+        >>> check_where(x, x < 0, lambda f: ValueError(f"negative: {f.value} at {f.index}"))
         Traceback (most recent call last):
         ...
-        ValueError: negative: [-2.]
+        ValueError: negative: -2.0 at (1,)
     """
     x = _as_array(x)
-    bad = jnp.asarray(bad, dtype=bool)
-    _host_check(lambda value, mask: _raise_where(value, mask, error), x, bad)
+    _host_check(x, jnp.asarray(bad, dtype=bool), error)
     return x
-
-
-def _raise_where(
-    x: np.ndarray, bad: np.ndarray, error: Callable[[np.ndarray, np.ndarray], Exception]
-) -> None:
-    if bad.any():
-        value, mask = np.broadcast_arrays(x, bad)
-        raise error(value, mask)
 
 
 def checked_row_norms(weight: Any) -> jax.Array:
@@ -283,12 +381,20 @@ def checked_row_norms(weight: Any) -> jax.Array:
         )
     norms = check_values(
         row_norms(value),
-        lambda n: ~np.isfinite(n),
+        _not_finite,
         "WeightNormalization cannot normalise a weight with a NaN or infinite entry",
     )
     return check_values(
-        norms, lambda n: n == 0, "WeightNormalization cannot normalise a weight with a row of zeros"
+        norms, _zero, "WeightNormalization cannot normalise a weight with a row of zeros"
     )
+
+
+def _not_finite(x: jax.Array) -> jax.Array:
+    return ~jnp.isfinite(x)
+
+
+def _zero(x: jax.Array) -> jax.Array:
+    return x == 0
 
 
 def row_norms(weight: jax.Array) -> jax.Array:

@@ -136,6 +136,7 @@ class Interval(AbstractConstraint):
     upper: float | StaticArray = _records.field(static=True)
 
     support = "lower < x < upper"
+    _data_fields = ("lower", "upper")
     _compiled_inverse = True
     _compiled_forward = True
     _compiled_log_det = True
@@ -155,9 +156,12 @@ class Interval(AbstractConstraint):
     def _bounds(self, dtype: Any) -> tuple[jax.Array, jax.Array]:
         # Rounded to the dtype the map is computed in, then to ``dtype``: the
         # bounds that forward's result, clipped in the wide dtype, rounds to.
+        # In a compiled map the bounds are traced arrays (data, see _data_fields).
         wide = wide_dtype(dtype)
         return tuple(  # type: ignore[return-value]
-            jnp.asarray(np.asarray(static_value(b), dtype=wide).astype(dtype))
+            jnp.asarray(b, wide).astype(dtype)
+            if isinstance(b, jax.Array)
+            else jnp.asarray(np.asarray(static_value(b), dtype=wide).astype(dtype))
             for b in (self.lower, self.upper)
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+from lensify.numerics import Found
 
 __all__ = ["ConstraintError", "boundary_error", "support_error"]
 
@@ -72,15 +72,14 @@ class ConstraintError(ValueError):
         )
 
 
-def support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
-    def make(value: np.ndarray, bad: np.ndarray) -> ConstraintError:
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        offending = value[index].item()
-        count = int(bad.sum())
+def support_error(name: str, support: str) -> Callable[[Found], Exception]:
+    def make(found: Found) -> ConstraintError:
+        index, count = found.index, found.count
+        offending = found.value.item()
         where = f" at index {index}" if index else ""
         message = (
-            f"{name} got {value[index]!s}{where}, outside its support {support} "
-            f"({count} of {value.size} entries are outside). Pass a value inside the "
+            f"{name} got {found.value!s}{where}, outside its support {support} "
+            f"({count} of {found.size} entries are outside). Pass a value inside the "
             "support, or choose a constraint whose support holds it."
         )
         return ConstraintError(message, constraint=name, value=offending, index=index, count=count)
@@ -88,13 +87,12 @@ def support_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray],
     return make
 
 
-def boundary_error(name: str, support: str) -> Callable[[np.ndarray, np.ndarray], Exception]:
-    def make(raw: np.ndarray, bad: np.ndarray) -> ConstraintError:
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        count = int(bad.sum())
+def boundary_error(name: str, support: str) -> Callable[[Found], Exception]:
+    def make(found: Found) -> ConstraintError:
+        index, count = found.index, found.count
         message = (
             f"{name} cannot store this value: it lies on the boundary of the support "
-            f"{support}, where the raw parameter would be {raw[index]!s} ({count} raw "
+            f"{support}, where the raw parameter would be {found.value!s} ({count} raw "
             f"entries, the first at index {index}). Pass a value strictly inside the "
             "support (no 0 or 1 of a closed interval, no zero in a simplex, no singular "
             "matrix)."

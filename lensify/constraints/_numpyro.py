@@ -17,7 +17,7 @@ import numpy as np
 
 from lensify import _records, _tree
 from lensify.constraints._protocol import AbstractConstraint, ConstraintError, Tolerance
-from lensify.numerics import check_where
+from lensify.numerics import Found, check_where
 
 __all__ = ["Constrained", "NumpyroConstraint", "constrain"]
 
@@ -159,7 +159,7 @@ class Constrained(AbstractConstraint):
         overflows = jnp.broadcast_to(~jnp.all(jnp.isfinite(back)), jnp.shape(raw))
         return check_where(raw, overflows, self._overflow_error)
 
-    def _overflow_error(self, raw: np.ndarray, bad: np.ndarray) -> ConstraintError:
+    def _overflow_error(self, found: Found) -> ConstraintError:
         name = type(self).__name__
         return ConstraintError(
             f"{name} cannot store this value: {self.constraint!r}'s map of its raw "

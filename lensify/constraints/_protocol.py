@@ -23,7 +23,7 @@ from lensify import _records, _tree
 from lensify._walker import KEEP
 from lensify.constraints._errors import ConstraintError as ConstraintError
 from lensify.constraints._errors import boundary_error, support_error
-from lensify.numerics import check_where, wide_dtype
+from lensify.numerics import CONCRETE_ARRAY, check_where, found, summary, wide_dtype
 from lensify.wrappers import (
     AbstractUnwrappable,
     NonTrainable,
@@ -74,7 +74,7 @@ def _as_float_array(x: Any) -> jax.Array:
 
 _PLAIN = _tree.PLAIN_TYPES
 # The type of a concrete jax array (not a tracer): an exact-type test is cheapest.
-_CONCRETE_ARRAY = type(jnp.zeros(()))
+_CONCRETE_ARRAY = CONCRETE_ARRAY
 _WIDE = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
 
@@ -92,25 +92,69 @@ def _widened(method: Callable[[Any, jax.Array], jax.Array]) -> Any:
     return widened
 
 
+class _Slot:
+    """Where a data field (a bound) was, in the structure a compiled map is keyed on:
+    its shape only. The value is passed to the map as a traced argument."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Slot and other.shape == self.shape
+
+    def __hash__(self) -> int:
+        return hash((_Slot, self.shape))
+
+
+def _keyed(constraint: AbstractConstraint, aux: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
+    """``(key, data)``: the structure ``aux`` of ``constraint`` with each of its data
+    fields (bounds) replaced by its shape, and their values as float64 arrays.
+
+    A compiled map is keyed on its class, its ``key``, and the shape and dtype of
+    its arguments, ``data`` among them: a new bound value costs no compilation."""
+    cls = type(constraint)
+    names = cls._data_fields
+    if not names:
+        return aux, ()
+    data = tuple(np.asarray(getattr(constraint, name), dtype=np.float64) for name in names)
+    stripped = _records.record_rebuild(cls, aux, (None,))
+    for name, value in zip(names, data, strict=True):
+        object.__setattr__(stripped, name, _Slot(value.shape))
+    return _records.record_flatten(stripped)[1], data
+
+
+def _rebuilt(cls: type[AbstractConstraint], key: Any, data: tuple[jax.Array, ...], raw: Any) -> Any:
+    # The constraint a compiled map runs: its data fields hold the traced values.
+    constraint = _records.record_rebuild(cls, key, (raw,))
+    for name, value in zip(cls._data_fields, data, strict=True):
+        object.__setattr__(constraint, name, value)
+    return constraint
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _forward_in_one_call(cls: type, aux: Any, raw: jax.Array) -> jax.Array:
+def _forward_in_one_call(cls: type, key: Any, data: Any, raw: jax.Array) -> jax.Array:
     """A built-in constraint's forward map as one compiled computation, for an eager
     ``unwrap``: each jnp operation would otherwise be a dispatch (and, for each new
-    shape, a compilation) of its own. Rebuilt from its class and structure as
-    :func:`_inverse_if_inside` is."""
-    constraint = _records.record_rebuild(cls, aux, (None,))
-    return constraint.forward(raw)
+    shape, a compilation) of its own. Rebuilt from its class, structure and data
+    (see :func:`_keyed`), as :func:`_inverse_if_inside` is."""
+    return _rebuilt(cls, key, data, None).forward(raw)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
-    """A built-in constraint's inverse map, all NaN unless every entry of ``value``
-    is finite and in the support, as one compiled computation: eagerly, each jnp
-    operation (and the support test) would be a dispatch of its own. For classes
-    whose only child is ``raw``, which neither map reads: the constraint is
-    rebuilt from its class and structure ``aux`` alone, which are static (jit's
-    own cache keeps one computation per class, structure, shape and dtype)."""
-    constraint = _records.record_rebuild(cls, aux, (None,))
+def _inverse_if_inside(
+    cls: type, key: Any, data: Any, value: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """A built-in constraint's inverse map, and one flag reduced on the devices:
+    whether every entry of ``value`` is finite and in the support and the raw
+    array is finite and not empty. One compiled computation: eagerly, each jnp
+    operation (and the support test) would be a dispatch of its own, and only the
+    flag reaches the host. For classes whose only child is ``raw``, which neither
+    map reads: the constraint is rebuilt from its class, structure and data (see
+    :func:`_keyed`); jit's own cache keeps one computation per class, structure
+    without data, shape and dtype."""
+    constraint = _rebuilt(cls, key, data, None)
     # The support test reads subnormal numbers as zero, as XLA's eager comparisons
     # do; made explicit, because inside one fused computation XLA may read them as
     # they are in one operation and as zero in the next. The inverse map gets the
@@ -118,9 +162,17 @@ def _inverse_if_inside(cls: type, aux: Any, value: jax.Array) -> jax.Array:
     smallest = jnp.finfo(wide_dtype(value.dtype)).tiny
     flushed = jnp.where(jnp.abs(value) < smallest, jnp.zeros_like(value), value)
     inside = jnp.all(constraint.in_support(flushed) & jnp.isfinite(value))
+    raw = constraint.inverse(value)
     # The raw array's shape may differ from the value's (a simplex's has one entry
-    # fewer): the test is one flag.
-    return jnp.where(inside, constraint.inverse(value), jnp.nan)
+    # fewer): the test is one flag. An empty raw array cannot say: the eager maps do.
+    return raw, inside & jnp.all(jnp.isfinite(raw)) & (raw.size > 0)
+
+
+@jax.jit
+def _outside(value: jax.Array, inside: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    # The support test's summary, reduced on the devices (see numerics.summary).
+    bad = ~(jnp.broadcast_to(inside, value.shape) & jnp.isfinite(value))
+    return summary(value, bad)
 
 
 _COMPILED_MAPS = {
@@ -193,6 +245,10 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     _compiled_inverse: ClassVar[bool] = False
     _compiled_forward: ClassVar[bool] = False
     _compiled_log_det: ClassVar[bool] = False
+    # Static fields that hold array configuration (an interval's bounds): data, not
+    # part of what a compiled map is keyed on, so a new value costs no compilation.
+    # The maps must accept them as traced arrays.
+    _data_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -297,18 +353,21 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_forward"):
-            return _forward_in_one_call(cls, _records.record_flatten(self)[1], raw)
+            return _forward_in_one_call(cls, *_keyed(self, _records.record_flatten(self)[1]), raw)
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
-    def log_det_later(self) -> tuple[Any, jax.Array] | None:
-        """``(key, raw)`` from which :func:`log_det_from` gives this constraint's log-det
-        inside one compiled computation, for a built-in holding a concrete raw array
-        (``unwrap_with_log_det`` sums all of them in one call); else None."""
+    def log_det_later(self) -> tuple[Any, Any] | None:
+        """``(key, arrays)`` from which :func:`log_det_from` gives this constraint's
+        log-det inside one compiled computation, for a built-in holding a concrete raw
+        array (``unwrap_with_log_det`` sums all of them in one call); else None. The
+        key is static (class and structure); the arrays (raw, and the bounds, see
+        :func:`_keyed`) are traced, so a new bound value compiles nothing."""
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_log_det"):
-            return (cls, _records.record_flatten(self)[1]), raw
+            structure, data = _keyed(self, _records.record_flatten(self)[1])
+            return (cls, structure), (raw, data)
         return None
 
     def with_value(self: C, value: Any) -> C:
@@ -398,9 +457,8 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             if type(plain) is _CONCRETE_ARRAY:
                 self.check_dtype(plain.dtype)
                 self.check_shape(plain.shape)
-                raw = _inverse_if_inside(cls, aux, plain)
-                raw_np = np.asarray(raw)
-                if raw_np.size and np.isfinite(raw_np).all():
+                raw, ok = _inverse_if_inside(cls, *_keyed(self, aux), plain)
+                if bool(ok):  # one replicated scalar, read alike by every process
                     return raw
                 # A value outside the support, or on its boundary (or an empty raw
                 # array, which cannot say): the eager maps below decide and say where.
@@ -424,24 +482,17 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         self.check_dtype(plain.dtype)
         self.check_shape(plain.shape)
         inside = self.in_support(plain)
-        if _is_concrete_array(plain) and _is_concrete_array(inside):
-            # Checked at once, in numpy: what check_where does with concrete values,
-            # without four dispatches to build the mask. The support test itself
-            # stays in JAX (its comparisons flush subnormal numbers as XLA does).
-            values = np.asarray(plain)
-            inside_np = np.asarray(inside)
-            if inside_np.shape != values.shape:
-                inside_np = np.broadcast_to(inside_np, values.shape)
-            bad_np = ~(inside_np & np.isfinite(values))
-            if bad_np.any():
-                self._raise_outside(values, bad_np)
+        error = support_error(type(self).__name__, self._support())
+        if _is_concrete_array(plain) and not isinstance(inside, jax.core.Tracer):
+            # Checked at once, reduced on the devices in one compiled call; the
+            # support test itself stays in JAX (its comparisons flush subnormal
+            # numbers as XLA does).
+            count, first, entry = _outside(plain, inside)
+            if int(count):
+                raise error(found(count, first, entry, plain.shape))
             return plain
         bad = ~(jnp.broadcast_to(inside, plain.shape) & jnp.isfinite(plain))
-        return check_where(plain, bad, support_error(type(self).__name__, self._support()))
-
-    def _raise_outside(self, values: np.ndarray, bad: np.ndarray) -> None:
-        error = support_error(type(self).__name__, self._support())
-        raise error(*np.broadcast_arrays(values, bad))
+        return check_where(plain, bad, error)
 
     def _support(self) -> str:
         # The words for error messages; a class whose support depends on its
@@ -535,10 +586,11 @@ def wide_raw(raw: Any) -> jax.Array:
     return raw.astype(wide_dtype(raw.dtype))
 
 
-def log_det_from(key: Any, raw: jax.Array) -> jax.Array:
+def log_det_from(key: Any, arrays: Any) -> jax.Array:
     """The log-det of the constraint :meth:`AbstractConstraint.log_det_later` named."""
-    cls, aux = key
-    constraint: AbstractConstraint = _records.record_rebuild(cls, aux, (raw,))
+    cls, structure = key
+    raw, data = arrays
+    constraint: AbstractConstraint = _rebuilt(cls, structure, data, raw)
     return jnp.asarray(constraint.log_det())
 
 
