@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from lensify import _notes
 
 __all__ = [
     "Found",
+    "check_all",
     "check_values",
     "checked_row_norms",
     "check_where",
@@ -166,12 +168,25 @@ def summary(x: jax.Array, bad: jax.Array) -> tuple[jax.Array, jax.Array, jax.Arr
     bad = jnp.broadcast_to(jnp.asarray(bad, bool), shape)
     size = int(np.prod(shape, dtype=np.int64))
     itype = jax.dtypes.canonicalize_dtype(jnp.int64) if size >= 2**31 else jnp.int32
+    count = jnp.sum(bad, dtype=itype)
+    # The first index and its value only when there is a bad entry: in the usual
+    # case a check costs one fused pass over the array.
+    first, value = jax.lax.cond(
+        count > 0,
+        lambda: _first_bad(x, bad, itype),
+        lambda: (jnp.asarray(size, itype), jnp.zeros((), x.dtype)),
+    )
+    return count, first, value
+
+
+def _first_bad(x: jax.Array, bad: jax.Array, itype: Any) -> tuple[jax.Array, jax.Array]:
+    shape = x.shape
+    size = int(np.prod(shape, dtype=np.int64))
     flat = jnp.zeros(shape, itype)
     stride = 1
     for axis in reversed(range(len(shape))):
         flat = flat + jax.lax.broadcasted_iota(itype, shape, axis) * stride
         stride *= shape[axis]
-    count = jnp.sum(bad, dtype=itype)
     first = jnp.min(jnp.where(bad, flat, jnp.asarray(size, itype)), initial=size)
     # The entry at `first`, by a masked maximum (a gather would move the array):
     # the fill is the dtype's least value, so -0.0 and NaN come through as they are.
@@ -182,9 +197,9 @@ def summary(x: jax.Array, bad: jax.Array) -> tuple[jax.Array, jax.Array, jax.Arr
     else:
         lowest = jnp.iinfo(x.dtype).min
     if jnp.issubdtype(x.dtype, jnp.complexfloating):  # no order: the sum of one entry
-        return count, first, jnp.sum(jnp.where(flat == first, x, 0))
+        return first, jnp.sum(jnp.where(flat == first, x, 0))
     picked = jnp.where(flat == first, x, jnp.asarray(lowest, x.dtype))
-    return count, first, jnp.max(picked, initial=lowest)
+    return first, jnp.max(picked, initial=lowest)
 
 
 _summary = jax.jit(summary)
@@ -234,6 +249,53 @@ def _host_check(x: jax.Array, bad: jax.Array, error: Callable[[Found], Exception
         jax.debug.callback(host, *summary(x, bad), partitioned=True)
 
     effect(jax.lax.stop_gradient(x), jax.lax.stop_gradient(bad))
+
+
+def check_all(checks: list[tuple[jax.Array, jax.Array, Callable[[Found], Exception]]]) -> None:
+    """Run several :func:`check_where` checks ``(x, bad, error)`` as one, in order: the
+    first that finds a bad entry raises. Traced, the usual case costs one flag
+    reduced over every mask (one pass where the masks share a shape); the counts and
+    first indices are computed only when the flag is set."""
+    if all(is_concrete(x) and is_concrete(bad) for x, bad, _ in checks):
+        for x, bad, error in checks:
+            _host_check(x, bad, error)
+        return
+    shapes = [tuple(jnp.broadcast_shapes(jnp.shape(x), jnp.shape(b))) for x, b, _ in checks]
+    errors = [error for _, _, error in checks]
+    traced = TRACED_CHECKS.get()
+    label = traced.label() if traced is not None else None
+
+    def host(*scalars: Any) -> None:
+        for i, (shape, error) in enumerate(zip(shapes, errors, strict=True)):
+            count, first, value = scalars[3 * i : 3 * i + 3]
+            if int(np.asarray(count)):
+                try:
+                    raise error(found(count, first, value, shape))
+                except Exception as raised:
+                    if label is None or label.path is None:
+                        raise
+                    raise label.located(raised) from None
+
+    @jax.jit
+    def effect(pairs: list[tuple[jax.Array, jax.Array]]) -> None:
+        masks = [
+            jnp.broadcast_to(jnp.asarray(b, bool), shape)
+            for (_, b), shape in zip(pairs, shapes, strict=True)
+        ]
+        if len(set(shapes)) == 1:
+            flag = jnp.any(functools.reduce(jnp.logical_or, masks))
+        else:
+            flag = functools.reduce(jnp.logical_or, [jnp.any(m) for m in masks])
+
+        def details() -> list[jax.Array]:
+            return [s for (x, _), m in zip(pairs, masks, strict=True) for s in summary(x, m)]
+
+        def none() -> list[jax.Array]:
+            return [jnp.zeros(a.shape, a.dtype) for a in jax.eval_shape(details)]
+
+        jax.debug.callback(host, *jax.lax.cond(flag, details, none), partitioned=True)
+
+    effect([(jax.lax.stop_gradient(x), jax.lax.stop_gradient(b)) for x, b, _ in checks])
 
 
 def check_values(x: ArrayLike, bad: Callable[[jax.Array], jax.Array], message: str) -> jax.Array:

@@ -23,7 +23,7 @@ from lensify import _records, _tree
 from lensify._walker import KEEP
 from lensify.constraints._errors import ConstraintError as ConstraintError
 from lensify.constraints._errors import boundary_error, support_error
-from lensify.numerics import CONCRETE_ARRAY, check_where, found, summary, wide_dtype
+from lensify.numerics import CONCRETE_ARRAY, check_all, check_where, found, summary, wide_dtype
 from lensify.wrappers import (
     AbstractUnwrappable,
     NonTrainable,
@@ -467,6 +467,21 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
                     return raw
                 # A value outside the support, or on its boundary (or an empty raw
                 # array, which cannot say): the eager maps below decide and say where.
+            elif isinstance(plain, jax.core.Tracer):
+                # Traced: the support and boundary checks as one, whose usual case
+                # is one flag reduced on the devices.
+                self.check_dtype(plain.dtype)
+                self.check_shape(plain.shape)
+                inside = jnp.broadcast_to(self.in_support(plain), plain.shape)
+                raw = jnp.asarray(self.inverse(plain))
+                name, support = type(self).__name__, self._support()
+                checks: list[Any] = [
+                    (plain, ~(inside & jnp.isfinite(plain)), support_error(name, support))
+                ]
+                if jnp.issubdtype(raw.dtype, jnp.inexact):
+                    checks.append((raw, ~jnp.isfinite(raw), boundary_error(name, support)))
+                check_all(checks)
+                return raw
         return self._finite(self.inverse(self._checked(value)))
 
     def _finite(self, raw: Any) -> Any:
