@@ -19,7 +19,7 @@ from lensify import _notes, _tree, _walker, numerics
 from lensify._inverses import log_det_of
 from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
-from lensify.constraints._protocol import log_det_from
+from lensify.constraints._compiled import log_det_from
 from lensify.wrappers import NoLogDetError, Parameterize, is_non_trainable
 
 __all__ = ["unwrap_with_log_det"]

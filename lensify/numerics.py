@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from lensify import _notes
 
 __all__ = [
     "Found",
+    "check_all",
+    "nonfinite",
     "check_values",
     "checked_row_norms",
     "check_where",
@@ -166,25 +169,56 @@ def summary(x: jax.Array, bad: jax.Array) -> tuple[jax.Array, jax.Array, jax.Arr
     bad = jnp.broadcast_to(jnp.asarray(bad, bool), shape)
     size = int(np.prod(shape, dtype=np.int64))
     itype = jax.dtypes.canonicalize_dtype(jnp.int64) if size >= 2**31 else jnp.int32
+    # The count, first index and its value only when there is a bad entry: in the
+    # usual case a check costs one fused pass over the array.
+    return jax.lax.cond(
+        any_true(bad),
+        lambda: (jnp.sum(bad, dtype=itype), *_first_bad(x, bad, itype)),
+        lambda: (jnp.zeros((), itype), jnp.asarray(size, itype), jnp.zeros((), x.dtype)),
+    )
+
+
+def nonfinite(x: jax.Array) -> jax.Array:
+    """Whether a float array may hold a NaN or an infinity: whether its sum is not
+    finite. One reduction with nothing to compute first, which XLA runs at the speed
+    of reading the array. A NaN or an infinity makes the sum NaN or infinite in any
+    order of summation (unlike a minimum, which a collective across processes may
+    take without propagating NaN); a sum that overflows says True for finite
+    entries, so a caller treats True as "look closer", never as an error.
+    """
+    wide = x if x.dtype.itemsize >= 4 else x.astype(jnp.float32)
+    return ~jnp.isfinite(jnp.sum(wide))
+
+
+def any_true(mask: jax.Array) -> jax.Array:
+    """Whether any entry of the boolean ``mask`` is True, as a float sum: XLA's CPU
+    backend vectorises it, and runs a boolean ``any`` several times slower."""
+    return jnp.sum(jnp.where(mask, jnp.float32(1), jnp.float32(0))) > 0
+
+
+def _first_bad(x: jax.Array, bad: jax.Array, itype: Any) -> tuple[jax.Array, jax.Array]:
+    shape = x.shape
+    size = int(np.prod(shape, dtype=np.int64))
     flat = jnp.zeros(shape, itype)
     stride = 1
     for axis in reversed(range(len(shape))):
         flat = flat + jax.lax.broadcasted_iota(itype, shape, axis) * stride
         stride *= shape[axis]
-    count = jnp.sum(bad, dtype=itype)
     first = jnp.min(jnp.where(bad, flat, jnp.asarray(size, itype)), initial=size)
-    # The entry at `first`, by a masked maximum (a gather would move the array):
-    # the fill is the dtype's least value, so -0.0 and NaN come through as they are.
+    # The entry at `first`, by masked reductions (a gather would move the array).
     if x.dtype == jnp.bool_:
         lowest: Any = False
     elif jnp.issubdtype(x.dtype, jnp.inexact):
         lowest = -jnp.inf
     else:
         lowest = jnp.iinfo(x.dtype).min
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):  # no order: the sum of one entry
-        return count, first, jnp.sum(jnp.where(flat == first, x, 0))
-    picked = jnp.where(flat == first, x, jnp.asarray(lowest, x.dtype))
-    return count, first, jnp.max(picked, initial=lowest)
+    alone = jnp.sum(jnp.where(flat == first, x, jnp.zeros((), x.dtype)))
+    if not jnp.issubdtype(x.dtype, jnp.floating):  # no order, or no NaN
+        return first, alone if x.dtype != jnp.bool_ else alone.astype(bool)
+    # The sum of the one entry carries a NaN through any collective; the maximum
+    # keeps the sign of -0.0.
+    picked = jnp.max(jnp.where(flat == first, x, jnp.asarray(lowest, x.dtype)), initial=lowest)
+    return first, jnp.where(jnp.isnan(alone), alone, picked)
 
 
 _summary = jax.jit(summary)
@@ -197,43 +231,100 @@ def found(count: Any, first: Any, value: Any, shape: tuple[int, ...]) -> Found:
     return Found(int(count), index, np.asarray(value)[()], tuple(shape))
 
 
-def _host_check(x: jax.Array, bad: jax.Array, error: Callable[[Found], Exception]) -> None:
+def _host_check(x: jax.Array, bad: Mask, error: Callable[[Found], Exception]) -> None:
     # Concrete operands are reduced on their devices at once, and only the count
     # (then, if it is not 0, the first index and value) is read: a replicated
     # scalar that every process of a multi-host run can read, and reads alike, so
     # every process raises the same error at the same point. Traced ones are
-    # reduced inside the computation, and only the three scalars go to a debug
-    # callback: an effect, so XLA keeps it even when nothing uses a result (a
-    # constraint with an empty raw array stores nothing computed from its value),
-    # and the one kind of effect jax.checkpoint accepts. It is partitioned: each
-    # device runs it on its copy of the (replicated) scalars, so under a multi-host
-    # jit every process raises, and no array is gathered onto one device.
-    shape = tuple(jnp.broadcast_shapes(jnp.shape(x), jnp.shape(bad)))
-    if is_concrete(x) and is_concrete(bad):
-        count, first, value = _summary(x, bad)
+    # reduced inside the computation (see check_all), and only scalars go to a
+    # debug callback: an effect, so XLA keeps it even when nothing uses a result
+    # (a constraint with an empty raw array stores nothing computed from its
+    # value), and the one kind of effect jax.checkpoint accepts. It is
+    # partitioned: each device runs it on its copy of the (replicated) scalars, so
+    # under a multi-host jit every process raises, and no array is gathered onto
+    # one device.
+    mask = bad(x) if callable(bad) and is_concrete(x) else bad
+    if is_concrete(x) and is_concrete(mask):
+        shape = tuple(jnp.broadcast_shapes(jnp.shape(x), jnp.shape(mask)))
+        count, first, value = _summary(x, mask)
         if int(count):
             raise error(found(count, first, value, shape))
         return
-    checks = TRACED_CHECKS.get()
-    label = checks.label() if checks is not None else None
+    check_all([(x, bad, error)])
 
-    def host(count: Any, first: Any, value: Any) -> None:
-        if not int(np.asarray(count)):
-            return
-        try:
-            raise error(found(count, first, value, shape))
-        except Exception as raised:
-            if label is None or label.path is None:
-                raise
-            raise label.located(raised) from None
 
-    # In a computation of its own, so that without an outer jit (under vmap alone)
-    # the error still arrives as a JaxRuntimeError, as it does under jit.
+Mask = Any  # a boolean array, or a traceable function of the checked array giving one
+
+
+def check_all(
+    checks: list[tuple[jax.Array, Mask, Callable[[Found], Exception]]],
+    flag: Callable[[list[jax.Array]], jax.Array] | None = None,
+) -> None:
+    """Run several :func:`check_where` checks ``(x, bad, error)`` as one, in order: the
+    first that finds a bad entry raises. ``bad`` is a boolean array, or a function
+    of ``x`` giving one (computed where it is needed, so that XLA fuses it into the
+    reductions rather than storing it).
+
+    Traced, the usual case costs one flag reduced on the devices over every mask;
+    the counts, first indices and values are computed only when the flag is set,
+    and only those scalars go to the host callback. A caller that knows a cheaper
+    test passes it as ``flag``: a function of the checked arrays giving a scalar
+    that is True whenever a mask has a True entry (``nonfinite`` of an array that
+    holds a NaN wherever a mask is True is two plain reductions).
+    """
+    if all(is_concrete(x) and (callable(bad) or is_concrete(bad)) for x, bad, _ in checks):
+        for x, bad, error in checks:
+            _host_check(x, bad, error)
+        return
+    shapes = [_mask_shape(x, bad) for x, bad, _ in checks]
+    errors = [error for _, _, error in checks]
+    functions = [bad if callable(bad) else None for _, bad, _ in checks]
+    traced = TRACED_CHECKS.get()
+    label = traced.label() if traced is not None else None
+
+    def host(*scalars: Any) -> None:
+        for i, (shape, error) in enumerate(zip(shapes, errors, strict=True)):
+            count, first, value = scalars[3 * i : 3 * i + 3]
+            if int(np.asarray(count)):
+                try:
+                    raise error(found(count, first, value, shape))
+                except Exception as raised:
+                    if label is None or label.path is None:
+                        raise
+                    raise label.located(raised) from None
+
     @jax.jit
-    def effect(x: jax.Array, bad: jax.Array) -> None:
-        jax.debug.callback(host, *summary(x, bad), partitioned=True)
+    def effect(pairs: list[tuple[jax.Array, Any]]) -> None:
+        def masks() -> list[jax.Array]:
+            out = []
+            for (x, b), fn, shape in zip(pairs, functions, shapes, strict=True):
+                mask = fn(x) if fn is not None else b
+                out.append(jnp.broadcast_to(jnp.asarray(mask, bool), shape))
+            return out
 
-    effect(jax.lax.stop_gradient(x), jax.lax.stop_gradient(bad))
+        if flag is not None:
+            found_any = flag([x for x, _ in pairs])
+        elif len(set(shapes)) == 1:
+            found_any = any_true(functools.reduce(jnp.logical_or, masks()))
+        else:
+            found_any = functools.reduce(jnp.logical_or, [any_true(m) for m in masks()])
+
+        def details() -> list[jax.Array]:
+            found = zip(pairs, masks(), strict=True)
+            return [s for (x, _), mask in found for s in summary(x, mask)]
+
+        def none() -> list[jax.Array]:
+            return [jnp.zeros(a.shape, a.dtype) for a in jax.eval_shape(details)]
+
+        jax.debug.callback(host, *jax.lax.cond(found_any, details, none), partitioned=True)
+
+    stop = jax.lax.stop_gradient
+    effect([(stop(x), None if callable(bad) else stop(bad)) for x, bad, _ in checks])
+
+
+def _mask_shape(x: jax.Array, bad: Mask) -> tuple[int, ...]:
+    mask_shape = jax.eval_shape(bad, x).shape if callable(bad) else jnp.shape(bad)
+    return tuple(jnp.broadcast_shapes(jnp.shape(x), mask_shape))
 
 
 def check_values(x: ArrayLike, bad: Callable[[jax.Array], jax.Array], message: str) -> jax.Array:
@@ -263,7 +354,7 @@ def check_values(x: ArrayLike, bad: Callable[[jax.Array], jax.Array], message: s
     def error(what: Found) -> ValueError:
         return ValueError(f"{message} (got {what.value.item()!r} at {what.count} position(s)).")
 
-    _host_check(x, bad(x), error)
+    _host_check(x, bad, error)
     return x
 
 

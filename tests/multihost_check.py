@@ -174,6 +174,13 @@ def a_bad_value_is_refused_in_every_process_eagerly() -> str:
         message = str(error)
     else:
         raise AssertionError("no ConstraintError")
+    bad[1, 0] = np.nan  # first in row-major order, held by the first process
+    try:
+        lf.positive(global_array(bad))
+    except lf.ConstraintError as error:
+        assert error.index == (1, 0) and np.isnan(error.value) and error.count == 2, error
+    else:
+        raise AssertionError("no ConstraintError for a NaN")
     tree = model()
     values = lf.unwrap(tree)
     try:
@@ -194,8 +201,17 @@ def a_bad_value_is_refused_in_every_process_under_jit() -> str:
     except jax.errors.JaxRuntimeError as error:
         text = str(error)
         assert "at ['interval']: Interval got 7.0 at index (5, 1)" in text, text
-        return "at ['interval']: Interval got 7.0 at index (5, 1)"
-    raise AssertionError("jit(rewrap) accepted a value outside the interval")
+    else:
+        raise AssertionError("jit(rewrap) accepted a value outside the interval")
+    nan = POSITIVE.copy()
+    nan[6, 3] = np.nan  # each check's reductions cross the processes: NaN must survive
+    try:
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, {**values, "positive": global_array(nan)}))
+    except jax.errors.JaxRuntimeError as error:
+        text = str(error)
+        assert "at ['positive']: Positive got nan at index (6, 3)" in text, text
+        return "refused"
+    raise AssertionError("jit(rewrap) accepted a NaN")
 
 
 @check

@@ -21,9 +21,26 @@ import numpy as np
 
 from lensify import _records, _tree
 from lensify._walker import KEEP
+from lensify.constraints._compiled import (
+    child_names,
+    forward_in_one_call,
+    inverse_if_inside,
+    keyed,
+    log_det_from,
+    not_finite,
+    outside,
+    raw_not_finite,
+    runs_compiled,
+)
 from lensify.constraints._errors import ConstraintError as ConstraintError
 from lensify.constraints._errors import boundary_error, support_error
-from lensify.numerics import CONCRETE_ARRAY, check_where, found, summary, wide_dtype
+from lensify.numerics import (
+    CONCRETE_ARRAY,
+    check_all,
+    check_where,
+    found,
+    wide_dtype,
+)
 from lensify.wrappers import (
     AbstractUnwrappable,
     NonTrainable,
@@ -92,112 +109,6 @@ def _widened(method: Callable[[Any, jax.Array], jax.Array]) -> Any:
     return widened
 
 
-class _Slot:
-    """Where a data field (a bound) was, in the structure a compiled map is keyed on:
-    its shape only. The value is passed to the map as a traced argument."""
-
-    __slots__ = ("shape",)
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is _Slot and other.shape == self.shape
-
-    def __hash__(self) -> int:
-        return hash((_Slot, self.shape))
-
-
-def _keyed(constraint: AbstractConstraint, aux: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
-    """``(key, data)``: the structure ``aux`` of ``constraint`` with each of its data
-    fields (bounds) replaced by its shape, and their values as float64 arrays.
-
-    A compiled map is keyed on its class, its ``key``, and the shape and dtype of
-    its arguments, ``data`` among them: a new bound value costs no compilation."""
-    cls = type(constraint)
-    names = cls._data_fields
-    if not names:
-        return aux, ()
-    data = tuple(np.asarray(getattr(constraint, name), dtype=np.float64) for name in names)
-    stripped = _records.record_rebuild(cls, aux, (None,))
-    for name, value in zip(names, data, strict=True):
-        object.__setattr__(stripped, name, _Slot(value.shape))
-    return _records.record_flatten(stripped)[1], data
-
-
-def _rebuilt(cls: type[AbstractConstraint], key: Any, data: tuple[jax.Array, ...], raw: Any) -> Any:
-    # The constraint a compiled map runs: its data fields hold the traced values.
-    constraint = _records.record_rebuild(cls, key, (raw,))
-    for name, value in zip(cls._data_fields, data, strict=True):
-        object.__setattr__(constraint, name, value)
-    return constraint
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _forward_in_one_call(cls: type, key: Any, data: Any, raw: jax.Array) -> jax.Array:
-    """A built-in constraint's forward map as one compiled computation, for an eager
-    ``unwrap``: each jnp operation would otherwise be a dispatch (and, for each new
-    shape, a compilation) of its own. Rebuilt from its class, structure and data
-    (see :func:`_keyed`), as :func:`_inverse_if_inside` is."""
-    return _rebuilt(cls, key, data, None).forward(raw)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _inverse_if_inside(
-    cls: type, key: Any, data: Any, value: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """A built-in constraint's inverse map, and one flag reduced on the devices:
-    whether every entry of ``value`` is finite and in the support and the raw
-    array is finite and not empty. One compiled computation: eagerly, each jnp
-    operation (and the support test) would be a dispatch of its own, and only the
-    flag reaches the host. For classes whose only child is ``raw``, which neither
-    map reads: the constraint is rebuilt from its class, structure and data (see
-    :func:`_keyed`); jit's own cache keeps one computation per class, structure
-    without data, shape and dtype."""
-    constraint = _rebuilt(cls, key, data, None)
-    # The support test reads subnormal numbers as zero, as XLA's eager comparisons
-    # do; made explicit, because inside one fused computation XLA may read them as
-    # they are in one operation and as zero in the next. The inverse map gets the
-    # value as it is (a symmetric matrix keeps its subnormal entries).
-    smallest = jnp.finfo(wide_dtype(value.dtype)).tiny
-    flushed = jnp.where(jnp.abs(value) < smallest, jnp.zeros_like(value), value)
-    inside = jnp.all(constraint.in_support(flushed) & jnp.isfinite(value))
-    raw = constraint.inverse(value)
-    # The raw array's shape may differ from the value's (a simplex's has one entry
-    # fewer): the test is one flag. An empty raw array cannot say: the eager maps do.
-    return raw, inside & jnp.all(jnp.isfinite(raw)) & (raw.size > 0)
-
-
-@jax.jit
-def _outside(value: jax.Array, inside: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    # The support test's summary, reduced on the devices (see numerics.summary).
-    bad = ~(jnp.broadcast_to(inside, value.shape) & jnp.isfinite(value))
-    return summary(value, bad)
-
-
-_COMPILED_MAPS = {
-    "_compiled_forward": ("forward",),
-    "_compiled_inverse": ("inverse", "in_support"),
-    "_compiled_log_det": ("forward", "log_det"),
-}
-
-
-@functools.cache
-def _runs_compiled(cls: type, flag: str) -> bool:
-    """Whether ``cls`` runs the maps ``flag`` names compiled: the class that set the
-    flag did, and ``cls`` has its maps and its one child, raw. A subclass that
-    writes its own map (which may read values in numpy) runs it as written."""
-    owner = next((k for k in cls.__mro__ if flag in k.__dict__), None)
-    if owner is None or not owner.__dict__[flag] or _child_names(cls) != ("raw",):
-        return False
-    return all(getattr(cls, name) is getattr(owner, name) for name in _COMPILED_MAPS[flag])
-
-
-@functools.cache
-def _child_names(cls: type) -> tuple[str, ...]:
-    return tuple(key.name for key in _records.record_keys(cls))
-
-
 class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     """Base class of constraints: ``forward(raw)`` of an unconstrained ``raw`` parameter.
 
@@ -241,7 +152,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     # Set on the built-ins, whose maps and in_support are pure JAX and read no child
     # but raw. Given a concrete array, rewrap (and construction) run the support
     # test and the inverse map as one compiled call, and unwrap the forward map. A
-    # subclass keeps them only while it keeps those maps (see _runs_compiled).
+    # subclass keeps them only while it keeps those maps (see runs_compiled).
     _compiled_inverse: ClassVar[bool] = False
     _compiled_forward: ClassVar[bool] = False
     _compiled_log_det: ClassVar[bool] = False
@@ -352,8 +263,8 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def unwrap(self) -> jax.Array:
         raw = self.raw
         cls = type(self)
-        if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_forward"):
-            return _forward_in_one_call(cls, *_keyed(self, _records.record_flatten(self)[1]), raw)
+        if type(raw) is _CONCRETE_ARRAY and runs_compiled(cls, "_compiled_forward"):
+            return forward_in_one_call(cls, *keyed(self, _records.record_flatten(self)[1]), raw)
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
@@ -365,8 +276,8 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         :func:`_keyed`) are traced, so a new bound value compiles nothing."""
         raw = self.raw
         cls = type(self)
-        if type(raw) is _CONCRETE_ARRAY and _runs_compiled(cls, "_compiled_log_det"):
-            structure, data = _keyed(self, _records.record_flatten(self)[1])
+        if type(raw) is _CONCRETE_ARRAY and runs_compiled(cls, "_compiled_log_det"):
+            structure, data = keyed(self, _records.record_flatten(self)[1])
             return (cls, structure), (raw, data)
         return None
 
@@ -402,7 +313,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         plain = all(type(child) in _PLAIN for child in children)
         template = self if plain else self._evaluated()
         raw = template._finite(template.inverse(template._checked(value)))
-        return [raw if name == "raw" else KEEP for name in _child_names(type(self))]
+        return [raw if name == "raw" else KEEP for name in child_names(type(self))]
 
     def with_raw(self: C, raw: Any) -> C:
         """This constraint, with ``raw`` as its raw parameter (no inverse map, no check).
@@ -450,19 +361,43 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def _inverse_checked(self, value: Any, aux: Any) -> jax.Array:
         # inverse(_checked(value)) for a constraint whose only child is raw (which
         # the maps do not read), aux being its structure; for a built-in given a
-        # concrete value, in one compiled call (see _inverse_if_inside).
+        # concrete value, in one compiled call (see inverse_if_inside).
         cls = type(self)
-        if _runs_compiled(cls, "_compiled_inverse"):
+        if runs_compiled(cls, "_compiled_inverse"):
             plain = _as_float_array(value)
             if type(plain) is _CONCRETE_ARRAY:
                 self.check_dtype(plain.dtype)
                 self.check_shape(plain.shape)
-                raw, ok = _inverse_if_inside(cls, *_keyed(self, aux), plain)
+                raw, ok = inverse_if_inside(cls, *keyed(self, aux), plain)
                 if bool(ok):  # one replicated scalar, read alike by every process
                     return raw
                 # A value outside the support, or on its boundary (or an empty raw
                 # array, which cannot say): the eager maps below decide and say where.
+            elif isinstance(plain, jax.core.Tracer):
+                # Traced: the support and boundary checks as one, whose usual case
+                # is one flag reduced on the devices.
+                self.check_dtype(plain.dtype)
+                self.check_shape(plain.shape)
+                raw = jnp.asarray(self.inverse(plain))
+                name, support = type(self).__name__, self._support()
+                checks: list[Any] = [(plain, self._outside_mask, support_error(name, support))]
+                if not jnp.issubdtype(raw.dtype, jnp.inexact):
+                    check_all(checks)
+                    return raw
+                flag = None
+                if raw.shape == plain.shape:
+                    # A NaN in the raw array wherever the value is outside (refused
+                    # before it is used): then one test of the raw array, its least
+                    # and greatest entries, covers both checks.
+                    raw = jnp.where(self._outside_mask(plain), jnp.nan, raw).astype(raw.dtype)
+                    flag = raw_not_finite
+                checks.append((raw, not_finite, boundary_error(name, support)))
+                check_all(checks, flag)
+                return raw
         return self._finite(self.inverse(self._checked(value)))
+
+    def _outside_mask(self, value: jax.Array) -> jax.Array:
+        return ~(jnp.broadcast_to(self.in_support(value), value.shape) & jnp.isfinite(value))
 
     def _finite(self, raw: Any) -> Any:
         # A value on the boundary of a closed support (0 for nonnegative, a zero in a
@@ -487,7 +422,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             # Checked at once, reduced on the devices in one compiled call; the
             # support test itself stays in JAX (its comparisons flush subnormal
             # numbers as XLA does).
-            count, first, entry = _outside(plain, inside)
+            count, first, entry = outside(plain, inside)
             if int(count):
                 raise error(found(count, first, entry, plain.shape))
             return plain
@@ -584,14 +519,6 @@ def wide_raw(raw: Any) -> jax.Array:
     if not jnp.issubdtype(raw.dtype, jnp.inexact):
         return raw.astype(jnp.result_type(float))
     return raw.astype(wide_dtype(raw.dtype))
-
-
-def log_det_from(key: Any, arrays: Any) -> jax.Array:
-    """The log-det of the constraint :meth:`AbstractConstraint.log_det_later` named."""
-    cls, structure = key
-    raw, data = arrays
-    constraint: AbstractConstraint = _rebuilt(cls, structure, data, raw)
-    return jnp.asarray(constraint.log_det())
 
 
 def standard_normal_log_density(x: jax.Array) -> jax.Array:
