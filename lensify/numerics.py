@@ -5,10 +5,13 @@ lensify checks values at trace time. With concrete inputs a check runs at once. 
 ``jax.jit``, ``jax.vmap`` or ``jax.grad`` it is a host callback run for its effect when
 the computation runs: it is never pruned, even when nothing uses its result; it is
 allowed inside ``jax.checkpoint``; and it only reads the values, so the checked array
-keeps its sharding and its gradient. Either way the mask is reduced on the devices to
-a count, the first bad index and the value there (:func:`summary`), and only those
-scalars reach the host: a sharded array is never gathered, and on a multi-host global
-array every process reads the same replicated scalars and raises the same error.
+keeps its sharding and its gradient. Under a transformation, and eagerly for a sharded
+array, a multi-host global array or one of more than :data:`HOST_READ_ENTRIES` entries,
+the mask is reduced on the devices to a flag and, only when it is set, a count, the
+first bad index and the value there (:func:`summary`); only those scalars reach the
+host. So a sharded array is never gathered, and in a multi-host run every process
+reads the same replicated scalars and raises the same error. A small array on one
+device is read on the host whole, which costs less than a dispatch.
 """
 
 from __future__ import annotations

@@ -88,6 +88,8 @@ def model() -> dict[str, Any]:
         "weight": lf.WeightNormalization(global_array(POSITIVE)),
         "exp": lf.Parameterize(jnp.exp, global_array(np.log(POSITIVE))),
         "frozen": lf.NonTrainable(global_array(POSITIVE)),
+        "frozen_fn": lf.non_trainable(global_array(POSITIVE)),
+        "preimage": lf.positive(lf.WeightNormalization(global_array(POSITIVE))),
         "increasing": lf.RealToIncreasingOnInterval(
             global_array(np.zeros((ROWS, 4))), (0.0, 1.0), min_width=0.01, include_endpoints="both"
         ),
@@ -106,6 +108,8 @@ VALUES = {
     "weight": POSITIVE,
     "exp": POSITIVE,
     "frozen": POSITIVE,
+    "frozen_fn": POSITIVE,
+    "preimage": POSITIVE,
 }
 
 
