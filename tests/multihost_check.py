@@ -221,7 +221,13 @@ def a_bad_value_is_refused_in_every_process_under_jit() -> str:
 @check
 def jitted_rewrap_gathers_nothing() -> str:
     big = np.full((1024, 64), 0.5)
-    tree = {"p": lf.positive(global_array(big)), "w": lf.WeightNormalization(global_array(big))}
+    tree = {
+        "p": lf.positive(global_array(big)),
+        "w": lf.WeightNormalization(global_array(big)),
+        "i": lf.interval(global_array(big), 0.0, 1.0),
+        "e": lf.Parameterize(jnp.exp, global_array(big)),
+        "s": lf.simplex(global_array(np.full((1024, 64), 1 / 64))),
+    }
     values = lf.unwrap(tree)
     mark("rewrap start")
     out = jax.jit(lf.rewrap)(tree, values)
