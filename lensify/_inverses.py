@@ -16,10 +16,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import jax.scipy.special
+import numpy as np
 
 from lensify.numerics import (
     Found,
     check_where,
+    host_values,
     inv_softplus,
     inv_softplus_unchecked,
     wide_dtype,
@@ -175,6 +177,15 @@ def check_in_range(
     if not round_trip:
         # A pair whose inverse is finite exactly on fn's range (log of exp, logit of
         # sigmoid, inv_softplus of softplus): a finite raw value is enough.
+        if not isinstance(raw, jax.core.Tracer):
+            on_host = host_values(raw)
+            finite = (
+                np.isfinite(on_host).all()
+                if on_host is not None
+                else not np.asarray(_nonfinite(raw))
+            )
+            if finite:
+                return raw  # the usual case eagerly: one read (of the array, or a flag)
         return check_where(raw, ~jnp.isfinite(raw), error)
     wide = wide_dtype(raw.dtype)
     target = jnp.asarray(value, wide)
@@ -188,6 +199,11 @@ def check_in_range(
         return raw
     bad = ~jnp.isfinite(raw) | ~close
     return check_where(raw, bad, error)
+
+
+@jax.jit
+def _nonfinite(raw: jax.Array) -> jax.Array:
+    return ~jnp.all(jnp.isfinite(raw))
 
 
 # How far fn(inverse(value)) may be from value, in epsilons of the raw dtype,

@@ -5,10 +5,13 @@ lensify checks values at trace time. With concrete inputs a check runs at once. 
 ``jax.jit``, ``jax.vmap`` or ``jax.grad`` it is a host callback run for its effect when
 the computation runs: it is never pruned, even when nothing uses its result; it is
 allowed inside ``jax.checkpoint``; and it only reads the values, so the checked array
-keeps its sharding and its gradient. Either way the mask is reduced on the devices to
-a count, the first bad index and the value there (:func:`summary`), and only those
-scalars reach the host: a sharded array is never gathered, and on a multi-host global
-array every process reads the same replicated scalars and raises the same error.
+keeps its sharding and its gradient. Under a transformation, and eagerly for a sharded
+array, a multi-host global array or one of more than :data:`HOST_READ_ENTRIES` entries,
+the mask is reduced on the devices to a flag and, only when it is set, a count, the
+first bad index and the value there (:func:`summary`); only those scalars reach the
+host. So a sharded array is never gathered, and in a multi-host run every process
+reads the same replicated scalars and raises the same error. A small array on one
+device is read on the host whole, which costs less than a dispatch.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ __all__ = [
     "check_values",
     "checked_row_norms",
     "check_where",
+    "host_readable",
+    "host_values",
     "inv_softplus",
     "inv_softplus_unchecked",
     "is_concrete",
@@ -52,7 +57,32 @@ except ImportError:  # pragma: no cover - a JAX that moved it
         """Never matched: the exact-type fast paths give way to the general ones."""
 
 
-CONCRETE_ARRAY: type = _ArrayImpl
+CONCRETE_ARRAY: Any = _ArrayImpl
+
+
+# Arrays up to this many entries held by one device are read on the host whole (one
+# transfer, which JAX keeps with the array for later reads): a dispatch and a
+# flag's transfer would cost more. Larger or sharded arrays, and every global array
+# of a multi-host run, are reduced on their devices.
+HOST_READ_ENTRIES = 1 << 14
+
+
+def host_readable(x: Any) -> bool:
+    """Whether ``x`` is a concrete jax array of at most :data:`HOST_READ_ENTRIES`
+    entries on a single device, which a check reads on the host whole."""
+    return (
+        type(x) is CONCRETE_ARRAY
+        and x.size <= HOST_READ_ENTRIES
+        and isinstance(x.sharding, jax.sharding.SingleDeviceSharding)
+    )
+
+
+def host_values(x: Any) -> np.ndarray | None:
+    """``x`` as a numpy array if it is :func:`host_readable` (a numpy array as it
+    is), else None: then a check reduces it on its devices."""
+    if isinstance(x, np.ndarray):
+        return x
+    return np.asarray(x) if host_readable(x) else None
 
 
 def is_concrete(x: Any) -> bool:
@@ -246,8 +276,16 @@ def _host_check(x: jax.Array, bad: Mask, error: Callable[[Found], Exception]) ->
     mask = bad(x) if callable(bad) and is_concrete(x) else bad
     if is_concrete(x) and is_concrete(mask):
         shape = tuple(jnp.broadcast_shapes(jnp.shape(x), jnp.shape(mask)))
+        values, bad_np = host_values(x), host_values(mask)
+        if values is not None and bad_np is not None:  # small, on one device
+            if np.count_nonzero(bad_np):
+                values, bad_np = np.broadcast_arrays(values, bad_np)
+                index = tuple(int(i) for i in np.argwhere(bad_np)[0])
+                count = int(np.count_nonzero(bad_np))
+                raise error(Found(count, index, values[index], shape))
+            return
         count, first, value = _summary(x, mask)
-        if int(count):
+        if np.asarray(count):
             raise error(found(count, first, value, shape))
         return
     check_all([(x, bad, error)])
@@ -390,8 +428,13 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
     # The formula gives NaN exactly for a negative (or NaN) input: a concrete input
     # is checked only then (a flag reduced on the devices says so), which spares
     # the check's cost in the usual case.
+    if host_readable(x):  # small, on one device: read the result at once
+        raw = inv_softplus_unchecked(x)
+        if np.count_nonzero(np.isnan(np.asarray(raw))):
+            check_values(x, _negative, _NEGATIVE)
+        return raw
     raw, has_nan = _inv_softplus_and_nan(x)
-    if bool(has_nan):
+    if np.asarray(has_nan):
         check_values(x, _negative, _NEGATIVE)
     return raw
 

@@ -88,6 +88,8 @@ def model() -> dict[str, Any]:
         "weight": lf.WeightNormalization(global_array(POSITIVE)),
         "exp": lf.Parameterize(jnp.exp, global_array(np.log(POSITIVE))),
         "frozen": lf.NonTrainable(global_array(POSITIVE)),
+        "frozen_fn": lf.non_trainable(global_array(POSITIVE)),
+        "preimage": lf.positive(lf.WeightNormalization(global_array(POSITIVE))),
         "increasing": lf.RealToIncreasingOnInterval(
             global_array(np.zeros((ROWS, 4))), (0.0, 1.0), min_width=0.01, include_endpoints="both"
         ),
@@ -106,6 +108,8 @@ VALUES = {
     "weight": POSITIVE,
     "exp": POSITIVE,
     "frozen": POSITIVE,
+    "frozen_fn": POSITIVE,
+    "preimage": POSITIVE,
 }
 
 
@@ -217,7 +221,13 @@ def a_bad_value_is_refused_in_every_process_under_jit() -> str:
 @check
 def jitted_rewrap_gathers_nothing() -> str:
     big = np.full((1024, 64), 0.5)
-    tree = {"p": lf.positive(global_array(big)), "w": lf.WeightNormalization(global_array(big))}
+    tree = {
+        "p": lf.positive(global_array(big)),
+        "w": lf.WeightNormalization(global_array(big)),
+        "i": lf.interval(global_array(big), 0.0, 1.0),
+        "e": lf.Parameterize(jnp.exp, global_array(big)),
+        "s": lf.simplex(global_array(np.full((1024, 64), 1 / 64))),
+    }
     values = lf.unwrap(tree)
     mark("rewrap start")
     out = jax.jit(lf.rewrap)(tree, values)

@@ -369,7 +369,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
                 self.check_dtype(plain.dtype)
                 self.check_shape(plain.shape)
                 raw, ok = inverse_if_inside(cls, *keyed(self, aux), plain)
-                if bool(ok):  # one replicated scalar, read alike by every process
+                if np.asarray(ok):  # one replicated scalar, read alike by every process
                     return raw
                 # A value outside the support, or on its boundary (or an empty raw
                 # array, which cannot say): the eager maps below decide and say where.
@@ -423,7 +423,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             # support test itself stays in JAX (its comparisons flush subnormal
             # numbers as XLA does).
             count, first, entry = outside(plain, inside)
-            if int(count):
+            if np.asarray(count):
                 raise error(found(count, first, entry, plain.shape))
             return plain
         bad = ~(jnp.broadcast_to(inside, plain.shape) & jnp.isfinite(plain))
