@@ -107,7 +107,9 @@ def main() -> None:
     x, y = jax.device_put(x, batch), jax.device_put(y, batch)
 
     for i in range(201):
-        model, value = train(model, x, y)
+        # One step at a time: with many 8-device steps queued at once, XLA's CPU
+        # collectives can stall on a machine with fewer cores than devices.
+        model, value = jax.block_until_ready(train(model, x, y))
         if i % 50 == 0:
             print(f"step {i:3d}  loss {float(value):.4f}")
 

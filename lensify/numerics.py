@@ -305,10 +305,11 @@ def check_all(
 
     Traced, the usual case costs one flag reduced on the devices over every mask;
     the counts, first indices and values are computed only when the flag is set,
-    and only those scalars go to the host callback. A caller that knows a cheaper
-    test passes it as ``flag``: a function of the checked arrays giving a scalar
-    that is True whenever a mask has a True entry (``nonfinite`` of an array that
-    holds a NaN wherever a mask is True is two plain reductions).
+    and only those scalars go to the host callback, which runs only then. A caller
+    that knows a cheaper test passes it as ``flag``: a function of the checked
+    arrays giving a scalar that is True whenever a mask has a True entry
+    (``nonfinite`` of an array that holds a NaN wherever a mask is True is two plain
+    reductions).
     """
     if all(is_concrete(x) and (callable(bad) or is_concrete(bad)) for x, bad, _ in checks):
         for x, bad, error in checks:
@@ -347,14 +348,14 @@ def check_all(
         else:
             found_any = functools.reduce(jnp.logical_or, [any_true(m) for m in masks()])
 
-        def details() -> list[jax.Array]:
+        def report() -> None:
             found = zip(pairs, masks(), strict=True)
-            return [s for (x, _), mask in found for s in summary(x, mask)]
+            details = [s for (x, _), mask in found for s in summary(x, mask)]
+            jax.debug.callback(host, *details, partitioned=True)
 
-        def none() -> list[jax.Array]:
-            return [jnp.zeros(a.shape, a.dtype) for a in jax.eval_shape(details)]
-
-        jax.debug.callback(host, *jax.lax.cond(found_any, details, none), partitioned=True)
+        # The host is called only when the flag is set: a callback on every call
+        # costs a trip to Python per device, about as much as the check itself.
+        jax.lax.cond(found_any, report, lambda: None)
 
     stop = jax.lax.stop_gradient
     effect([(stop(x), None if callable(bad) else stop(bad)) for x, bad, _ in checks])
