@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-from lensify import _tree
+import lensify as lf
+from lensify import pytree
 from lensify.testing._leaves import is_key_array
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -35,7 +36,7 @@ def violated(law: str, **shown: Any) -> AssertionError:
 
 
 def _is_number(x: Any) -> bool:
-    return _tree.is_array(x) or (isinstance(x, (int, float, complex)) and not isinstance(x, str))
+    return pytree.is_array(x) or (isinstance(x, (int, float, complex)) and not isinstance(x, str))
 
 
 def _precision(*arrays: np.ndarray) -> float:
@@ -66,7 +67,7 @@ def _leaves_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
         if a_arr.shape != b_arr.shape:
             return False
         if not (_numeric(a_arr) and _numeric(b_arr)):
-            return _tree.tree_equal(a, b)
+            return lf.tree_equal(a, b)
         # Half precision rounds far above float32's defaults: allow a few of its steps
         # when both leaves are that coarse.
         # A weakly typed array (made from a Python number) has no precision of its own.
@@ -76,7 +77,7 @@ def _leaves_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
         wide = np.complex128 if "c" in (a_arr.dtype.kind, b_arr.dtype.kind) else np.float64
         a_wide, b_wide = a_arr.astype(wide), b_arr.astype(wide)
         return bool(np.allclose(a_wide, b_wide, rtol=rtol, atol=atol, equal_nan=True))
-    return _tree.tree_equal(a, b)
+    return lf.tree_equal(a, b)
 
 
 def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
@@ -100,8 +101,8 @@ def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bo
         >>> trees_close(jnp.array(1.0, jnp.float32), jnp.array(1.0078125, jnp.bfloat16))
         False
     """
-    a_leaves, a_def = _tree.flatten(a)
-    b_leaves, b_def = _tree.flatten(b)
+    a_leaves, a_def = pytree.flatten(a)
+    b_leaves, b_def = pytree.flatten(b)
     if cast(Any, a_def) != b_def:
         return False
     return all(_leaves_close(x, y, rtol, atol) for x, y in zip(a_leaves, b_leaves, strict=True))

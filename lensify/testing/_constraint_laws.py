@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lensify as lf
-from lensify import _tree
+from lensify import pytree
 from lensify.testing._compare import law_settings, trees_close, violated
 
 SearchStrategy = st.SearchStrategy
@@ -89,7 +89,7 @@ def _grad_of_forward(raw: jax.Array, constraint: Any, weights: jax.Array) -> Any
 
 
 def _all_zero(tree: Any) -> bool:
-    return all(not np.any(np.asarray(leaf)) for leaf in _tree.flatten(tree)[0])
+    return all(not np.any(np.asarray(leaf)) for leaf in pytree.flatten(tree)[0])
 
 
 def assert_constraint_laws(build: Build, value: Any) -> None:
@@ -323,7 +323,7 @@ def assert_refused_or_preserved(build: Build, value: Any, template: Any = None) 
         except Exception:
             return
         raise violated("a value refused eagerly is refused under jax.jit too", **shown)
-    raws = [np.asarray(leaf) for leaf in _tree.flatten(constrained.raw)[0]]
+    raws = [np.asarray(leaf) for leaf in pytree.flatten(constrained.raw)[0]]
     if not all(np.isfinite(r).all() for r in raws if r.dtype.kind in "fc"):
         raise violated(
             "an accepted value stores a finite raw parameter", raw=constrained.raw, **shown
