@@ -11,10 +11,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lensify"
 
-# Modules allowed past about 600 lines, each with the reason it stays whole.
-LONG_MODULES: dict[str, str] = {}
-# "About 600 lines": 5% of slack, so that a docstring line or two does not fail it.
-MAX_LINES = 630
+# Modules allowed past 600 lines, each with the reason it stays whole.
+LONG_MODULES: dict[str, str] = {
+    "lensify.wrappers": "shrinks as the inversion protocol moves out of it",
+}
+MAX_LINES = 600
 
 
 def _module_name(path: Path) -> str:
@@ -109,7 +110,7 @@ def test_optic_steps_know_nothing_of_the_optic() -> None:
     assert "lensify.optics._optic" not in GRAPH.get("lensify.optics._steps", set())
 
 
-def test_no_module_is_over_600_lines_without_a_reason() -> None:
+def test_no_module_is_over_600_lines() -> None:
     long = {
         name: n
         for name, path in MODULES.items()
