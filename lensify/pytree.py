@@ -29,6 +29,7 @@ from lensify._tree import flatten as flatten
 from lensify._tree import flatten_with_path as flatten_with_path
 from lensify._tree import is_array as is_array
 from lensify._tree import is_inexact_array as is_inexact_array
+from lensify._tree import is_key_array as is_key_array
 from lensify._tree import keystr as keystr
 from lensify._tree import rebuild as rebuild
 from lensify._tree import register_keyless_node as register_keyless_node
@@ -45,6 +46,7 @@ __all__ = [
     "flatten_with_path",
     "is_array",
     "is_inexact_array",
+    "is_key_array",
     "keystr",
     "rebuild",
     "register_keyless_node",
