@@ -388,20 +388,20 @@ def check_constraint_laws(
         AssertionError: naming the law that failed, with the shrunk counter-example.
 
     Example:
-        >>> import jax, jax.numpy as jnp
+        >>> import jax.numpy as jnp
         >>> import lensify as lf
         >>> from lensify.testing import check_constraint_laws
-        >>> class Negative(lf.AbstractConstraint):
-        ...     support = "x < 0"
+        >>> class ExpPositive(lf.AbstractConstraint):
+        ...     support = "x > 0"
         ...     def forward(self, raw):
-        ...         return -jax.nn.softplus(raw)
+        ...         return jnp.exp(raw)
         ...     def inverse(self, value):
-        ...         return lf.inv_softplus(-value)
+        ...         return jnp.log(value)
         ...     def in_support(self, value):
-        ...         return value < 0
+        ...         return value > 0
         ...     def in_closure(self, value):
-        ...         return value <= 0  # softplus underflows to 0
-        >>> check_constraint_laws(Negative, example=lambda s: -jnp.ones(s), max_examples=3)
+        ...         return value >= 0  # exp underflows to 0
+        >>> check_constraint_laws(ExpPositive, example=jnp.ones, max_examples=3)
     """
     draw_values = forward_values(build) if values is None else values
     # Two shapes only: every new shape compiles each transformed function again.
