@@ -20,12 +20,16 @@ from lensify.testing._compare import law_settings, trees_close, violated
 SearchStrategy = st.SearchStrategy
 
 
+# Python numbers: jax.jit takes them as arguments and may return them unchanged.
+_NUMBERS = (int, float, complex, bool)
+
+
 def _is_traceable(x: Any) -> bool:
-    return pytree.is_array(x) or type(x) in (int, float, complex, bool)
+    return pytree.is_array(x) or type(x) in _NUMBERS
 
 
 def _is_output(x: Any) -> bool:
-    return isinstance(x, jax.Array) or type(x) in (int, float, complex, bool)
+    return isinstance(x, jax.Array) or type(x) in _NUMBERS
 
 
 class _Compiled:
