@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from lensify import _records
 from lensify._inverses import increasing_points_to_raw
-from lensify.numerics import check_values
+from lensify.numerics import check_values, is_concrete
 from lensify.wrappers import AbstractUnwrappable, unwrap, with_fields
 
 __all__ = ["RealToIncreasingOnInterval"]
@@ -70,7 +70,7 @@ class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
         self.arr = arr
         self.min_width = float(min_width)
         self.include_endpoints = include_endpoints
-        if any(isinstance(b, jax.core.Tracer) for b in interval):
+        if not all(is_concrete(b) for b in interval):
             self.interval = None
             self.traced_bounds = _checked_bounds(interval, self.min_width, n_widths)
             return

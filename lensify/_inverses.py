@@ -24,6 +24,7 @@ from lensify.numerics import (
     host_values,
     inv_softplus,
     inv_softplus_unchecked,
+    is_concrete,
     wide_dtype,
 )
 
@@ -177,7 +178,7 @@ def check_in_range(
     if not round_trip:
         # A pair whose inverse is finite exactly on fn's range (log of exp, logit of
         # sigmoid, inv_softplus of softplus): a finite raw value is enough.
-        if not isinstance(raw, jax.core.Tracer):
+        if is_concrete(raw):
             on_host = host_values(raw)
             finite = (
                 np.isfinite(on_host).all()

@@ -21,6 +21,7 @@ __all__ = [
     "DictKey",
     "FlattenedIndexKey",
     "GetAttrKey",
+    "LEAF_BASES",
     "PLAIN_TYPES",
     "SequenceKey",
     "children",
@@ -29,6 +30,8 @@ __all__ = [
     "is_array",
     "is_array_like",
     "is_inexact_array",
+    "is_key_array",
+    "is_namedtuple",
     "is_node",
     "keystr",
     "leaves",
@@ -56,10 +59,13 @@ tree_map = jtu.tree_map
 
 _ARRAY_TYPES: tuple[type, ...] = (jax.Array, np.ndarray, np.generic)
 
+_SCALAR_TYPES: tuple[type, ...] = (int, float, complex, bool, str, bytes)
+# Types no pytree node can be an instance of (nor of a subclass): JAX's leaves.
+LEAF_BASES: tuple[type, ...] = (*_ARRAY_TYPES, *_SCALAR_TYPES)
 # Exact types JAX always treats as leaves; checked before asking the registry.
 # Array types (jax's concrete array, tracers) join on first sight: they are never
 # nodes, and a set lookup is much cheaper than a registry query.
-_LEAF_TYPES: set[type] = {int, float, complex, bool, str, bytes, np.ndarray}
+_LEAF_TYPES: set[type] = {*_SCALAR_TYPES, np.ndarray}
 # The leaf types and None: values that hold nothing to traverse.
 PLAIN_TYPES: set[type] = {*_LEAF_TYPES, type(None)}
 
@@ -83,6 +89,16 @@ def is_inexact_array(x: Any) -> bool:
     """True for float and complex arrays, bfloat16 and the float8 types included."""
     # numpy does not count JAX's extra float types (bfloat16, float8_*) as inexact.
     return isinstance(x, _ARRAY_TYPES) and jnp.issubdtype(cast(Any, x).dtype, jnp.inexact)
+
+
+def is_key_array(x: Any) -> bool:
+    """True for an array of new-style PRNG keys (``jax.random.key``)."""
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def is_namedtuple(x: Any) -> bool:
+    """True for an instance of a namedtuple class."""
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
 def _one_level_structure(x: Any) -> Any:
@@ -188,7 +204,7 @@ def children(node: Any) -> list[tuple[Any, Any]] | None:
         return hook[0](node)
     if t in _LEAF_TYPES or not _is_tree_node(node):
         return None
-    if isinstance(node, tuple) and hasattr(t, "_fields"):
+    if is_namedtuple(node):
         # A namedtuple. JAX's one-level flatten with keys misnames the children
         # that follow a None child (jax 0.10), so the field names are used here.
         return [(GetAttrKey(name), c) for name, c in zip(t._fields, node, strict=True)]
@@ -211,20 +227,16 @@ def rebuild(node: Any, new_children: Sequence[Any]) -> Any:
     return jtu.tree_unflatten(_one_level_structure(node), list(new_children))
 
 
-def _is_key_array(x: Any) -> bool:
-    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def _leaf_equal(a: Any, b: Any) -> bool:
     if a is b:
         return True
     if is_array(a) or is_array(b):
         if isinstance(a, jax.core.Tracer) or isinstance(b, jax.core.Tracer):
             return False
-        if _is_key_array(a) or _is_key_array(b):  # numpy cannot hold PRNG keys
+        if is_key_array(a) or is_key_array(b):  # numpy cannot hold PRNG keys
             return (
-                _is_key_array(a)
-                and _is_key_array(b)
+                is_key_array(a)
+                and is_key_array(b)
                 and a.dtype == b.dtype
                 and _leaf_equal(jax.random.key_data(a), jax.random.key_data(b))
             )

@@ -10,31 +10,7 @@ import pytest
 
 import lensify as lf
 import lensify.testing as lt
-
-
-class Negative(lf.AbstractConstraint):
-    """A user-defined constraint, written as the docs show, in a few lines."""
-
-    support = "x < 0"
-
-    def forward(self, raw: jax.Array) -> jax.Array:
-        return -jax.nn.softplus(raw)
-
-    def inverse(self, value: jax.Array) -> jax.Array:
-        return lf.inv_softplus(-value)
-
-    def in_support(self, value: jax.Array) -> jax.Array:
-        return value < 0
-
-    def in_closure(self, value: jax.Array) -> jax.Array:
-        return value <= 0  # softplus underflows to 0
-
-
-def _negative_ones(shape: tuple[int, ...]) -> jax.Array:
-    return -jnp.ones(shape)
-
-
-USER_DEFINED = lt.Catalogued("user_negative", Negative, lambda n: (), _negative_ones)
+from tests.user_constraint import USER_DEFINED, Negative, negative_ones
 
 
 @pytest.mark.parametrize("entry", [*lt.CATALOGUE, USER_DEFINED], ids=lambda e: e.name)
@@ -74,7 +50,7 @@ def test_the_constraint_laws_fail_a_support_test_that_accepts_values_outside(
     broken: type,
 ) -> None:
     with pytest.raises(AssertionError, match="law violated"):
-        lt.check_constraint_laws(broken, example=_negative_ones, max_examples=10)
+        lt.check_constraint_laws(broken, example=negative_ones, max_examples=10)
 
 
 def test_a_value_outside_the_support_is_refused_or_kept_by_the_built_ins() -> None:

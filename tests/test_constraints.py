@@ -20,30 +20,11 @@ import lensify as lf
 import lensify.testing as lt
 from lensify.constraints import AbstractConstraint, Preimage
 from lensify.testing import CATALOGUE, Catalogued
+from tests.user_constraint import USER_DEFINED, Negative
 
 LAWS = settings(max_examples=10, deadline=None, derandomize=True)
 
 
-class Negative(AbstractConstraint):
-    """A user-defined constraint, written as the docs show, in a few lines."""
-
-    support = "x < 0"
-
-    def forward(self, raw: jax.Array) -> jax.Array:
-        return -jax.nn.softplus(raw)
-
-    def inverse(self, value: jax.Array) -> jax.Array:
-        return lf.inv_softplus(-value)
-
-    def in_support(self, value: jax.Array) -> jax.Array:
-        return value < 0
-
-    def in_closure(self, value: jax.Array) -> jax.Array:
-        return value <= 0  # softplus underflows to 0
-
-
-# Every law runs on a user-defined constraint too, through a catalogue entry.
-USER_DEFINED = Catalogued("user_negative", Negative, lambda n: (), lambda s: -jnp.ones(s))
 ENTRIES = [pytest.param(entry, id=entry.name) for entry in (*CATALOGUE, USER_DEFINED)]
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lensify"
 
-# Modules allowed past about 600 lines, each with the reason it stays whole.
-LONG_MODULES: dict[str, str] = {}
-# "About 600 lines": 5% of slack, so that a docstring line or two does not fail it.
-MAX_LINES = 630
+# Modules allowed past 600 lines, each with the reason it stays whole.
+LONG_MODULES: dict[str, str] = {
+    "lensify.wrappers": "shrinks as the inversion protocol moves out of it",
+}
+MAX_LINES = 600
 
 
 def _module_name(path: Path) -> str:
@@ -116,6 +117,33 @@ def test_no_module_is_over_600_lines_without_a_reason() -> None:
         if (n := len(path.read_text("utf8").splitlines())) > MAX_LINES and name not in LONG_MODULES
     }
     assert long == {}
+
+
+def _private_outside(module: str, package: str) -> bool:
+    """True if ``module`` is private (``lensify._x``, ``lensify.x._y``) and not part of
+    ``package``, whose own private modules it may use."""
+    inside = module == package or module.startswith(package + ".")
+    return not inside and any(p.startswith("_") for p in module.split("."))
+
+
+def test_private_modules_are_found() -> None:
+    assert _private_outside("lensify._tree", "lensify.testing")
+    assert _private_outside("lensify.optics._steps", "lensify.testing")
+    assert not _private_outside("lensify.testing._leaves", "lensify.testing")
+    assert not _private_outside("lensify.pytree", "lensify.testing")
+    assert not _private_outside("lensify.optics", "lensify.testing")
+
+
+def test_testing_imports_no_private_module() -> None:
+    # lensify.testing is written as a user of lensify would write it: the public names
+    # and the documented internal surface lensify.pytree, never a private module.
+    found = {
+        name: private
+        for name, imported in GRAPH.items()
+        if name.startswith("lensify.testing")
+        and (private := sorted(m for m in imported if _private_outside(m, "lensify.testing")))
+    }
+    assert found == {}
 
 
 def test_records_know_nothing_of_wrappers_or_optics() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 from jax.typing import ArrayLike
 
 from lensify.constraints._protocol import ConstraintError
+from lensify.numerics import is_concrete
 
 __all__ = ["StaticArray", "static_bound", "static_value"]
 
@@ -44,7 +44,7 @@ class StaticArray:
 
 def static_bound(b: ArrayLike, which: str, constraint: str) -> float | StaticArray:
     """A bound as a Python float or a :class:`StaticArray`; a traced bound is an error."""
-    if isinstance(b, jax.core.Tracer):
+    if not is_concrete(b):
         raise ConstraintError(
             f"{constraint} needs a concrete {which} bound, got a traced array: bounds are "
             "static (part of the tree structure, never trained). Build the interval "

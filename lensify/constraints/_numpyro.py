@@ -17,7 +17,7 @@ import numpy as np
 
 from lensify import _records, _tree
 from lensify.constraints._protocol import AbstractConstraint, ConstraintError, Tolerance
-from lensify.numerics import Found, check_where
+from lensify.numerics import Found, check_where, is_concrete
 
 __all__ = ["Constrained", "NumpyroConstraint", "constrain"]
 
@@ -49,7 +49,7 @@ class NumpyroConstraint:
 
     def __init__(self, constraint: Any) -> None:
         leaves, structure = _tree.flatten(constraint)
-        if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        if not all(is_concrete(leaf) for leaf in leaves):
             raise ConstraintError(
                 f"lf.constrain needs a numpyro constraint with concrete parameters, got "
                 f"{constraint!r} with traced ones: they are static (part of the tree "

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 from lensify import _tree, wrappers
 from lensify.optics import _locate, _run
 from lensify.optics._failures import StepError
+from lensify.optics._flax import is_flax_variable, variable_hint
 from lensify.optics._parse import parse as _parse
 from lensify.optics._steps import Attr, Item, Unwrapped, chain_code, step_for_key
 from lensify.optics._traversals import Each, InstancesOf, Leaves, Slice, Union, Where
@@ -463,8 +464,8 @@ class Optic:
         """
 
         def build(focus: Any) -> Any:
-            if _is_flax_variable(focus):
-                raise TypeError(_variable_hint(self, focus, factory))
+            if is_flax_variable(focus):
+                raise TypeError(variable_hint(self, focus, factory))
             return factory(focus, *args, **kwargs)
 
         return self._modify(tree, build, factory)
@@ -575,29 +576,3 @@ Example:
     >>> lf.at.layers[0].weight
     lf.at.layers[0].weight
 """
-
-
-# Whether a type is flax's nnx.Variable (nnx.Param, nnx.BatchStat, ...), by type.
-_FLAX_VARIABLE_TYPES: dict[type, bool] = {}
-
-
-def _is_flax_variable(x: Any) -> bool:
-    # Known without importing flax: by the names of the classes it derives from.
-    cls = type(x)
-    known = _FLAX_VARIABLE_TYPES.get(cls)
-    if known is None:
-        known = any(
-            c.__name__ == "Variable" and c.__module__.startswith("flax.") for c in cls.__mro__
-        )
-        _FLAX_VARIABLE_TYPES[cls] = known
-    return known
-
-
-def _variable_hint(optic: Any, variable: Any, factory: Any) -> str:
-    kind = type(variable).__name__
-    name = getattr(factory, "__name__", None) or repr(factory)
-    return (
-        f"wrapping a flax nnx.{kind} replaces the variable with the wrapper, so the "
-        f"parameter drops out of nnx.state(model, nnx.{kind}) and nnx.Optimizer. Wrap the "
-        f"value it holds, its one child, instead: {optic!r}.each().wrap(model, {name})."
-    )

@@ -67,10 +67,6 @@ def chain_code(chain: Sequence[Any], method_names: frozenset[str]) -> str:
     return text
 
 
-def _is_namedtuple(node: Any) -> bool:
-    return isinstance(node, tuple) and hasattr(type(node), "_fields")
-
-
 def _key_payload(key: Any) -> Any:
     """What a JAX key names: the dict key, the index or the attribute name."""
     if isinstance(key, _tree.DictKey | _tree.FlattenedIndexKey):
@@ -127,7 +123,7 @@ def _attribute_names(node: Any) -> list[str]:
     """The attribute names worth suggesting for ``node``: fields first."""
     names: list[str] = []
     cls = type(node)
-    if _is_namedtuple(node):
+    if _tree.is_namedtuple(node):
         names += list(cls._fields)
     if attrs.has(cls):
         names += [f.name for f in attrs.fields(cls)]
@@ -261,7 +257,7 @@ class Attr(LensStep):
 
     def replace(self, node: Any, value: Any) -> Any:
         name = self.name
-        if _is_namedtuple(node):
+        if _tree.is_namedtuple(node):
             return node._replace(**{name: value})
         state = getattr(node, "__dict__", None)
         if state is not None and name in state:
@@ -325,7 +321,7 @@ class Item(LensStep):
                 return _tree.DictKey(self.key), node[self.key]
             except (KeyError, TypeError):
                 raise self._missing(node, [repr(k) for k in node], "key") from None
-        if cls is list or cls is tuple or _is_namedtuple(node):
+        if cls is list or cls is tuple or _tree.is_namedtuple(node):
             i = _sequence_index(node, self.key)
             if i is None:
                 raise self._missing_index(node)
@@ -377,7 +373,7 @@ class Item(LensStep):
             new = dict(node)
             new[self.key] = value
             return new
-        if cls is list or cls is tuple or _is_namedtuple(node):
+        if cls is list or cls is tuple or _tree.is_namedtuple(node):
             i = _sequence_index(node, self.key)
             if i is None:
                 raise self._missing_index(node)

@@ -13,38 +13,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-import jax
-import numpy as np
 
 from lensify import _tree
-from lensify.optics._failures import (
-    StepError,
-    StepLookupError,
-    callable_name,
-    predicate_failure,
-)
+from lensify._functions import callable_name
+from lensify.optics._failures import StepError, StepLookupError, predicate_failure
 from lensify.optics._steps import chain_code
 
 __all__ = ["Each", "InstancesOf", "LeafScan", "Leaves", "Slice", "Union", "Where"]
 
 Path = tuple[Any, ...]
 Continuation = Callable[[Any], Any]
-
-# Types no pytree node can be an instance of: selecting them needs no is_leaf.
-_LEAF_BASES: tuple[type, ...] = (
-    jax.Array,
-    np.ndarray,
-    np.generic,
-    int,
-    float,
-    complex,
-    str,
-    bytes,
-)
-
-
-def _is_namedtuple(node: Any) -> bool:
-    return isinstance(node, tuple) and hasattr(type(node), "_fields")
 
 
 @attrs.frozen
@@ -76,7 +54,7 @@ class Slice:
 
     def modify(self, node: Any, k: Continuation) -> Any:
         indices = self._indices(node)
-        if _is_namedtuple(node):
+        if _tree.is_namedtuple(node):
             fields = type(node)._fields
             return node._replace(**{fields[i]: k(node[i]) for i in indices})
         new = list(node)
@@ -146,7 +124,7 @@ class InstancesOf:
 
     def scan(self) -> LeafScan:
         types = self.types
-        if all(issubclass(t, _LEAF_BASES) for t in types):
+        if all(issubclass(t, _tree.LEAF_BASES) for t in types):
             # No pytree node is an instance: the registry's own leaves are enough.
             return LeafScan(is_leaf=None, types=types, preds=())
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-from lensify import _tree
-from lensify.testing._leaves import is_key_array
+import lensify as lf
+from lensify import pytree
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -35,7 +34,7 @@ def violated(law: str, **shown: Any) -> AssertionError:
 
 
 def _is_number(x: Any) -> bool:
-    return _tree.is_array(x) or (isinstance(x, (int, float, complex)) and not isinstance(x, str))
+    return pytree.is_array(x) or (isinstance(x, (int, float, complex)) and not isinstance(x, str))
 
 
 def _precision(*arrays: np.ndarray) -> float:
@@ -54,19 +53,14 @@ def _numeric(x: np.ndarray) -> bool:
 
 
 def _leaves_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
-    if is_key_array(a) or is_key_array(b):
-        return (
-            is_key_array(a)
-            and is_key_array(b)
-            and a.dtype == b.dtype
-            and _leaves_close(jax.random.key_data(a), jax.random.key_data(b), 0.0, 0.0)
-        )
+    if pytree.is_key_array(a) or pytree.is_key_array(b):
+        return lf.tree_equal(a, b)  # keys compare by their key data, exactly
     if _is_number(a) and _is_number(b):
         a_arr, b_arr = np.asarray(a), np.asarray(b)
         if a_arr.shape != b_arr.shape:
             return False
         if not (_numeric(a_arr) and _numeric(b_arr)):
-            return _tree.tree_equal(a, b)
+            return lf.tree_equal(a, b)
         # Half precision rounds far above float32's defaults: allow a few of its steps
         # when both leaves are that coarse.
         # A weakly typed array (made from a Python number) has no precision of its own.
@@ -76,7 +70,7 @@ def _leaves_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
         wide = np.complex128 if "c" in (a_arr.dtype.kind, b_arr.dtype.kind) else np.float64
         a_wide, b_wide = a_arr.astype(wide), b_arr.astype(wide)
         return bool(np.allclose(a_wide, b_wide, rtol=rtol, atol=atol, equal_nan=True))
-    return _tree.tree_equal(a, b)
+    return lf.tree_equal(a, b)
 
 
 def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
@@ -100,8 +94,8 @@ def trees_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bo
         >>> trees_close(jnp.array(1.0, jnp.float32), jnp.array(1.0078125, jnp.bfloat16))
         False
     """
-    a_leaves, a_def = _tree.flatten(a)
-    b_leaves, b_def = _tree.flatten(b)
+    a_leaves, a_def = pytree.flatten(a)
+    b_leaves, b_def = pytree.flatten(b)
     if cast(Any, a_def) != b_def:
         return False
     return all(_leaves_close(x, y, rtol, atol) for x, y in zip(a_leaves, b_leaves, strict=True))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lensify as lf
-from lensify import _tree
+from lensify import pytree
 from lensify.testing._compare import law_settings, trees_close, violated
 
 SearchStrategy = st.SearchStrategy
@@ -89,7 +89,7 @@ def _grad_of_forward(raw: jax.Array, constraint: Any, weights: jax.Array) -> Any
 
 
 def _all_zero(tree: Any) -> bool:
-    return all(not np.any(np.asarray(leaf)) for leaf in _tree.flatten(tree)[0])
+    return all(not np.any(np.asarray(leaf)) for leaf in pytree.flatten(tree)[0])
 
 
 def assert_constraint_laws(build: Build, value: Any) -> None:
@@ -323,7 +323,7 @@ def assert_refused_or_preserved(build: Build, value: Any, template: Any = None) 
         except Exception:
             return
         raise violated("a value refused eagerly is refused under jax.jit too", **shown)
-    raws = [np.asarray(leaf) for leaf in _tree.flatten(constrained.raw)[0]]
+    raws = [np.asarray(leaf) for leaf in pytree.flatten(constrained.raw)[0]]
     if not all(np.isfinite(r).all() for r in raws if r.dtype.kind in "fc"):
         raise violated(
             "an accepted value stores a finite raw parameter", raw=constrained.raw, **shown
@@ -388,20 +388,20 @@ def check_constraint_laws(
         AssertionError: naming the law that failed, with the shrunk counter-example.
 
     Example:
-        >>> import jax, jax.numpy as jnp
+        >>> import jax.numpy as jnp
         >>> import lensify as lf
         >>> from lensify.testing import check_constraint_laws
-        >>> class Negative(lf.AbstractConstraint):
-        ...     support = "x < 0"
+        >>> class ExpPositive(lf.AbstractConstraint):
+        ...     support = "x > 0"
         ...     def forward(self, raw):
-        ...         return -jax.nn.softplus(raw)
+        ...         return jnp.exp(raw)
         ...     def inverse(self, value):
-        ...         return lf.inv_softplus(-value)
+        ...         return jnp.log(value)
         ...     def in_support(self, value):
-        ...         return value < 0
+        ...         return value > 0
         ...     def in_closure(self, value):
-        ...         return value <= 0  # softplus underflows to 0
-        >>> check_constraint_laws(Negative, example=lambda s: -jnp.ones(s), max_examples=3)
+        ...         return value >= 0  # exp underflows to 0
+        >>> check_constraint_laws(ExpPositive, example=jnp.ones, max_examples=3)
     """
     draw_values = forward_values(build) if values is None else values
     # Two shapes only: every new shape compiles each transformed function again.

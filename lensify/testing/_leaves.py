@@ -177,8 +177,3 @@ def all_leaves() -> SearchStrategy[Any]:
         >>> test_flattens()
     """
     return st.one_of(default_leaves(), unusual_leaves())
-
-
-def is_key_array(x: Any) -> bool:
-    """True for an array of new-style PRNG keys (``jax.random.key``)."""
-    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)

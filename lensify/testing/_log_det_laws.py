@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lensify as lf
-from lensify import _tree
+from lensify import pytree
 from lensify.testing._compare import law_settings, trees_close, violated
 from lensify.testing._leaves import float_arrays
 
@@ -31,7 +31,7 @@ def _is_frozen(x: Any) -> bool:
 
 
 def _trainable(x: Any) -> bool:
-    return not _is_frozen(x) and _tree.is_inexact_array(x)
+    return not _is_frozen(x) and pytree.is_inexact_array(x)
 
 
 def flat_values(tree: Any, values: Any) -> tuple[jax.Array, Any]:
@@ -40,7 +40,7 @@ def flat_values(tree: Any, values: Any) -> tuple[jax.Array, Any]:
     Right for maps whose value has as many free entries as the raw parameters
     (elementwise maps and stacks of them).
     """
-    leaves = [jnp.ravel(x) for x in _tree.flatten(values)[0] if _tree.is_inexact_array(x)]
+    leaves = [jnp.ravel(x) for x in pytree.flatten(values)[0] if pytree.is_inexact_array(x)]
     return jnp.concatenate(leaves) if leaves else jnp.zeros(0), 0.0
 
 
@@ -75,7 +75,7 @@ def unit_vector_coordinates(tree: Any, values: Any) -> tuple[jax.Array, Any]:
 
 def _split(tree: Any) -> tuple[list[Any], Callable[[jax.Array], Any], int]:
     # The trainable raw entries as one vector, and the tree rebuilt from such a vector.
-    leaves, treedef = _tree.flatten(tree, is_leaf=_is_frozen)
+    leaves, treedef = pytree.flatten(tree, is_leaf=_is_frozen)
     where = [i for i, x in enumerate(leaves) if _trainable(x)]
     shapes = [(jnp.shape(leaves[i]), jnp.asarray(leaves[i]).dtype) for i in where]
     sizes = [int(np.prod(s)) for s, _ in shapes]
@@ -86,7 +86,7 @@ def _split(tree: Any) -> tuple[list[Any], Callable[[jax.Array], Any], int]:
         for i, (shape, dtype), size in zip(where, shapes, sizes, strict=True):
             new[i] = theta[start : start + size].reshape(shape).astype(dtype)
             start += size
-        return _tree.unflatten(treedef, new)
+        return pytree.unflatten(treedef, new)
 
     return [leaves[i] for i in where], rebuild, sum(sizes)
 
@@ -157,7 +157,7 @@ def assert_log_det_laws(tree: Any, coordinates: Coordinates = flat_values) -> No
     shown = {"tree": tree, "log_det": log_det}
     if not trees_close(values, lf.unwrap(tree)):
         raise violated("the values are lf.unwrap(tree)", values=values, **shown)
-    if not all(bool(jnp.all(jnp.isfinite(x))) for x in _tree.flatten(values)[0] if _trainable(x)):
+    if not all(bool(jnp.all(jnp.isfinite(x))) for x in pytree.flatten(values)[0] if _trainable(x)):
         raise violated("the values are finite (draw raw arrays the map can take)", **shown)
     if jnp.shape(log_det) != () or not bool(jnp.isfinite(log_det)):
         raise violated("the log-det is a finite scalar", **shown)

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 from jax.tree_util import Partial
 
-from lensify import _records, _tree
+import lensify as lf
+from lensify import pytree
 
 SearchStrategy = st.SearchStrategy
 
@@ -43,7 +44,7 @@ class TreePair(NamedTuple):
     right: Any
 
 
-class TreeRecord(_records.Record):
+class TreeRecord(pytree.Record):
     """An attrs record node with two children and a static label (see ``pytrees``).
 
     Example:
@@ -55,7 +56,7 @@ class TreeRecord(_records.Record):
 
     left: Any
     right: Any
-    label: str = _records.field(static=True, default="node")
+    label: str = lf.field(static=True, default="node")
 
 
 class FlatNode:
@@ -88,7 +89,7 @@ def _flat_node_unflatten(_: None, children: Any) -> FlatNode:
     return FlatNode(*children)
 
 
-_tree.register_keyless_node(FlatNode, _flat_node_flatten, _flat_node_unflatten)
+pytree.register_keyless_node(FlatNode, _flat_node_flatten, _flat_node_unflatten)
 
 
 class ClassNode:
@@ -117,7 +118,7 @@ class ClassNode:
         return f"ClassNode({self.parts!r}, label={self.label!r})"
 
 
-_tree.register_keyless_node(ClassNode, ClassNode.tree_flatten, ClassNode.tree_unflatten)
+pytree.register_keyless_node(ClassNode, ClassNode.tree_flatten, ClassNode.tree_unflatten)
 
 
 def partial_target(*args: Any, **kwargs: Any) -> Any:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lensify as lf
-from lensify import _tree
+from lensify import pytree
 from lensify.testing._compare import law_settings, trees_close, violated
 from lensify.testing._trees import pytrees
 
@@ -22,7 +22,7 @@ def _equality(rtol: float | None, atol: float | None) -> Callable[[Any, Any], bo
     # Exact (lf.tree_equal) unless a tolerance is given: then trees_close with it (the
     # other tolerance 0), for optics through wrappers, whose values round.
     if rtol is None and atol is None:
-        return _tree.tree_equal
+        return lf.tree_equal
     r, a = rtol or 0.0, atol or 0.0
     return lambda x, y: trees_close(x, y, rtol=r, atol=a)
 
@@ -142,11 +142,11 @@ def _same_kind(leaf: Any, new: Any) -> Any:
 
 def _map_floats(x: Any, fn: Callable[[Any], Any]) -> Any:
     def one(leaf: Any) -> Any:
-        if type(leaf) is float or _tree.is_inexact_array(leaf):
+        if type(leaf) is float or pytree.is_inexact_array(leaf):
             return _same_kind(leaf, fn(leaf))
         return leaf
 
-    return _tree.tree_map(one, x)
+    return pytree.tree_map(one, x)
 
 
 def _scale_floats(factor: float) -> Callable[[Any], Any]:
@@ -186,7 +186,7 @@ def _overlapping(paths: Sequence[tuple[Any, ...]]) -> tuple[Any, Any] | None:
 
 
 def _trees_equal_list(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    return len(a) == len(b) and all(_tree.tree_equal(x, y) for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(lf.tree_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def assert_traversal_laws(
@@ -214,11 +214,11 @@ def assert_traversal_laws(
         >>> assert_traversal_laws(lf.at.leaves(), {"a": [1.0, 2.0]}, f, g)
     """
     same = optic.modify(tree, lf.identity)
-    if not _tree.tree_equal(same, tree):
+    if not lf.tree_equal(same, tree):
         raise violated("identity: modify(t, id) == t", optic=optic, tree=tree, result=same)
     twice = optic.modify(optic.modify(tree, f), g)
     composed = optic.modify(tree, lambda x: g(f(x)))
-    if not _tree.tree_equal(twice, composed):
+    if not lf.tree_equal(twice, composed):
         raise violated(
             "composition: modify(modify(t, f), g) == modify(t, g . f)",
             optic=optic,
@@ -244,7 +244,7 @@ def assert_traversal_laws(
             "one path per focus: len(paths(t)) == len(get_all(t))",
             optic=optic,
             tree=tree,
-            paths=[_tree.keystr(p) for p in paths],
+            paths=[pytree.keystr(p) for p in paths],
             foci=foci,
         )
     overlap = _overlapping(paths)
@@ -253,7 +253,7 @@ def assert_traversal_laws(
             "disjointness: no focus lies inside another",
             optic=optic,
             tree=tree,
-            paths=[_tree.keystr(p) for p in overlap],
+            paths=[pytree.keystr(p) for p in overlap],
         )
     assert_agreement_laws(optic, tree)
     if not foci:
@@ -358,55 +358,55 @@ def assert_agreement_laws(optic: Any, tree: Any) -> None:
     foci = optic.get_all(tree)
     if len(paths) != len(foci):
         raise violated("one path per focus", optic=optic, tree=tree, paths=paths, foci=foci)
-    pairs, treedef = _tree.flatten_with_path(tree)
+    pairs, treedef = pytree.flatten_with_path(tree)
     leaf_paths = [tuple(p) for p, _ in pairs]
     for path, focus in zip(paths, foci, strict=True):
         at_path = lf.at.from_path(path).get(tree)
-        if not _tree.tree_equal(at_path, focus):
+        if not lf.tree_equal(at_path, focus):
             raise violated("paths lead to the foci", optic=optic, tree=tree, path=path)
         under = [leaf for p, leaf in pairs if _is_prefix(path, tuple(p))]
-        own = _tree.flatten(focus)[0]
+        own = pytree.flatten(focus)[0]
         if len(under) != len(own) or any(a is not b for a, b in zip(under, own, strict=True)):
             raise violated(
                 "get_all agrees with the tree: the leaves under each path are the focus's",
                 optic=optic,
                 tree=tree,
-                path=_tree.keystr(path),
+                path=pytree.keystr(path),
                 leaves_under_path=under,
                 leaves_of_focus=own,
             )
     expected = [_covered(p, paths) for p in leaf_paths]
     mask = optic.mask(tree)
-    if cast(Any, _tree.structure(mask)) != treedef or _tree.flatten(mask)[0] != expected:
+    if cast(Any, pytree.structure(mask)) != treedef or pytree.flatten(mask)[0] != expected:
         raise violated(
             "mask is True exactly on the leaves inside a focus",
             optic=optic,
             tree=tree,
-            paths=[_tree.keystr(p) for p in paths],
+            paths=[pytree.keystr(p) for p in paths],
             mask=mask,
         )
     flagged = list(zip([leaf for _, leaf in pairs], expected, strict=True))
     inside, outside = optic.partition(tree)
-    want_in = _tree.unflatten(treedef, [x if f else None for x, f in flagged])
-    want_out = _tree.unflatten(treedef, [None if f else x for x, f in flagged])
-    if not (_tree.tree_equal(inside, want_in) and _tree.tree_equal(outside, want_out)):
+    want_in = pytree.unflatten(treedef, [x if f else None for x, f in flagged])
+    want_out = pytree.unflatten(treedef, [None if f else x for x, f in flagged])
+    if not (lf.tree_equal(inside, want_in) and lf.tree_equal(outside, want_out)):
         raise violated(
             "partition splits off exactly the leaves inside a focus",
             optic=optic,
             tree=tree,
-            paths=[_tree.keystr(p) for p in paths],
+            paths=[pytree.keystr(p) for p in paths],
             inside=inside,
         )
     marker = _Marker()
-    marked = _tree.flatten_with_path(optic.set(tree, marker))[0]
+    marked = pytree.flatten_with_path(optic.set(tree, marker))[0]
     landed = [tuple(p) for p, leaf in marked if leaf is marker]
     if landed != paths:
         raise violated(
             "set puts the value at exactly the paths of the foci",
             optic=optic,
             tree=tree,
-            paths=[_tree.keystr(p) for p in paths],
-            set_at=[_tree.keystr(p) for p in landed],
+            paths=[pytree.keystr(p) for p in paths],
+            set_at=[pytree.keystr(p) for p in landed],
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from lensify import _tree
+from lensify import pytree
 from lensify.optics import Optic, at
 from lensify.testing._nodes import has_rigid_children
 
@@ -26,7 +26,7 @@ def is_float_array(x: Any) -> bool:
         >>> lf.at.leaves().where(is_float_array).paths(tree) == lf.at["w"].paths(tree)
         True
     """
-    return _tree.is_inexact_array(x)
+    return pytree.is_inexact_array(x)
 
 
 def is_matrix(x: Any) -> bool:
@@ -38,7 +38,7 @@ def is_matrix(x: Any) -> bool:
         >>> is_matrix(jnp.ones((2, 3))), is_matrix(jnp.ones(3)), is_matrix([[1.0]])
         (True, False, False)
     """
-    return _tree.is_array(x) and np.ndim(x) == 2
+    return pytree.is_array(x) and np.ndim(x) == 2
 
 
 def is_container(x: Any) -> bool:
@@ -49,7 +49,7 @@ def is_container(x: Any) -> bool:
         >>> is_container([1.0]), is_container([]), is_container(None), is_container(1.0)
         (True, False, False, False)
     """
-    return bool(_tree.children(x))
+    return bool(pytree.children(x))
 
 
 _PREDICATES: tuple[Callable[[Any], bool], ...] = (is_float_array, is_matrix, is_container)
@@ -69,10 +69,10 @@ class _Node:
 def _nodes(tree: Any, path: tuple[Any, ...] = (), rigid: bool = False) -> list[_Node]:
     """Every node of ``tree`` (the root, containers, leaves) with its key path."""
     found = [_Node(path, tree, rigid)]
-    for key, child in _tree.children(tree) or []:
+    for key, child in pytree.children(tree) or []:
         # A record keeps a plain function out of its children (a placeholder takes its
         # place), so a lens on that field would see the function, not the child.
-        if isinstance(key, _tree.GetAttrKey) and getattr(tree, key.name, child) is not child:
+        if isinstance(key, pytree.GetAttrKey) and getattr(tree, key.name, child) is not child:
             continue
         found += _nodes(child, (*path, key), has_rigid_children(tree))
     return found
@@ -93,15 +93,15 @@ def _attribute_routes(tree: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, 
     but JAX names them by flat index; ``lf.at.w`` must select the same child as
     ``lf.at[<flat index 0>]`` in every operation.
     """
-    pairs = _tree.children(tree) or []
+    pairs = pytree.children(tree) or []
     siblings = [child for _, child in pairs]
     routes: list[tuple[Any, ...]] = []
     for key, child in pairs:
         name = None
-        if isinstance(key, _tree.FlattenedIndexKey) and not has_rigid_children(tree):
+        if isinstance(key, pytree.FlattenedIndexKey) and not has_rigid_children(tree):
             name = _attribute_of(tree, child, siblings)
         if name is not None:
-            routes.append((*path, _tree.GetAttrKey(name)))
+            routes.append((*path, pytree.GetAttrKey(name)))
         routes += _attribute_routes(child, (*path, key))
     return routes
 

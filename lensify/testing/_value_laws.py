@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lensify as lf
-from lensify import _tree
+from lensify import pytree
 from lensify.testing._compare import law_settings, trees_close, violated
 from lensify.testing._leaves import float_arrays
 from lensify.testing._wrappers import (
@@ -45,7 +45,7 @@ def value_tolerance(tree: Any) -> tuple[float, float]:
         (1e-05, 1e-06)
     """
     rtol, atol = 1e-5, 1e-6
-    wrappers = [x for x in _tree.flatten(tree, is_leaf=lf.is_unwrappable)[0]]
+    wrappers = [x for x in pytree.flatten(tree, is_leaf=lf.is_unwrappable)[0]]
     stack = [x for x in wrappers if lf.is_unwrappable(x)]
     while stack:
         wrapper = stack.pop()
@@ -54,14 +54,14 @@ def value_tolerance(tree: Any) -> tuple[float, float]:
             dtype = jnp.result_type(lf.unwrap(wrapper))
             found = documented(dtype)
             rtol, atol = max(rtol, float(found[0])), max(atol, float(found[1]))
-        for _, child in _tree.children(wrapper) or []:
-            inner = _tree.flatten(child, is_leaf=lf.is_unwrappable)[0]
+        for _, child in pytree.children(wrapper) or []:
+            inner = pytree.flatten(child, is_leaf=lf.is_unwrappable)[0]
             stack += [x for x in inner if lf.is_unwrappable(x)]
     return rtol, atol
 
 
 def _same_structure(a: Any, b: Any) -> bool:
-    return bool(cast(Any, _tree.structure(a)) == _tree.structure(b))
+    return bool(cast(Any, pytree.structure(a)) == pytree.structure(b))
 
 
 def assert_value_laws(
@@ -122,7 +122,7 @@ def assert_value_laws(
 
 
 def _nudge(leaf: Any, factor: float) -> Any:
-    if not _tree.is_inexact_array(leaf) or jnp.iscomplexobj(leaf):
+    if not pytree.is_inexact_array(leaf) or jnp.iscomplexobj(leaf):
         return leaf
     nudged = leaf * factor + (factor - 1.0) * 0.25
     if isinstance(leaf, np.ndarray):  # keep a numpy leaf numpy
@@ -147,12 +147,12 @@ def nudged_values(tree: Any) -> SearchStrategy[Any]:
         >>> bool((find(nudged_values(tree), lambda v: True) > 0).all())
         True
     """
-    leaves, treedef = _tree.flatten(tree)
+    leaves, treedef = pytree.flatten(tree)
     factors = st.lists(st.floats(0.75, 1.25, width=32), min_size=len(leaves), max_size=len(leaves))
 
     def value(fs: list[float]) -> Any:
         nudged = [_nudge(x, f) for x, f in zip(leaves, fs, strict=True)]
-        return lf.unwrap(_tree.unflatten(treedef, nudged))
+        return lf.unwrap(pytree.unflatten(treedef, nudged))
 
     return factors.map(value)
 
@@ -234,7 +234,7 @@ def invertible_parameterizations(inner: SearchStrategy[Any]) -> SearchStrategy[A
     """
     return st.one_of(
         st.builds(lf.Parameterize, st.sampled_from(_INVERTIBLE), inner),
-        st.builds(_sigmoid, inner.filter(_tree.is_array)),
+        st.builds(_sigmoid, inner.filter(pytree.is_array)),
     )
 
 

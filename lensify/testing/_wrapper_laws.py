@@ -14,18 +14,22 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lensify as lf
-from lensify import _tree, unwrap
+from lensify import pytree, unwrap
 from lensify.testing._compare import law_settings, trees_close, violated
 
 SearchStrategy = st.SearchStrategy
 
 
+# Python numbers: jax.jit takes them as arguments and may return them unchanged.
+_NUMBERS = (int, float, complex, bool)
+
+
 def _is_traceable(x: Any) -> bool:
-    return _tree.is_array(x) or type(x) in (int, float, complex, bool)
+    return pytree.is_array(x) or type(x) in _NUMBERS
 
 
 def _is_output(x: Any) -> bool:
-    return isinstance(x, jax.Array) or type(x) in (int, float, complex, bool)
+    return isinstance(x, jax.Array) or type(x) in _NUMBERS
 
 
 class _Compiled:
@@ -46,7 +50,7 @@ class _Compiled:
         dynamic = iter(values)
         for i in range(self.treedef.num_leaves):
             merged.append(self.static[i] if i in self.static else next(dynamic))
-        out_leaves, out_def = _tree.flatten(unwrap(_tree.unflatten(self.treedef, merged)))
+        out_leaves, out_def = pytree.flatten(unwrap(pytree.unflatten(self.treedef, merged)))
         kept = [i for i, x in enumerate(out_leaves) if _is_output(x)]
         others = {i: x for i, x in enumerate(out_leaves) if not _is_output(x)}
         self.output = (out_def, kept, others)
@@ -69,7 +73,7 @@ def _jit_unwrap(tree: Any) -> Any:
     Compilations are cached by tree structure, so checking many trees of a few
     structures compiles a few times only.
     """
-    leaves, treedef = _tree.flatten(tree)
+    leaves, treedef = pytree.flatten(tree)
     static = tuple((i, x) for i, x in enumerate(leaves) if not _is_traceable(x))
     try:
         compiled = _compiled(treedef, static)
@@ -81,15 +85,15 @@ def _jit_unwrap(tree: Any) -> Any:
     out_leaves = [others.get(i) for i in range(len(kept) + len(others))]
     for i, value in zip(kept, results, strict=True):
         out_leaves[i] = value
-    return _tree.unflatten(out_def, out_leaves)
+    return pytree.unflatten(out_def, out_leaves)
 
 
 def _probe_loss(tree: Any) -> jax.Array:
     # A fixed, position-dependent weighting, so no symmetry of the wrapper hides a
     # gradient that flows. Complex leaves count by their real part: a loss is real.
     total = jnp.zeros(())
-    for leaf in _tree.flatten(tree)[0]:
-        if _tree.is_inexact_array(leaf):
+    for leaf in pytree.flatten(tree)[0]:
+        if pytree.is_inexact_array(leaf):
             flat = jnp.real(jnp.ravel(leaf)).astype(jnp.float32)
             weights = 1.0 + 0.5 * jnp.sin(jnp.arange(flat.size) + 1.0)
             total = total + jnp.sum(weights * flat)
@@ -113,20 +117,20 @@ def probe_gradients(tree: Any) -> list[jax.Array]:
         >>> len(probe_gradients({"w": lf.Parameterize(jnp.exp, jnp.zeros(3))}))
         1
     """
-    leaves, treedef = _tree.flatten(tree)
-    positions = [i for i, x in enumerate(leaves) if _tree.is_inexact_array(x)]
+    leaves, treedef = pytree.flatten(tree)
+    positions = [i for i, x in enumerate(leaves) if pytree.is_inexact_array(x)]
 
     def loss(params: list[jax.Array]) -> jax.Array:
         merged = list(leaves)
         for i, p in zip(positions, params, strict=True):
             merged[i] = p
-        return _probe_loss(unwrap(_tree.unflatten(treedef, merged)))
+        return _probe_loss(unwrap(pytree.unflatten(treedef, merged)))
 
     return list(jax.grad(loss)([jnp.asarray(leaves[i]) for i in positions]))
 
 
 def _outermost_wrappers(tree: Any) -> list[Any]:
-    wrappers = _tree.flatten(tree, is_leaf=lf.is_unwrappable)[0]
+    wrappers = pytree.flatten(tree, is_leaf=lf.is_unwrappable)[0]
     return [x for x in wrappers if lf.is_unwrappable(x)]
 
 
@@ -145,16 +149,16 @@ def _check_gradient(tree: Any, gradient: Literal["flows", "zero"]) -> None:
             tree=tree,
             gradient=grads,
         )
-    frozen = _tree.flatten(lf.at.instances_of(lf.NonTrainable).mask(tree))[0]
-    leaves = _tree.flatten(tree)[0]
-    inexact = [i for i, x in enumerate(leaves) if _tree.is_inexact_array(x)]
-    paths = [path for path, _ in _tree.flatten_with_path(tree)[0]]
+    frozen = pytree.flatten(lf.at.instances_of(lf.NonTrainable).mask(tree))[0]
+    leaves = pytree.flatten(tree)[0]
+    inexact = [i for i, x in enumerate(leaves) if pytree.is_inexact_array(x)]
+    paths = [path for path, _ in pytree.flatten_with_path(tree)[0]]
     for i, g in zip(inexact, grads, strict=True):
         if not frozen[i] and not bool(jnp.any(g != 0)):
             raise violated(
                 "gradient flows to every trainable leaf (one outside every NonTrainable)",
                 tree=tree,
-                leaf=_tree.keystr(paths[i]),
+                leaf=pytree.keystr(paths[i]),
                 gradient=grads,
             )
 
@@ -182,11 +186,11 @@ def assert_wrapper_laws(tree: Any, *, gradient: Literal["flows", "zero"] | None 
     if lf.contains_unwrappables(value):
         raise violated("no wrappers left: unwrap(t) holds no wrapper", tree=tree, unwrapped=value)
     again = unwrap(value)
-    if not _tree.tree_equal(again, value):
+    if not lf.tree_equal(again, value):
         raise violated("idempotence: unwrap(unwrap(t)) == unwrap(t)", tree=tree, once=value)
     for wrapper in _outermost_wrappers(tree):
-        children = _tree.children(wrapper) or []
-        rebuilt = _tree.rebuild(wrapper, [unwrap(child) for _, child in children])
+        children = pytree.children(wrapper) or []
+        rebuilt = pytree.rebuild(wrapper, [unwrap(child) for _, child in children])
         expected = unwrap(rebuilt.unwrap())
         if not trees_close(unwrap(wrapper), expected):
             raise violated(
@@ -243,7 +247,7 @@ def assert_vmap_construction(
     batched = run(build(xs))
     for index in np.ndindex(*xs.shape[:batch_ndim]):
         one = unwrap(construct(xs[index]))
-        picked = _tree.tree_map(lambda leaf, i=index: leaf[i], batched)
+        picked = pytree.tree_map(lambda leaf, i=index: leaf[i], batched)
         if not trees_close(picked, one):
             raise violated(
                 "vmap-construction invariance: vmap(construct)(xs)[i] unwraps to "
