@@ -18,7 +18,10 @@ They decide two common cases themselves: no child is callable or a container (on
 set lookup per child, the set learning child types on first sight), and exactly
 one child is a plain function while the others are plain or containers with no
 callable entries (a ``Parameterize``). Anything else goes to the general code in
-``_records``, whose results they must equal exactly.
+``_records``, whose results they must equal exactly. In the second case the
+structure of a class with no static field depends on the function alone, so one
+tuple per function is kept and shared (a bounded cache, for plain functions and
+jitted functions, which are equal only to themselves).
 """
 
 from __future__ import annotations
@@ -357,7 +360,17 @@ def _flatten_source(
         lines += [
             f"    {'if' if i == 0 else 'elif'} type(c{i}) in _FUNCTIONS:",
             f"        if {others}:",
-            f"            return ({kept}), ({static}, ((({i},), c{i}),))",
+        ]
+        if statics:
+            lines.append(f"            return ({kept}), ({static}, ((({i},), c{i}),))")
+            continue
+        # With no static field the structure depends on the function alone: one
+        # per function, shared by every flatten (and compared by identity in jit's cache).
+        lines += [
+            f"            aux = _HOISTED_{i}.get(c{i})",
+            "            if aux is None:",
+            f"                aux = _hoisted(_HOISTED_{i}, {i}, c{i})",
+            f"            return ({kept}), aux",
         ]
     # No function: containers with no callable entry are kept as they are.
     every_kept = " and ".join(_kept(i) for i in k)
@@ -367,6 +380,31 @@ def _flatten_source(
         f"        return ({every}), {aux}",
         f"    return {general}",
     ]
+
+
+# How many structures each class keeps per child position, one per function:
+# past that many functions (a new lambda per record) the cache starts again.
+_HOISTED_LIMIT = 256
+
+
+def _hoisted(cache: dict[Any, Any], i: int, fn: Any) -> Any:
+    """The structure of a record with no static field whose child ``i`` is ``fn``,
+    moved into it; kept in ``cache`` when ``fn`` is equal only to itself."""
+    aux = ((), (((i,), fn),))
+    if type(fn) in _IDENTITY_EQUAL:
+        if len(cache) >= _HOISTED_LIMIT:
+            cache.clear()
+        cache[fn] = aux
+    return aux
+
+
+# Function types compared and hashed by identity: a bound method equals another
+# bound method of the same function and object, and must not take its place.
+_IDENTITY_EQUAL = frozenset(
+    t
+    for t in _functions.FUNCTION_TYPES
+    if t.__eq__ is object.__eq__ and t.__hash__ is object.__hash__
+)
 
 
 def _store_source(cls: type, names: tuple[str, ...], values: list[str]) -> list[str]:
@@ -457,6 +495,8 @@ def generate_codec(
         "_FUNCTIONS": _functions.FUNCTION_TYPES,
         "_CONFIG": CONFIG_ATTRIBUTE,
         "_AUX": ((), ()),
+        "_hoisted": _hoisted,
+        **{f"_HOISTED_{i}": {} for i in range(len(children))},
         "_general_flatten": general.flatten,
         "_general_record_flatten": general.record_flatten,
         "_general_unflatten": general.unflatten,

@@ -244,3 +244,45 @@ def test_the_common_cases_never_reach_the_general_code(
     assert lf.tree_equal(jax.tree_util.tree_unflatten(treedef, leaves), tree)
     children, aux = _records.record_flatten(tree[0])
     assert lf.tree_equal(_records.record_rebuild(type(tree[0]), aux, children), tree[0])
+
+
+def test_records_of_one_function_share_one_structure() -> None:
+    first, second = lf.Parameterize(jnp.exp, jnp.ones(2)), lf.Parameterize(jnp.exp, jnp.zeros(3))
+    assert type(first)._lf_codec.flatten(first)[1] is type(second)._lf_codec.flatten(second)[1]
+    assert _records.record_flatten(first)[1] is _records.record_flatten(second)[1]
+
+
+def test_a_bound_method_is_never_replaced_by_an_equal_one() -> None:
+    class Scale:
+        def times(self, x: Any) -> Any:
+            return 2 * x
+
+    scale = Scale()
+    first, second = scale.times, scale.times
+    assert first == second and first is not second
+    for method in (first, second):
+        record = lf.Parameterize(method, jnp.ones(2))
+        leaves, treedef = jax.tree_util.tree_flatten(record)
+        assert jax.tree_util.tree_unflatten(treedef, leaves).fn is method
+
+
+def test_the_shared_structures_are_bounded() -> None:
+    functions = [eval("lambda x: x") for _ in range(2 * _fields._HOISTED_LIMIT)]
+    for fn in functions:
+        record = lf.Parameterize(fn, jnp.ones(2))
+        leaves, treedef = jax.tree_util.tree_flatten(record)
+        assert jax.tree_util.tree_unflatten(treedef, leaves).fn is fn
+    namespace = lf.Parameterize._lf_codec.flatten.__globals__
+    assert len(namespace["_HOISTED_0"]) <= _fields._HOISTED_LIMIT
+
+
+def test_a_function_put_in_kwargs_in_place_is_seen_by_the_next_flatten() -> None:
+    record = lf.Parameterize(jnp.exp, jnp.ones(2))
+    before = jax.tree_util.tree_structure(record)
+    record.kwargs["k"] = jnp.sin
+    after = jax.tree_util.tree_structure(record)
+    assert after != before
+    expected = _records._registry_flatten_general(record)[1]
+    assert type(record)._lf_codec.flatten(record)[1] == expected
+    del record.kwargs["k"]
+    assert jax.tree_util.tree_structure(record) == before
