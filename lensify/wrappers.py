@@ -79,14 +79,17 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
     def with_value(self, value: T) -> Self:
         """The one-level inverse of :meth:`unwrap`: a wrapper that unwraps to ``value``.
 
-        Returns a wrapper of the same type and static configuration whose children
-        hold the plain values that :meth:`unwrap` would turn into ``value``, as if
-        the children were already unwrapped; :func:`rewrap` then pushes each of
-        those values into the matching child's own stack. ``self``'s own children
-        are still wrapped, as they are in the tree: call :func:`unwrap` on one to
-        read its value. The default raises :class:`NotInvertibleError`: override
-        it to make a wrapper settable by value (or, for a class you do not own,
-        see :func:`register_with_value`).
+        Returns a wrapper of the same type (and, unless it says otherwise, the same
+        static configuration) each of whose children is either the very object
+        ``self`` holds there, kept as it is, or the plain value that :meth:`unwrap`
+        would turn, with the others, into ``value``, as if that child were already
+        unwrapped. This is the only way :func:`rewrap` sets a wrapper by value: it
+        keeps the children left as they were and pushes each plain value down into
+        the matching child's own stack (a frozen raw parameter stays frozen).
+        ``self``'s own children are still wrapped, as they are in the tree: call
+        :func:`unwrap` on one to read its value. The default raises
+        :class:`NotInvertibleError`: override it to make a wrapper settable by
+        value (or, for a class you do not own, see :func:`register_with_value`).
 
         Example:
             >>> import jax, jax.numpy as jnp
@@ -159,9 +162,10 @@ def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
     ``fn`` is used where ``wrapper.with_value(value)`` would be, by :func:`rewrap`
     and ``optic.unwrapped()``, for ``cls`` and its subclasses (the nearest class of
     the MRO with a registration or a ``with_value`` method decides). It returns a
-    wrapper of the same class whose children hold the values that unwrap to
-    ``value``, as if they were already unwrapped; ``fn`` itself sees the wrapper's
-    children still wrapped, as they are in the tree. Its result goes through the
+    wrapper of the same class whose children are kept as the wrapper holds them
+    (the very same objects) or hold the values that unwrap to ``value``, as if they
+    were already unwrapped; ``fn`` itself sees the wrapper's children still
+    wrapped, as they are in the tree. Its result goes through the
     checks the built-ins' do: each raw array keeps its shape and dtype (a value of
     another shape is a ``StructureMismatchError``), and a NaN or infinite raw value
     is refused as a value outside the class's range, naming the key path. The class
@@ -240,10 +244,12 @@ def rewrap(tree: Any, values: Any) -> Any:
 
     ``values`` has the structure of ``unwrap(tree)``. The result has exactly the tree
     structure of ``tree`` (the same wrappers, nested the same way, with the same
-    static fields) and unwraps to ``values``. Each wrapper's
-    :meth:`~AbstractUnwrappable.with_value` gives the values of its children, which
-    are pushed down into the children's own stacks: a ``NonTrainable`` inside a
-    ``positive`` stays inside, and a ``Parameterize`` keeps its function. A leaf
+    static fields) and unwraps to ``values``. Each wrapper is asked its
+    :meth:`~AbstractUnwrappable.with_value` (or the one given by
+    :func:`register_with_value`), and nothing else: the children it keeps stay as
+    they are, and the values it gives are pushed down into the children's own
+    stacks: a ``NonTrainable`` inside a ``positive`` stays inside, and a
+    ``Parameterize`` keeps its function. A leaf
     outside any wrapper is simply replaced. Works under ``jax.jit``, ``jax.grad``
     and ``jax.vmap``.
 
@@ -301,25 +307,6 @@ def with_fields(record: Any, **changes: Any) -> Any:
     return _records.record_rebuild(cls, aux, new)
 
 
-def with_child_values(wrapper: Any, value: Any) -> Any:
-    # with_value of a built-in, from its _child_values: the same wrapper with each
-    # child holding its value (a kept child's value is its unwrapped self).
-    children, aux = _records.record_flatten(wrapper)
-    values = wrapper._child_values(children, aux, value)
-    return _records.record_rebuild(type(wrapper), aux, _fill_kept(children, values))
-
-
-def _fill_kept(child: Any, value: Any) -> Any:
-    if value is _walker.KEEP:
-        return unwrap(child)
-    t = type(value)
-    if t is tuple or t is list:
-        return t(map(_fill_kept, child, value))
-    if t is dict:
-        return {key: _fill_kept(child[key], v) for key, v in value.items()}
-    return value
-
-
 class Parameterize(AbstractUnwrappable[T]):
     """Unwraps to ``fn(*args, **kwargs)``.
 
@@ -369,16 +356,20 @@ class Parameterize(AbstractUnwrappable[T]):
         return self.fn(*self.args, **self.kwargs)
 
     def with_value(self, value: T) -> Parameterize[T]:
-        """Invert ``fn`` in its raw argument (see :func:`register_inverse`).
+        """Invert ``fn`` in its raw argument (see :func:`register_inverse`); ``fn``
+        and the other arguments are kept as they are.
 
         Raises:
             NotInvertibleError: if ``fn`` has no registered inverse, or there is
                 no positional argument to invert.
         """
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: T) -> Any:
-        return parameterize_child_values(self, children, value)
+        k, raw = parameterize_raw(self, value)
+        children, aux = _records.record_flatten(self)
+        fn, args, *rest = children
+        new: Parameterize[T] = _records.record_rebuild(
+            type(self), aux, (fn, (*args[:k], raw, *args[k + 1 :]), *rest)
+        )
+        return new
 
     def log_det(self) -> Any:
         # Called as fn is; the variable is the raw argument, the others configure fn.
@@ -406,11 +397,10 @@ class Parameterize(AbstractUnwrappable[T]):
         return f"Parameterize({', '.join(parts)})"
 
 
-def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
-    """The values of the children ``(fn, args, kwargs)`` of a ``Parameterize``
-    (lensify's or paramax's) that unwraps to ``value``: the raw argument takes the
-    inverse registered for ``fn``; ``fn``, the other arguments and the keyword
-    arguments are kept."""
+def parameterize_raw(wrapper: Any, value: Any) -> tuple[int, Any]:
+    """``(k, raw)`` for a ``Parameterize`` (lensify's or paramax's) to unwrap to
+    ``value``: its positional argument ``k`` takes ``raw``, the inverse registered
+    for ``fn``, checked; ``fn`` and the other arguments are kept."""
     fn, args, kwargs = wrapper.fn, wrapper.args, wrapper.kwargs
     found = inverse_of(fn)
     if found is None:
@@ -432,11 +422,7 @@ def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
         def forward(x: Any) -> Any:
             return fn(*plain_args[:k], x, *plain_args[k + 1 :], **kw)
 
-    raw = check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
-    keep = _walker.KEEP
-    arg_values = [keep] * len(children[1])
-    arg_values[k] = raw
-    return (keep, tuple(arg_values), keep)
+    return k, check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
 
 
 def _not_invertible_message(wrapper: Any, argnum: int | None = None) -> str:
@@ -502,10 +488,8 @@ class NonTrainable(AbstractUnwrappable[T]):
 
     def with_value(self, value: T) -> NonTrainable[T]:
         """``NonTrainable`` of ``value``: freezing does not change a value."""
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: T) -> Any:
-        return (value,)
+        new: NonTrainable[T] = with_fields(self, tree=value)
+        return new
 
 
 def _stop_gradient(x: Any) -> Any:
@@ -614,8 +598,6 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
 
     def with_value(self, value: jax.Array) -> WeightNormalization:
         """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: jax.Array) -> Any:
         value = jnp.asarray(value)
-        return (value, checked_row_norms(value))
+        new: WeightNormalization = with_fields(self, weight=value, scale=checked_row_norms(value))
+        return new
