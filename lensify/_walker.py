@@ -296,6 +296,11 @@ def fit_leaf(old: Any, new: Any) -> Any:
     one (bfloat16 values do not turn a float32 parameter into bfloat16). A leaf with
     no shape (a Python number) takes the value as it is.
     """
+    if type(new) is _ARRAY and type(old) is _ARRAY:
+        # The usual case, decided on the avals (each array property reads it again).
+        a, b = old.aval, new.aval
+        if a.shape == b.shape and a.dtype == b.dtype and not b.weak_type:
+            return new
     shape = getattr(old, "shape", None)
     if shape is None or type(old) in _SCALARS:
         return new
@@ -320,6 +325,7 @@ def fit_leaf(old: Any, new: Any) -> Any:
 
 
 _NUMERIC = frozenset("biufc")
+_ARRAY = type(jnp.zeros(()))
 
 
 _SCALARS = frozenset({int, float, complex, bool})
@@ -340,7 +346,7 @@ def _kind(value: Any) -> str:
 
 def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     cls = type(wrapper)
-    if is_wrapper(value):
+    if type(value) not in _PLAIN and is_wrapper(value):
         raise StructureMismatchError(_wrapped_value_message(value))
     with_value = _WITH_VALUE.get(cls) or _with_value_of(cls)
     checks = _TRACED_CHECKS.get()
@@ -357,24 +363,25 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     finally:
         if checks is not None:
             checks.owner, checks.site = outer
-    children, aux = split(wrapper)
-    values, target_aux = split(target)
+    if target is wrapper:
+        return wrapper  # with_value changed nothing
+    flatten = split if cls in FOREIGN_TYPES else _record_flatten  # a record's, directly
+    (children, aux), (values, target_aux) = flatten(wrapper), flatten(target)
     new = _zip_children(wrapper, children, values, _push, site)
     if new is None:  # every child kept: the wrapper, unless its static fields changed
         return wrapper if target_aux is aux or _same(target_aux, aux) else target
-    if all(map(_is, new, values)):
-        return target  # every value taken as with_value gave it: nothing to rebuild
-    # What with_value returns is respected whole: its static fields too.
-    return join(cls, target_aux, new)
+    # What with_value returns is respected whole, static fields too: rebuilt only if
+    # a value was not taken as it gave it.
+    return target if all(map(_is, new, values)) else join(cls, target_aux, new)
 
 
 _is = operator.is_
+_record_flatten = _records.record_flatten
 
 
 def _push(tree: Any, site: Any, value: Any) -> Any:
-    # A child of what with_value returned, into the child the wrapper holds there:
-    # the very same object keeps it; anything else is a value for it, and goes down
-    # through its containers the same way.
+    # A child of what with_value returned, into the wrapper's child there: the very
+    # same object is kept; anything else is a value for it (through containers too).
     if value is tree:
         return tree
     t = type(tree)
@@ -394,18 +401,13 @@ def _same(a: Any, b: Any) -> bool:
 _WITH_VALUE: dict[type, Callable[[Any, Any], Any]] = {}
 # Classes given a with_value by register_with_value: class -> with_value(wrapper, value).
 _REGISTERED: dict[type, Callable[[Any, Any], Any]] = {}
-# The module holding what lensify ships for classes it does not own (paramax's
-# built-ins, GPJax's parameters): its shipped_with_value(cls) gives a with_value
-# function or None. Imported by name the first time a class with no with_value is met.
+# The module of what lensify ships for classes it does not own (paramax's, GPJax's):
+# shipped_with_value(cls) gives a with_value or None. Imported when first needed.
 SHIPPED_WITH_VALUES = "lensify._clients"
 
 
 def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
-    """Make wrappers of class ``cls`` (and its subclasses) settable by value with ``fn``.
-
-    ``fn(wrapper, value)`` is used as ``wrapper.with_value(value)`` would be; see
-    ``lensify.register_with_value``.
-    """
+    """Set wrappers of class ``cls`` by value with ``fn``: see ``lf.register_with_value``."""
     if not isinstance(cls, type):
         raise TypeError(f"register_with_value needs a class, got {type(cls).__name__} {cls!r}.")
     if not callable(fn):
@@ -420,21 +422,19 @@ def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
 def _with_value_of(cls: type) -> Callable[[Any, Any], Any]:
     """The one way rewrap sets a wrapper of class ``cls`` by value: ``fn(wrapper, value)``.
 
-    The nearest class of the MRO that has a ``with_value`` method or a function
-    given by :func:`register_with_value` decides (the method is called as
-    ``wrapper.with_value(value)`` would call it, so a subclass's override is
-    what runs). A class with neither (paramax's built-ins, GPJax's parameters)
-    takes what lensify ships for it, if anything. Cached per class.
+    The nearest class of the MRO with a ``with_value`` method or a function given by
+    :func:`register_with_value` decides, so a subclass's override is what runs; a
+    class with neither (paramax's, GPJax's) takes what lensify ships, if anything.
     """
     found: Callable[[Any, Any], Any] | None = None
     for owner in cls.__mro__:
         registered = _REGISTERED.get(owner)
         if registered is not None:
-            found = _Registered(registered)
+            found = _finite_raw_values(registered)
             break
         method = owner.__dict__.get("with_value")
-        if method is not None:
-            found = method if type(method) is FunctionType else _call_method
+        if method is not None:  # called as wrapper.with_value(value) would call it
+            found = method if type(method) is FunctionType else lambda w, v: w.with_value(v)
             break
     if found is None:
         found = importlib.import_module(SHIPPED_WITH_VALUES).shipped_with_value(cls)
@@ -444,13 +444,9 @@ def _with_value_of(cls: type) -> Callable[[Any, Any], Any]:
     return found
 
 
-def _call_method(wrapper: Any, value: Any) -> Any:
-    return wrapper.with_value(value)  # a with_value that is not a plain function
-
-
 def _missing(wrapper: Any, value: Any) -> Any:
     name = type(wrapper).__name__
-    raise _not_invertible(
+    raise NotInvertibleError(
         f"{name} cannot be set by its value: it has no with_value, and none is "
         f"registered. Give it one with lf.register_with_value({name}, fn), fn("
         f"wrapper, value) returning a {name} whose children hold the values that "
@@ -466,34 +462,20 @@ def _wrong_type(cls: type, target: Any) -> TypeError:
     )
 
 
-class _Registered:
-    """A function given by :func:`register_with_value`, as rewrap calls it: the raw
-    values it gives are checked to be finite."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, wrapper: Any, value: Any) -> Any:
+def _finite_raw_values(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    # A registered with_value as rewrap calls it: each child it changed (a kept
+    # child is the tree's own) is checked to hold finite raw values.
+    def with_value(wrapper: Any, value: Any) -> Any:
         cls = type(wrapper)
-        target = self.fn(wrapper, value)
+        target = fn(wrapper, value)
         if type(target) is not cls:
             raise _wrong_type(cls, target)
-        old, _ = split(wrapper)
         values, aux = split(target)
-        # Only the children it changed: a kept child is the tree's own.
-        checked = [
-            v if v is child else _checked_finite(v, cls.__name__)
-            for v, child in zip(values, old, strict=False)
-        ]
-        if all(map(_is, checked, values)):
-            return target
-        return join(cls, aux, checked)
+        pairs = zip(values, split(wrapper)[0], strict=True)
+        checked = [v if v is c else _checked_finite(v, cls.__name__) for v, c in pairs]
+        return target if all(map(_is, checked, values)) else join(cls, aux, checked)
 
-
-def _not_invertible(message: str) -> Exception:
-    return NotInvertibleError(message)
+    return with_value
 
 
 def _checked_finite(values: Any, name: str) -> Any:

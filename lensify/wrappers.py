@@ -16,6 +16,7 @@ from lensify._inverses import (
     check_in_range,
     inverse_of,
     log_det_of,
+    not_invertible_message,
     register_inverse,
 )
 from lensify._walker import NoLogDetError, NotInvertibleError
@@ -295,15 +296,25 @@ def contains_unwrappables(tree: Any) -> bool:
     return any(map(is_unwrappable, leaves))
 
 
-def with_fields(record: Any, **changes: Any) -> Any:
-    # A record of the same type and structure with some children replaced, built
-    # without __init__ (the new children are values, not arguments to validate).
+# Record class -> its children's names -> their places among its children.
+_CHILD_INDEX: dict[type, dict[str, int]] = {}
+
+
+def with_child(record: Any, name: str, value: Any) -> Any:
+    # The record with child ``name`` set to ``value`` (itself if that is the child it
+    # holds), built without __init__: how the built-ins' with_value build theirs.
     cls = type(record)
     children, aux = _records.record_flatten(record)
-    keys = _records.record_keys(cls)
-    new = [changes.pop(key.name, child) for key, child in zip(keys, children, strict=True)]
-    if changes:
-        raise TypeError(f"{cls.__name__} has no children named {sorted(changes)}")
+    index = _CHILD_INDEX.get(cls)
+    if index is None:
+        index = _CHILD_INDEX[cls] = {k.name: i for i, k in enumerate(_records.record_keys(cls))}
+    i = index.get(name)
+    if i is None:
+        raise TypeError(f"{cls.__name__} has no child named {name!r}")
+    if value is children[i]:
+        return record
+    new = list(children)
+    new[i] = value
     return _records.record_rebuild(cls, aux, new)
 
 
@@ -404,11 +415,11 @@ def parameterize_raw(wrapper: Any, value: Any) -> tuple[int, Any]:
     fn, args, kwargs = wrapper.fn, wrapper.args, wrapper.kwargs
     found = inverse_of(fn)
     if found is None:
-        raise NotInvertibleError(_not_invertible_message(wrapper))
+        raise NotInvertibleError(not_invertible_message(wrapper))
     inverse, round_trip, argnum = found
     k = 0 if argnum is None else argnum
     if k >= len(args):
-        raise NotInvertibleError(_not_invertible_message(wrapper, argnum=k))
+        raise NotInvertibleError(not_invertible_message(wrapper, argnum=k))
     if argnum is None:
         rest, kw = unwrap((args[1:], kwargs)) if round_trip else ((), {})
         raw = inverse(value)
@@ -423,47 +434,6 @@ def parameterize_raw(wrapper: Any, value: Any) -> tuple[int, Any]:
             return fn(*plain_args[:k], x, *plain_args[k + 1 :], **kw)
 
     return k, check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
-
-
-def _not_invertible_message(wrapper: Any, argnum: int | None = None) -> str:
-    name = callable_name(wrapper.fn)
-    if not wrapper.args:
-        return f"Parameterize({name}) cannot be set by its value: it has no argument to invert."
-    if argnum is not None:
-        return (
-            f"Parameterize({name}, ...) cannot be set by its value: the inverse registered "
-            f"for {name} is in argument {argnum}, but it has {len(wrapper.args)} positional "
-            "argument(s)."
-        )
-    # The hint names the argument that holds the parameter: a float array (or a
-    # wrapper), never a mask or an integer that configures fn.
-    candidates = [i for i, a in enumerate(wrapper.args) if _may_be_variable(a)]
-    head = (
-        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered inverse. "
-    )
-    if candidates == [0]:
-        return head + (
-            f"Register one with lf.register_inverse({name}, inverse), or set the raw "
-            "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
-        )
-    if len(candidates) == 1:
-        k = candidates[0]
-        return head + (
-            f"Its raw argument looks like args[{k}]: register an inverse for it with "
-            f"lf.register_inverse({name}, inverse, argnum={k}) (called as "
-            f"inverse(value, *args, **kwargs)), or set it with an ordinary optic, e.g. "
-            f"lf.at.args[{k}].set(wrapper, raw)."
-        )
-    return head + (
-        f"Register one for the argument that holds the parameter with "
-        f"lf.register_inverse({name}, inverse, argnum=k) (k its position), or set that "
-        "argument with an ordinary optic, lf.at.args[k].set(wrapper, raw)."
-    )
-
-
-def _may_be_variable(arg: Any) -> bool:
-    # A float or complex array (a raw parameter), or a wrapper (one stands for one).
-    return _walker.is_wrapper(arg) or _tree.is_inexact_array(arg) or type(arg) in (float, complex)
 
 
 class NonTrainable(AbstractUnwrappable[T]):
@@ -488,7 +458,7 @@ class NonTrainable(AbstractUnwrappable[T]):
 
     def with_value(self, value: T) -> NonTrainable[T]:
         """``NonTrainable`` of ``value``: freezing does not change a value."""
-        new: NonTrainable[T] = with_fields(self, tree=value)
+        new: NonTrainable[T] = with_child(self, "tree", value)
         return new
 
 
@@ -599,5 +569,5 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
     def with_value(self, value: jax.Array) -> WeightNormalization:
         """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
         value = jnp.asarray(value)
-        new: WeightNormalization = with_fields(self, weight=value, scale=checked_row_norms(value))
-        return new
+        new: WeightNormalization = with_child(self, "weight", value)
+        return with_child(new, "scale", checked_row_norms(value))

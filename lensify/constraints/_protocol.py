@@ -44,7 +44,7 @@ from lensify.wrappers import (
     NonTrainable,
     contains_unwrappables,
     unwrap,
-    with_fields,
+    with_child,
 )
 
 __all__ = [
@@ -286,8 +286,8 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         axis), the raw child holding the plain value ``inverse(value)`` and every
         other child kept as it is. ``lf.rewrap`` then puts the raw value back into
         that child's own wrappers, so a frozen raw parameter stays frozen. A value
-        outside the support is the same :class:`ConstraintError` as at construction (under ``jax.jit`` a
-        runtime error carrying its message, never a NaN).
+        outside the support is the same :class:`ConstraintError` as at construction
+        (under ``jax.jit`` a runtime error carrying its message, never a NaN).
 
         Example:
             >>> import jax.numpy as jnp
@@ -497,7 +497,7 @@ class Preimage(AbstractUnwrappable[jax.Array]):
         The one-level inverse of :meth:`unwrap` is the constraint's forward map:
         the ``value`` child becomes ``forward(value)``, the parameters are kept.
         """
-        new: Preimage = with_fields(self, value=self._template().forward(jnp.asarray(value)))
+        new: Preimage = with_child(self, "value", self._template().forward(jnp.asarray(value)))
         return new
 
     def _template(self) -> AbstractConstraint:
