@@ -387,7 +387,10 @@ def _push(tree: Any, site: Any, value: Any) -> Any:
     t = type(tree)
     if t in WRAPPER_TYPES or t in _PLAIN or (t not in NOT_WRAPPER_TYPES and is_wrapper_type(t)):
         return _rewrap(tree, site, value)
-    return _rewrap_node(tree, site, value, _push)
+    out = _rewrap_node(tree, site, value, _push)
+    if (t is list or t is tuple) and out is not tree and all(map(_is, out, value)):
+        return value  # every entry as with_value gave it: its own container, not a copy
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -528,8 +531,7 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
 
 
 def _rewrap_node(tree: Any, site: Any, values: Any, step: _Step) -> Any:
-    # A node that is not a wrapper: each child takes its value by step.
-    t = type(tree)
+    t = type(tree)  # a node that is not a wrapper: each child takes its value by step
     if t is list or t is tuple or t is dict:
         if type(values) is not t or len(values) != len(tree):
             _check_same_node(tree, values)
