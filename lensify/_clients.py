@@ -3,8 +3,11 @@ and GPJax's parameter classes.
 
 Nothing here imports paramax or GPJax: their classes are found in ``sys.modules``
 when the walk first meets one of them (so they have been imported already), and
-:func:`shipped_child_values` is asked only for a class that has no ``with_value``
-of its own and none registered with :func:`lensify.register_with_value`.
+:func:`shipped_with_value` is asked only for a class that has no ``with_value``
+of its own and none registered with :func:`lensify.register_with_value`. What it
+ships is a ``with_value`` function, ``fn(wrapper, value) -> wrapper``, as a user
+would register: the returned wrapper keeps the children it does not set (the very
+same objects), and rewrap pushes the values it gives into the wrapper's children.
 
 A shipped inverse applies to a subclass only if the subclass keeps the base class's
 ``unwrap``: one that computes something else is not inverted by the base's inverse.
@@ -20,43 +23,52 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lensify import _walker
 from lensify._inverses import ROUND_TRIP_RTOL, check_in_range, increasing_points_to_raw
+from lensify._walker import join, split
 from lensify.numerics import Found, check_where, checked_row_norms, wide_dtype
-from lensify.wrappers import parameterize_child_values, unwrap
+from lensify.wrappers import parameterize_raw, unwrap
 
-__all__ = ["shipped_child_values"]
+__all__ = ["shipped_with_value"]
 
-ChildValues = Callable[[Any, Any, Any, Any], Any]
-KEEP = _walker.KEEP
-
-
-def _parameterize(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
-    return parameterize_child_values(wrapper, children, value)
+WithValue = Callable[[Any, Any], Any]
 
 
-def _non_trainable(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
-    return [value]
+def _with(wrapper: Any, start: int, *values: Any) -> Any:
+    # The wrapper with its children from start on replaced by values, the others kept.
+    children, aux = split(wrapper)
+    end = start + len(values)
+    return join(type(wrapper), aux, [*children[:start], *values, *children[end:]])
 
 
-def _weight_normalization(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+def _parameterize(wrapper: Any, value: Any) -> Any:
+    # Its children are (fn, args, kwargs), as the fields are declared.
+    k, raw = parameterize_raw(wrapper, value)
+    args = wrapper.args
+    return _with(wrapper, 1, (*args[:k], raw, *args[k + 1 :]))
+
+
+def _non_trainable(wrapper: Any, value: Any) -> Any:
+    return _with(wrapper, 0, value)
+
+
+def _weight_normalization(wrapper: Any, value: Any) -> Any:
     # paramax's unwrap is scale * weight / ‖weight‖ by row, as lensify's: the weight
     # takes the value and the scale its row norms (pushed into its own Parameterize).
     value = jnp.asarray(value)
-    return [value, checked_row_norms(value)]
+    return _with(wrapper, 0, value, checked_row_norms(value))
 
 
-def _increasing(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+def _increasing(wrapper: Any, value: Any) -> Any:
     old = jnp.asarray(unwrap(wrapper.arr))
     lower, upper = wrapper.interval
     raw = increasing_points_to_raw(
         value, (lower, upper), wrapper.min_width, wrapper.include_endpoints, old.shape[-1]
     )
     # The softmax forgets a constant: keep the old one, as lensify's wrapper does.
-    return [raw + jnp.mean(old, axis=-1, keepdims=True), *[KEEP] * (len(children) - 1)]
+    return _with(wrapper, 0, raw + jnp.mean(old, axis=-1, keepdims=True))
 
 
-_PARAMAX: dict[str, ChildValues] = {
+_PARAMAX: dict[str, WithValue] = {
     "Parameterize": _parameterize,
     "NonTrainable": _non_trainable,
     "WeightNormalization": _weight_normalization,
@@ -64,11 +76,11 @@ _PARAMAX: dict[str, ChildValues] = {
 }
 
 
-def _bijected(field: str) -> ChildValues:
+def _bijected(field: str) -> WithValue:
     # A GPJax parameter whose unwrap is its bijector applied to its one child `field`:
     # the child takes the bijector's inverse, checked to be finite and to give the
     # value back (within ROUND_TRIP_RTOL epsilons), in one compiled call.
-    def child_values(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+    def with_value(wrapper: Any, value: Any) -> Any:
         cls = type(wrapper)
         key = (cls, getattr(wrapper, "low", None), getattr(wrapper, "high", None))
         old = getattr(wrapper, field)
@@ -84,9 +96,9 @@ def _bijected(field: str) -> ChildValues:
             )
 
         check_where(bad, bad, error)  # an effect under jit: kept though unused
-        return [raw]
+        return _with(wrapper, 0, raw)
 
-    return child_values
+    return with_value
 
 
 @functools.cache
@@ -114,18 +126,18 @@ def _invert(key: tuple[type, Any, Any], value: jax.Array) -> tuple[jax.Array, ja
     return raw, bad | ~jnp.all(jnp.isfinite(raw))  # the flat raw of a matrix value
 
 
-def _real(wrapper: Any, children: Any, aux: Any, value: Any) -> Any:
+def _real(wrapper: Any, value: Any) -> Any:
     value = jnp.asarray(value)
-    return [
-        check_in_range(value, value, _identity, "Real", round_trip=False, owner="Real"),
-    ]
+    return _with(
+        wrapper, 0, check_in_range(value, value, _identity, "Real", round_trip=False, owner="Real")
+    )
 
 
 def _identity(x: Any) -> Any:
     return x
 
 
-_GPJAX: dict[str, ChildValues] = {
+_GPJAX: dict[str, WithValue] = {
     "PositiveReal": _bijected("_unconstrained"),
     "NonNegativeReal": _bijected("_unconstrained"),
     "SigmoidBounded": _bijected("_unconstrained"),
@@ -134,17 +146,17 @@ _GPJAX: dict[str, ChildValues] = {
 }
 
 
-def _match(cls: type, module: Any, table: dict[str, ChildValues]) -> ChildValues | None:
+def _match(cls: type, module: Any, table: dict[str, WithValue]) -> WithValue | None:
     if module is None:
         return None
-    for name, child_values in table.items():
+    for name, with_value in table.items():
         base = getattr(module, name, None)
         if isinstance(base, type) and issubclass(cls, base):
-            return child_values if cls.unwrap is base.unwrap else None  # type: ignore[attr-defined]
+            return with_value if cls.unwrap is base.unwrap else None  # type: ignore[attr-defined]
     return None
 
 
-def shipped_child_values(cls: type) -> ChildValues | None:
+def shipped_with_value(cls: type) -> WithValue | None:
     """How to set a wrapper of class ``cls`` by value, if it is (or derives from) one
     of paramax's built-ins or GPJax's parameters, else None."""
     found = _match(cls, sys.modules.get("gpjax.parameters"), _GPJAX)

@@ -18,6 +18,9 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
 
+from lensify import _tree
+from lensify._functions import callable_name
+from lensify._kinds import is_wrapper
 from lensify.numerics import (
     Found,
     check_where,
@@ -34,6 +37,7 @@ __all__ = [
     "increasing_points_to_raw",
     "inverse_of",
     "log_det_of",
+    "not_invertible_message",
     "register_inverse",
 ]
 
@@ -379,3 +383,44 @@ def closure_inverse(fn: Any) -> Inverse | None:
 
 def _bnaf_masked_inverse(value: Any, weight: Any, *, tril: Any, diag: Any) -> jax.Array:
     return _bnaf_inverse(value, weight, tril, diag)
+
+
+def not_invertible_message(wrapper: Any, argnum: int | None = None) -> str:
+    name = callable_name(wrapper.fn)
+    if not wrapper.args:
+        return f"Parameterize({name}) cannot be set by its value: it has no argument to invert."
+    if argnum is not None:
+        return (
+            f"Parameterize({name}, ...) cannot be set by its value: the inverse registered "
+            f"for {name} is in argument {argnum}, but it has {len(wrapper.args)} positional "
+            "argument(s)."
+        )
+    # The hint names the argument that holds the parameter: a float array (or a
+    # wrapper), never a mask or an integer that configures fn.
+    candidates = [i for i, a in enumerate(wrapper.args) if _may_be_variable(a)]
+    head = (
+        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered inverse. "
+    )
+    if candidates == [0]:
+        return head + (
+            f"Register one with lf.register_inverse({name}, inverse), or set the raw "
+            "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
+        )
+    if len(candidates) == 1:
+        k = candidates[0]
+        return head + (
+            f"Its raw argument looks like args[{k}]: register an inverse for it with "
+            f"lf.register_inverse({name}, inverse, argnum={k}) (called as "
+            f"inverse(value, *args, **kwargs)), or set it with an ordinary optic, e.g. "
+            f"lf.at.args[{k}].set(wrapper, raw)."
+        )
+    return head + (
+        f"Register one for the argument that holds the parameter with "
+        f"lf.register_inverse({name}, inverse, argnum=k) (k its position), or set that "
+        "argument with an ordinary optic, lf.at.args[k].set(wrapper, raw)."
+    )
+
+
+def _may_be_variable(arg: Any) -> bool:
+    # A float or complex array (a raw parameter), or a wrapper (one stands for one).
+    return is_wrapper(arg) or _tree.is_inexact_array(arg) or type(arg) in (float, complex)

@@ -9,9 +9,10 @@ The two walks:
 - :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
   to an *algebra* whose result takes its place.
 - :func:`rewrap` zips a tree with a tree of values (shaped like its unwrapped
-  value). At a wrapper ``t`` it asks ``t.with_value(v)`` (or the built-ins' cheaper
-  ``_child_values``, see :func:`_child_values_of`) for the values of the children,
-  then pushes each of those down into the matching child of ``t``.
+  value). At a wrapper ``t`` it asks ``with_value(t, v)`` (see :func:`_with_value_of`)
+  for a wrapper ``n`` of the same class, then zips the children of ``n`` with those
+  of ``t``: a child of ``n`` that is the very object ``t`` holds there is kept, and
+  any other is a value, pushed down into the matching child of ``t``.
 
 Dicts, lists and tuples are walked here, in Python: cheaper than a registry flatten
 with a Python ``is_leaf`` callback per node. Other nodes go through
@@ -24,7 +25,9 @@ to say: this module imports no wrapper.
 from __future__ import annotations
 
 import importlib
+import operator
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any
 
 import jax
@@ -44,9 +47,8 @@ from lensify._kinds import (
 
 __all__ = [
     "FOREIGN_TYPES",
-    "KEEP",
     "NoLogDetError",
-    "SHIPPED_CHILD_VALUES",
+    "SHIPPED_WITH_VALUES",
     "WRAPPER_TYPES",
     "NotInvertibleError",
     "Scoped",
@@ -69,15 +71,6 @@ _TRACED_CHECKS = numerics.TRACED_CHECKS
 Algebra = Callable[[Any], Any]
 # A step walks one child: (child, the algebra[, its value]) -> the new child.
 _Step = Callable[..., Any]
-
-
-class _Keep:
-    def __repr__(self) -> str:
-        return "KEEP"
-
-
-# In the child values a wrapper's ``_child_values`` gives: this child stays as it is.
-KEEP: Any = _Keep()
 
 
 class NotInvertibleError(TypeError):
@@ -153,8 +146,8 @@ def _zip_children(node: Any, children: Any, values: Any, step: _Step, site: Any)
     for key, child in items:
         try:
             out = values[key]
-            if out is KEEP or (out is child and type(child) in plain):
-                continue  # kept, or a leaf (or None) taking itself: nothing to do
+            if out is child and type(child) in plain:
+                continue  # a leaf (or None) taking itself: nothing to do
             # A leaf taking a leaf's value, or None taking None, needs no step.
             if child is None or out is None or type(child) not in plain or type(out) not in plain:
                 out = step(child, (site, node, key), out)
@@ -303,6 +296,11 @@ def fit_leaf(old: Any, new: Any) -> Any:
     one (bfloat16 values do not turn a float32 parameter into bfloat16). A leaf with
     no shape (a Python number) takes the value as it is.
     """
+    if type(new) is _ARRAY and type(old) is _ARRAY:
+        # The usual case, decided on the avals (each array property reads it again).
+        a, b = old.aval, new.aval
+        if a.shape == b.shape and a.dtype == b.dtype and not b.weak_type:
+            return new
     shape = getattr(old, "shape", None)
     if shape is None or type(old) in _SCALARS:
         return new
@@ -327,6 +325,7 @@ def fit_leaf(old: Any, new: Any) -> Any:
 
 
 _NUMERIC = frozenset("biufc")
+_ARRAY = type(jnp.zeros(()))
 
 
 _SCALARS = frozenset({int, float, complex, bool})
@@ -347,33 +346,51 @@ def _kind(value: Any) -> str:
 
 def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     cls = type(wrapper)
-    if is_wrapper(value):
+    if type(value) not in _PLAIN and is_wrapper(value):
         raise StructureMismatchError(_wrapped_value_message(value))
-    child_values = _CHILD_VALUES.get(cls) or _child_values_of(cls)
-    children, aux = split(wrapper)
-    own_aux = aux
+    with_value = _WITH_VALUE.get(cls) or _with_value_of(cls)
     checks = _TRACED_CHECKS.get()
     if checks is not None:  # checks traced now are this wrapper's, at this site
         outer = checks.owner, checks.site
         checks.owner, checks.site = wrapper, site
     try:
-        if type(child_values) is _WithValue:
-            # What with_value returns is respected whole: its static fields too.
-            values, aux = child_values(wrapper, value)
-        else:
-            values = child_values(wrapper, children, aux, value)
+        target = with_value(wrapper, value)
+        if type(target) is not cls:
+            raise _wrong_type(cls, target)
     except Exception as error:
         error.__dict__.setdefault("_lf_wrapper", cls.__name__)
         raise
     finally:
         if checks is not None:
             checks.owner, checks.site = outer
-    new = _zip_children(wrapper, children, values, _rewrap, site)
-    if new is None:
-        if aux is own_aux or _same(aux, own_aux):
-            return wrapper
-        new = children
-    return join(cls, aux, new)
+    if target is wrapper:
+        return wrapper  # with_value changed nothing
+    flatten = split if cls in FOREIGN_TYPES else _record_flatten  # a record's, directly
+    (children, aux), (values, target_aux) = flatten(wrapper), flatten(target)
+    new = _zip_children(wrapper, children, values, _push, site)
+    if new is None:  # every child kept: the wrapper, unless its static fields changed
+        return wrapper if target_aux is aux or _same(target_aux, aux) else target
+    # What with_value returns is respected whole, static fields too: rebuilt only if
+    # a value was not taken as it gave it.
+    return target if all(map(_is, new, values)) else join(cls, target_aux, new)
+
+
+_is = operator.is_
+_record_flatten = _records.record_flatten
+
+
+def _push(tree: Any, site: Any, value: Any) -> Any:
+    # A child of what with_value returned, into the wrapper's child there: the very
+    # same object is kept; anything else is a value for it (through containers too).
+    if value is tree:
+        return tree
+    t = type(tree)
+    if t in WRAPPER_TYPES or t in _PLAIN or (t not in NOT_WRAPPER_TYPES and is_wrapper_type(t)):
+        return _rewrap(tree, site, value)
+    out = _rewrap_node(tree, site, value, _push)
+    if (t is list or t is tuple) and out is not tree and all(map(_is, out, value)):
+        return value  # every entry as with_value gave it: its own container, not a copy
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -383,23 +400,17 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-# Per wrapper class, how rewrap gets the values of a wrapper's children (see
-# _child_values_of).
-_CHILD_VALUES: dict[type, Callable[..., Any]] = {}
+# Per wrapper class, its with_value as rewrap calls it (see _with_value_of).
+_WITH_VALUE: dict[type, Callable[[Any, Any], Any]] = {}
 # Classes given a with_value by register_with_value: class -> with_value(wrapper, value).
 _REGISTERED: dict[type, Callable[[Any, Any], Any]] = {}
-# The module holding what lensify ships for classes it does not own (paramax's
-# built-ins, GPJax's parameters): its shipped_child_values(cls) gives a child_values
-# or None. Imported by name the first time a class with no with_value is met.
-SHIPPED_CHILD_VALUES = "lensify._clients"
+# The module of what lensify ships for classes it does not own (paramax's, GPJax's):
+# shipped_with_value(cls) gives a with_value or None. Imported when first needed.
+SHIPPED_WITH_VALUES = "lensify._clients"
 
 
 def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
-    """Make wrappers of class ``cls`` (and its subclasses) settable by value with ``fn``.
-
-    ``fn(wrapper, value)`` is used as ``wrapper.with_value(value)`` would be; see
-    ``lensify.register_with_value``.
-    """
+    """Set wrappers of class ``cls`` by value with ``fn``: see ``lf.register_with_value``."""
     if not isinstance(cls, type):
         raise TypeError(f"register_with_value needs a class, got {type(cls).__name__} {cls!r}.")
     if not callable(fn):
@@ -408,75 +419,66 @@ def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
             f"{type(fn).__name__} {fn!r}."
         )
     _REGISTERED[cls] = fn
-    _CHILD_VALUES.clear()  # a subclass may have cached its base's
+    _WITH_VALUE.clear()  # a subclass may have cached its base's
 
 
-def _child_values_of(cls: type) -> Callable[..., Any]:
-    """How rewrap asks a wrapper of class ``cls`` for its children's values.
+def _with_value_of(cls: type) -> Callable[[Any, Any], Any]:
+    """The one way rewrap sets a wrapper of class ``cls`` by value: ``fn(wrapper, value)``.
 
-    ``child_values(wrapper, children, aux, value)`` gives, for each of the wrapper's
-    children (``children, aux = split(wrapper)``), the value ``rewrap`` pushes into
-    it, or :data:`KEEP` to leave that child as it is. The built-in wrappers define
-    it as ``_child_values``, next to a ``with_value`` built on it: one flatten per
-    wrapper, and no wrapper built only to be taken apart again. A class whose
-    ``with_value`` was written elsewhere (a user's own, or an override), or given by
-    :func:`register_with_value`, is asked for that and its result's children. The
-    nearest class of the MRO that has either decides; a class with neither (paramax's
-    built-ins, GPJax's parameters) takes what lensify ships for it, if anything.
+    The nearest class of the MRO with a ``with_value`` method or a function given by
+    :func:`register_with_value` decides, so a subclass's override is what runs; a
+    class with neither (paramax's, GPJax's) takes what lensify ships, if anything.
     """
-    child_values: Callable[..., Any] | None = None
+    found: Callable[[Any, Any], Any] | None = None
     for owner in cls.__mro__:
         registered = _REGISTERED.get(owner)
         if registered is not None:
-            child_values = _WithValue(registered)
+            found = _finite_raw_values(registered)
             break
-        if "with_value" in owner.__dict__:
-            found = owner.__dict__.get("_child_values")
-            child_values = found if found is not None else _WithValue(None)
+        method = owner.__dict__.get("with_value")
+        if method is not None:  # called as wrapper.with_value(value) would call it
+            found = method if type(method) is FunctionType else lambda w, v: w.with_value(v)
             break
-    if child_values is None:
-        child_values = importlib.import_module(SHIPPED_CHILD_VALUES).shipped_child_values(cls)
-    if child_values is None:
-        child_values = _WithValue(None, missing=True)
-    _CHILD_VALUES[cls] = child_values
-    return child_values
+    if found is None:
+        found = importlib.import_module(SHIPPED_WITH_VALUES).shipped_with_value(cls)
+    if found is None:
+        found = _missing
+    _WITH_VALUE[cls] = found
+    return found
 
 
-class _WithValue:
-    """``with_value`` (a class's own, or a registered function) as the walk asks it:
-    ``(values, aux)``, the children and structure of what it returns, whose static
-    fields are what it says, even where they differ from the wrapper's."""
+def _missing(wrapper: Any, value: Any) -> Any:
+    name = type(wrapper).__name__
+    raise NotInvertibleError(
+        f"{name} cannot be set by its value: it has no with_value, and none is "
+        f"registered. Give it one with lf.register_with_value({name}, fn), fn("
+        f"wrapper, value) returning a {name} whose children hold the values that "
+        f"unwrap to value, or set its raw fields with an optic."
+    )
 
-    __slots__ = ("fn", "missing")
 
-    def __init__(self, fn: Callable[[Any, Any], Any] | None, *, missing: bool = False) -> None:
-        self.fn = fn
-        self.missing = missing
+def _wrong_type(cls: type, target: Any) -> TypeError:
+    name = cls.__name__
+    return TypeError(
+        f"{name}.with_value returned a {type(target).__name__}; it must "
+        f"return a {name} (the same type; its static fields may differ)."
+    )
 
-    def __call__(self, wrapper: Any, value: Any) -> tuple[Any, Any]:
+
+def _finite_raw_values(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    # A registered with_value as rewrap calls it: each child it changed (a kept
+    # child is the tree's own) is checked to hold finite raw values.
+    def with_value(wrapper: Any, value: Any) -> Any:
         cls = type(wrapper)
-        name = cls.__name__
-        if self.missing:
-            raise _not_invertible(
-                f"{name} cannot be set by its value: it has no with_value, and none is "
-                f"registered. Give it one with lf.register_with_value({name}, fn), fn("
-                f"wrapper, value) returning a {name} whose children hold the values that "
-                f"unwrap to value, or set its raw fields with an optic."
-            )
-        target = wrapper.with_value(value) if self.fn is None else self.fn(wrapper, value)
+        target = fn(wrapper, value)
         if type(target) is not cls:
-            raise TypeError(
-                f"{name}.with_value returned a {type(target).__name__}; it must "
-                f"return a {name} (the same type; its static fields may differ)."
-            )
+            raise _wrong_type(cls, target)
         values, aux = split(target)
-        if self.fn is not None:
-            values = _checked_finite(values, name)
-        return values, aux
+        pairs = zip(values, split(wrapper)[0], strict=True)
+        checked = [v if v is c else _checked_finite(v, cls.__name__) for v, c in pairs]
+        return target if all(map(_is, checked, values)) else join(cls, aux, checked)
 
-
-def _not_invertible(message: str) -> Exception:
-    return NotInvertibleError(message)
+    return with_value
 
 
 def _checked_finite(values: Any, name: str) -> Any:
@@ -525,12 +527,17 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
         return _leaf_value(tree, values)
     if t not in NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
         return _rewrap_wrapper(tree, values, site)
+    return _rewrap_node(tree, site, values, _rewrap)
+
+
+def _rewrap_node(tree: Any, site: Any, values: Any, step: _Step) -> Any:
+    t = type(tree)  # a node that is not a wrapper: each child takes its value by step
     if t is list or t is tuple or t is dict:
         if type(values) is not t or len(values) != len(tree):
             _check_same_node(tree, values)
         if t is dict and values.keys() != tree.keys():
             _check_same_node(tree, values)
-        new = _zip_children(tree, tree, values, _rewrap, site)
+        new = _zip_children(tree, tree, values, step, site)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
@@ -544,7 +551,7 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
             f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
         )
     children = [child for _, child in pairs]
-    new = _zip_children(tree, children, [v for _, v in value_pairs], _rewrap, site)
+    new = _zip_children(tree, children, [v for _, v in value_pairs], step, site)
     return tree if new is None else _tree.rebuild(tree, list(new))
 
 

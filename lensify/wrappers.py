@@ -16,6 +16,7 @@ from lensify._inverses import (
     check_in_range,
     inverse_of,
     log_det_of,
+    not_invertible_message,
     register_inverse,
 )
 from lensify._walker import NoLogDetError, NotInvertibleError
@@ -79,14 +80,17 @@ class AbstractUnwrappable(_records.Record, Generic[T]):
     def with_value(self, value: T) -> Self:
         """The one-level inverse of :meth:`unwrap`: a wrapper that unwraps to ``value``.
 
-        Returns a wrapper of the same type and static configuration whose children
-        hold the plain values that :meth:`unwrap` would turn into ``value``, as if
-        the children were already unwrapped; :func:`rewrap` then pushes each of
-        those values into the matching child's own stack. ``self``'s own children
-        are still wrapped, as they are in the tree: call :func:`unwrap` on one to
-        read its value. The default raises :class:`NotInvertibleError`: override
-        it to make a wrapper settable by value (or, for a class you do not own,
-        see :func:`register_with_value`).
+        Returns a wrapper of the same type (and, unless it says otherwise, the same
+        static configuration) each of whose children is either the very object
+        ``self`` holds there, kept as it is, or the plain value that :meth:`unwrap`
+        would turn, with the others, into ``value``, as if that child were already
+        unwrapped. This is the only way :func:`rewrap` sets a wrapper by value: it
+        keeps the children left as they were and pushes each plain value down into
+        the matching child's own stack (a frozen raw parameter stays frozen).
+        ``self``'s own children are still wrapped, as they are in the tree: call
+        :func:`unwrap` on one to read its value. The default raises
+        :class:`NotInvertibleError`: override it to make a wrapper settable by
+        value (or, for a class you do not own, see :func:`register_with_value`).
 
         Example:
             >>> import jax, jax.numpy as jnp
@@ -159,9 +163,10 @@ def register_with_value(cls: type, fn: Callable[[Any, Any], Any]) -> None:
     ``fn`` is used where ``wrapper.with_value(value)`` would be, by :func:`rewrap`
     and ``optic.unwrapped()``, for ``cls`` and its subclasses (the nearest class of
     the MRO with a registration or a ``with_value`` method decides). It returns a
-    wrapper of the same class whose children hold the values that unwrap to
-    ``value``, as if they were already unwrapped; ``fn`` itself sees the wrapper's
-    children still wrapped, as they are in the tree. Its result goes through the
+    wrapper of the same class whose children are kept as the wrapper holds them
+    (the very same objects) or hold the values that unwrap to ``value``, as if they
+    were already unwrapped; ``fn`` itself sees the wrapper's children still
+    wrapped, as they are in the tree. Its result goes through the
     checks the built-ins' do: each raw array keeps its shape and dtype (a value of
     another shape is a ``StructureMismatchError``), and a NaN or infinite raw value
     is refused as a value outside the class's range, naming the key path. The class
@@ -240,10 +245,12 @@ def rewrap(tree: Any, values: Any) -> Any:
 
     ``values`` has the structure of ``unwrap(tree)``. The result has exactly the tree
     structure of ``tree`` (the same wrappers, nested the same way, with the same
-    static fields) and unwraps to ``values``. Each wrapper's
-    :meth:`~AbstractUnwrappable.with_value` gives the values of its children, which
-    are pushed down into the children's own stacks: a ``NonTrainable`` inside a
-    ``positive`` stays inside, and a ``Parameterize`` keeps its function. A leaf
+    static fields) and unwraps to ``values``. Each wrapper is asked its
+    :meth:`~AbstractUnwrappable.with_value` (or the one given by
+    :func:`register_with_value`), and nothing else: the children it keeps stay as
+    they are, and the values it gives are pushed down into the children's own
+    stacks: a ``NonTrainable`` inside a ``positive`` stays inside, and a
+    ``Parameterize`` keeps its function. A leaf
     outside any wrapper is simply replaced. Works under ``jax.jit``, ``jax.grad``
     and ``jax.vmap``.
 
@@ -289,35 +296,26 @@ def contains_unwrappables(tree: Any) -> bool:
     return any(map(is_unwrappable, leaves))
 
 
-def with_fields(record: Any, **changes: Any) -> Any:
-    # A record of the same type and structure with some children replaced, built
-    # without __init__ (the new children are values, not arguments to validate).
+# Record class -> its children's names -> their places among its children.
+_CHILD_INDEX: dict[type, dict[str, int]] = {}
+
+
+def with_child(record: Any, name: str, value: Any) -> Any:
+    # The record with child ``name`` set to ``value`` (itself if that is the child it
+    # holds), built without __init__: how the built-ins' with_value build theirs.
     cls = type(record)
     children, aux = _records.record_flatten(record)
-    keys = _records.record_keys(cls)
-    new = [changes.pop(key.name, child) for key, child in zip(keys, children, strict=True)]
-    if changes:
-        raise TypeError(f"{cls.__name__} has no children named {sorted(changes)}")
+    index = _CHILD_INDEX.get(cls)
+    if index is None:
+        index = _CHILD_INDEX[cls] = {k.name: i for i, k in enumerate(_records.record_keys(cls))}
+    i = index.get(name)
+    if i is None:
+        raise TypeError(f"{cls.__name__} has no child named {name!r}")
+    if value is children[i]:
+        return record
+    new = list(children)
+    new[i] = value
     return _records.record_rebuild(cls, aux, new)
-
-
-def with_child_values(wrapper: Any, value: Any) -> Any:
-    # with_value of a built-in, from its _child_values: the same wrapper with each
-    # child holding its value (a kept child's value is its unwrapped self).
-    children, aux = _records.record_flatten(wrapper)
-    values = wrapper._child_values(children, aux, value)
-    return _records.record_rebuild(type(wrapper), aux, _fill_kept(children, values))
-
-
-def _fill_kept(child: Any, value: Any) -> Any:
-    if value is _walker.KEEP:
-        return unwrap(child)
-    t = type(value)
-    if t is tuple or t is list:
-        return t(map(_fill_kept, child, value))
-    if t is dict:
-        return {key: _fill_kept(child[key], v) for key, v in value.items()}
-    return value
 
 
 class Parameterize(AbstractUnwrappable[T]):
@@ -369,16 +367,20 @@ class Parameterize(AbstractUnwrappable[T]):
         return self.fn(*self.args, **self.kwargs)
 
     def with_value(self, value: T) -> Parameterize[T]:
-        """Invert ``fn`` in its raw argument (see :func:`register_inverse`).
+        """Invert ``fn`` in its raw argument (see :func:`register_inverse`); ``fn``
+        and the other arguments are kept as they are.
 
         Raises:
             NotInvertibleError: if ``fn`` has no registered inverse, or there is
                 no positional argument to invert.
         """
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: T) -> Any:
-        return parameterize_child_values(self, children, value)
+        k, raw = parameterize_raw(self, value)
+        children, aux = _records.record_flatten(self)
+        fn, args, *rest = children
+        new: Parameterize[T] = _records.record_rebuild(
+            type(self), aux, (fn, (*args[:k], raw, *args[k + 1 :]), *rest)
+        )
+        return new
 
     def log_det(self) -> Any:
         # Called as fn is; the variable is the raw argument, the others configure fn.
@@ -406,19 +408,18 @@ class Parameterize(AbstractUnwrappable[T]):
         return f"Parameterize({', '.join(parts)})"
 
 
-def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
-    """The values of the children ``(fn, args, kwargs)`` of a ``Parameterize``
-    (lensify's or paramax's) that unwraps to ``value``: the raw argument takes the
-    inverse registered for ``fn``; ``fn``, the other arguments and the keyword
-    arguments are kept."""
+def parameterize_raw(wrapper: Any, value: Any) -> tuple[int, Any]:
+    """``(k, raw)`` for a ``Parameterize`` (lensify's or paramax's) to unwrap to
+    ``value``: its positional argument ``k`` takes ``raw``, the inverse registered
+    for ``fn``, checked; ``fn`` and the other arguments are kept."""
     fn, args, kwargs = wrapper.fn, wrapper.args, wrapper.kwargs
     found = inverse_of(fn)
     if found is None:
-        raise NotInvertibleError(_not_invertible_message(wrapper))
+        raise NotInvertibleError(not_invertible_message(wrapper))
     inverse, round_trip, argnum = found
     k = 0 if argnum is None else argnum
     if k >= len(args):
-        raise NotInvertibleError(_not_invertible_message(wrapper, argnum=k))
+        raise NotInvertibleError(not_invertible_message(wrapper, argnum=k))
     if argnum is None:
         rest, kw = unwrap((args[1:], kwargs)) if round_trip else ((), {})
         raw = inverse(value)
@@ -432,52 +433,7 @@ def parameterize_child_values(wrapper: Any, children: Any, value: Any) -> Any:
         def forward(x: Any) -> Any:
             return fn(*plain_args[:k], x, *plain_args[k + 1 :], **kw)
 
-    raw = check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
-    keep = _walker.KEEP
-    arg_values = [keep] * len(children[1])
-    arg_values[k] = raw
-    return (keep, tuple(arg_values), keep)
-
-
-def _not_invertible_message(wrapper: Any, argnum: int | None = None) -> str:
-    name = callable_name(wrapper.fn)
-    if not wrapper.args:
-        return f"Parameterize({name}) cannot be set by its value: it has no argument to invert."
-    if argnum is not None:
-        return (
-            f"Parameterize({name}, ...) cannot be set by its value: the inverse registered "
-            f"for {name} is in argument {argnum}, but it has {len(wrapper.args)} positional "
-            "argument(s)."
-        )
-    # The hint names the argument that holds the parameter: a float array (or a
-    # wrapper), never a mask or an integer that configures fn.
-    candidates = [i for i, a in enumerate(wrapper.args) if _may_be_variable(a)]
-    head = (
-        f"Parameterize({name}, ...) cannot be set by its value: {name} has no registered inverse. "
-    )
-    if candidates == [0]:
-        return head + (
-            f"Register one with lf.register_inverse({name}, inverse), or set the raw "
-            "argument with an ordinary optic, e.g. lf.at.args[0].set(wrapper, raw)."
-        )
-    if len(candidates) == 1:
-        k = candidates[0]
-        return head + (
-            f"Its raw argument looks like args[{k}]: register an inverse for it with "
-            f"lf.register_inverse({name}, inverse, argnum={k}) (called as "
-            f"inverse(value, *args, **kwargs)), or set it with an ordinary optic, e.g. "
-            f"lf.at.args[{k}].set(wrapper, raw)."
-        )
-    return head + (
-        f"Register one for the argument that holds the parameter with "
-        f"lf.register_inverse({name}, inverse, argnum=k) (k its position), or set that "
-        "argument with an ordinary optic, lf.at.args[k].set(wrapper, raw)."
-    )
-
-
-def _may_be_variable(arg: Any) -> bool:
-    # A float or complex array (a raw parameter), or a wrapper (one stands for one).
-    return _walker.is_wrapper(arg) or _tree.is_inexact_array(arg) or type(arg) in (float, complex)
+    return k, check_in_range(raw, value, forward, callable_name(fn), round_trip=round_trip)
 
 
 class NonTrainable(AbstractUnwrappable[T]):
@@ -502,10 +458,8 @@ class NonTrainable(AbstractUnwrappable[T]):
 
     def with_value(self, value: T) -> NonTrainable[T]:
         """``NonTrainable`` of ``value``: freezing does not change a value."""
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: T) -> Any:
-        return (value,)
+        new: NonTrainable[T] = with_child(self, "tree", value)
+        return new
 
 
 def _stop_gradient(x: Any) -> Any:
@@ -614,8 +568,6 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
 
     def with_value(self, value: jax.Array) -> WeightNormalization:
         """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: jax.Array) -> Any:
         value = jnp.asarray(value)
-        return (value, checked_row_norms(value))
+        new: WeightNormalization = with_child(self, "weight", value)
+        return with_child(new, "scale", checked_row_norms(value))

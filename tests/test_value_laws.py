@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,44 @@ def test_value_laws_over_generated_trees(data: st.DataObject) -> None:
     v = data.draw(lt.nudged_values(tree), label="v")
     w = data.draw(lt.nudged_values(tree), label="w")
     lt.assert_value_laws(tree, v, w)
+
+
+WRAPPERS = lt.wrapped_arrays(wrappers=lt.INVERTIBLE_WRAPPERS, max_depth=2).filter(lf.is_unwrappable)
+
+
+def _children(node: Any) -> tuple[list[Any], Any]:
+    return jax.tree_util.tree_flatten(node, is_leaf=lambda x: x is not node)
+
+
+def _pushed(old: Any, new: Any) -> Any:
+    # What rewrap makes of a child with_value returned: the very same object is kept,
+    # anything else is a value set into the old child (through containers too).
+    if new is old:
+        return old
+    if type(old) in (list, tuple, dict) and type(new) is type(old):
+        olds, _ = _children(old)
+        news, treedef = _children(new)
+        return jax.tree_util.tree_unflatten(treedef, list(map(_pushed, olds, news)))
+    return lf.rewrap(old, new)
+
+
+@LAWS
+@given(st.data())
+def test_rewrap_of_a_wrapper_is_its_with_value(data: st.DataObject) -> None:
+    # One inversion protocol: rewrap(w, v) is w.with_value(v), its values pushed
+    # into w's children (exactly w.with_value(v) when they are raw arrays).
+    wrapper = data.draw(WRAPPERS, label="wrapper")
+    v = data.draw(lt.nudged_values(wrapper), label="v")
+    target = wrapper.with_value(v)
+    olds, _ = _children(wrapper)
+    news, treedef = _children(target)
+    expected = jax.tree_util.tree_unflatten(treedef, list(map(_pushed, olds, news)))
+    got = lf.rewrap(wrapper, v)
+    assert type(got) is type(wrapper)
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(expected)
+    leaves = jax.tree_util.tree_leaves
+    for a, b in zip(leaves(got), leaves(expected), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _same(a: Any, b: Any, tolerance: tuple[float, float]) -> bool:

@@ -143,11 +143,13 @@ def test_rewrap_keeps_wrapped_other_arguments_exactly() -> None:
     assert out.args[1] is shift and out.kwargs["scale"] is scale
 
 
-def test_with_value_holds_the_values_of_the_kept_arguments() -> None:
-    tree = lf.Parameterize(_shifted_exp, jnp.zeros(2), lf.positive(jnp.array(0.5)), scale=1.0)
+def test_with_value_keeps_the_other_arguments_as_they_are() -> None:
+    # What rewrap keeps, with_value keeps: rewrap asks nothing else.
+    shift = lf.positive(jnp.array(0.5))
+    tree = lf.Parameterize(_shifted_exp, jnp.zeros(2), shift, scale=1.0)
     out = tree.with_value(jnp.array([2.0, 3.0]))
-    assert type(out.args[1]) is not lf.Positive
-    np.testing.assert_allclose(out.args[1], 0.5, rtol=1e-6)
+    assert out.args[1] is shift
+    np.testing.assert_allclose(lf.unwrap(out.args[1]), 0.5, rtol=1e-6)
     np.testing.assert_allclose(out.args[0], np.log([2.0, 3.0]), rtol=1e-6)
     assert out.kwargs == {"scale": 1.0}
 
@@ -187,6 +189,61 @@ def test_rewrap_calls_a_subclass_with_value_that_overrides_a_built_in() -> None:
     out = lf.rewrap(Logged(jnp.exp, jnp.zeros(2)), jnp.array([1.0, 2.0]))
     assert len(calls) == 1 and type(out) is Logged
     np.testing.assert_allclose(out.args[0], np.log([1.0, 2.0]), atol=1e-6)
+
+
+class _HalvedOnSet(lf.NonTrainable):
+    """Overrides with_value only: rewrap must run it, nothing of NonTrainable's."""
+
+    def with_value(self, value: Any) -> Any:
+        return _HalvedOnSet(value / 2)
+
+
+def test_rewrap_of_a_subclass_is_exactly_its_own_with_value() -> None:
+    tree = _HalvedOnSet(jnp.ones(2))
+    value = jnp.array([2.0, 6.0])
+    out = lf.rewrap({"w": tree}, {"w": value})["w"]
+    assert type(out) is _HalvedOnSet
+    np.testing.assert_array_equal(out.tree, tree.with_value(value).tree)
+    np.testing.assert_array_equal(out.tree, [1.0, 3.0])
+
+
+def test_a_child_values_method_is_not_a_second_protocol() -> None:
+    # A method of the old private protocol is ignored: with_value alone decides.
+    class Odd(lf.NonTrainable):
+        def _child_values(self, children: Any, aux: Any, value: Any) -> Any:
+            return (value * 0,)
+
+    value = jnp.array([2.0, 6.0])
+    out = lf.rewrap(Odd(jnp.ones(2)), value)
+    np.testing.assert_array_equal(out.tree, Odd(jnp.ones(2)).with_value(value).tree)
+    np.testing.assert_array_equal(out.tree, value)
+
+
+class _Offset(lf.AbstractUnwrappable):
+    """``x + shift``; its with_value keeps the shift child as it is."""
+
+    x: Any
+    shift: Any
+
+    def unwrap(self) -> Any:
+        return self.x + self.shift
+
+    def with_value(self, value: Any) -> _Offset:
+        return lf.replace(self, x=value - lf.unwrap(self.shift))
+
+
+def test_a_child_with_value_keeps_stays_the_very_same_object() -> None:
+    shift = lf.positive(jnp.array(0.5))
+    out = lf.rewrap(_Offset(jnp.zeros(2), shift), jnp.array([1.5, 2.5]))
+    assert out.shift is shift
+    np.testing.assert_allclose(lf.unwrap(out), [1.5, 2.5], rtol=1e-6)
+
+
+def test_a_value_with_value_gives_a_wrapped_child_is_pushed_into_it() -> None:
+    frozen = lf.NonTrainable(jnp.zeros(2))
+    out = lf.rewrap(_Offset(frozen, 1.0), jnp.array([1.5, 2.5]))
+    assert type(out.x) is lf.NonTrainable
+    np.testing.assert_allclose(out.x.tree, [0.5, 1.5])
 
 
 def test_rewrap_of_a_built_in_subclass_runs_its_own_support_test() -> None:

@@ -20,9 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensify import _records, _tree
-from lensify._walker import KEEP
 from lensify.constraints._compiled import (
-    child_names,
     forward_in_one_call,
     inverse_if_inside,
     keyed,
@@ -46,7 +44,7 @@ from lensify.wrappers import (
     NonTrainable,
     contains_unwrappables,
     unwrap,
-    with_child_values,
+    with_child,
 )
 
 __all__ = [
@@ -285,12 +283,11 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         """This constraint with the raw parameter that unwraps to ``value``.
 
         The one-level inverse of :meth:`unwrap`: the same class and parameters (bounds,
-        axis), every child holding a plain value (the raw parameter is
-        ``inverse(value)``; other parameter fields hold their unwrapped values).
-        ``lf.rewrap`` then puts each child's value back into that child's own
-        wrappers, so a frozen raw parameter stays frozen. A value outside the support
-        is the same :class:`ConstraintError` as at construction (under ``jax.jit`` a
-        runtime error carrying its message, never a NaN).
+        axis), the raw child holding the plain value ``inverse(value)`` and every
+        other child kept as it is. ``lf.rewrap`` then puts the raw value back into
+        that child's own wrappers, so a frozen raw parameter stays frozen. A value
+        outside the support is the same :class:`ConstraintError` as at construction
+        (under ``jax.jit`` a runtime error carrying its message, never a NaN).
 
         Example:
             >>> import jax.numpy as jnp
@@ -303,17 +300,15 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             ...
             lensify.ConstraintError: Interval got 2.0, outside its support ...
         """
-        return with_child_values(self, value)
-
-    def _child_values(self, children: Any, aux: Any, value: Any) -> Any:
-        # rewrap's view of with_value: the raw child takes the inverse, the
-        # parameters stay as they are.
+        cls = type(self)
+        children, aux = _records.record_flatten(self)
         if len(children) == 1:  # raw is the only child: the usual case
-            return (self._inverse_checked(value, aux),)
+            new: C = _records.record_rebuild(cls, aux, (self._inverse_checked(value, aux),))
+            return new
         plain = all(type(child) in _PLAIN for child in children)
         template = self if plain else self._evaluated()
         raw = template._finite(template.inverse(template._checked(value)))
-        return [raw if name == "raw" else KEEP for name in child_names(type(self))]
+        return self.with_raw(raw)
 
     def with_raw(self: C, raw: Any) -> C:
         """This constraint, with ``raw`` as its raw parameter (no inverse map, no check).
@@ -500,12 +495,9 @@ class Preimage(AbstractUnwrappable[jax.Array]):
         """This preimage with the wrapped value that maps to the raw ``value``.
 
         The one-level inverse of :meth:`unwrap` is the constraint's forward map:
-        the ``value`` child becomes ``forward(value)``, the parameters their values.
+        the ``value`` child becomes ``forward(value)``, the parameters are kept.
         """
-        forward = self._template().forward(jnp.asarray(value))
-        pairs = _tree.children(self) or []
-        children = [forward if key.name == "value" else unwrap(child) for key, child in pairs]
-        new: Preimage = _tree.rebuild(self, children)
+        new: Preimage = with_child(self, "value", self._template().forward(jnp.asarray(value)))
         return new
 
     def _template(self) -> AbstractConstraint:
