@@ -20,6 +20,7 @@ import numpy as np
 
 from lensify.numerics import (
     Found,
+    ValueCheckError,
     check_where,
     host_values,
     inv_softplus,
@@ -168,7 +169,9 @@ def check_in_range(
     message = f"{owner}: a value is outside the range of {name}"
 
     def error(found: Found) -> ValueError:
-        return ValueError(f"{message} ({found.count} position(s), the first at {found.index}).")
+        return ValueCheckError(
+            f"{message} ({found.count} position(s), the first at {found.index})."
+        )
 
     if not isinstance(raw, jax.Array):
         raw = jnp.asarray(raw)
@@ -314,7 +317,7 @@ def increasing_points_to_raw(
 
     def error(found: Found) -> ValueError:
         count, where = found.count, found.index
-        return ValueError(
+        return ValueCheckError(
             "RealToIncreasingOnInterval: a value must increase by more than min_width="
             f"{min_width} from the lower to the upper bound, with each included "
             f"endpoint equal to its bound ({count} position(s), the first at "

@@ -1,10 +1,11 @@
 """The one walk over wrapper trees: ``unwrap``, ``fold`` and ``rewrap`` all run on it.
 
-Two walks share one way of walking children (:func:`_map_children`, and
-:func:`_zip_children` for the zipped walk): a node is copied only when a child
-changed (so a subtree holding no wrapper comes back as the very same object) and,
-as an error travels out, the key of each child it passes through is recorded.
-The two walks:
+Both walks walk children one way (:func:`_walk_children`): a node is copied only
+when a child changed (so a subtree holding no wrapper comes back as the very same
+object), and each child is told its *site*, ``(its parent's site, the parent, its
+key)``, ``None`` at the root. An error is located where it happens, by
+:func:`lensify._located.located`, with the key path read from the site chain: the
+walk keeps no path while nothing fails. The two walks:
 
 - :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
   to an *algebra* whose result takes its place.
@@ -31,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensify import _notes, _records, _tree, numerics
+from lensify import _records, _tree, numerics
 from lensify._kinds import (
     FOREIGN_TYPES,
     NOT_WRAPPER_TYPES,
@@ -41,6 +42,7 @@ from lensify._kinds import (
     join,
     split,
 )
+from lensify._located import LocatedError, located
 
 __all__ = [
     "FOREIGN_TYPES",
@@ -56,6 +58,7 @@ __all__ = [
     "is_wrapper",
     "is_wrapper_type",
     "join",
+    "path_of",
     "register_with_value",
     "rewrap",
     "split",
@@ -67,8 +70,8 @@ _PLAIN = _tree.PLAIN_TYPES
 _TRACED_CHECKS = numerics.TRACED_CHECKS
 
 Algebra = Callable[[Any], Any]
-# A step walks one child: (child, the algebra[, its value]) -> the new child.
-_Step = Callable[..., Any]
+# A step walks one child: (child, its site, its value or the algebra) -> the new child.
+_Step = Callable[[Any, Any, Any], Any]
 
 
 class _Keep:
@@ -80,7 +83,7 @@ class _Keep:
 KEEP: Any = _Keep()
 
 
-class NotInvertibleError(TypeError):
+class NotInvertibleError(LocatedError, TypeError):
     """A wrapper cannot be set by its value: it has no inverse for its ``unwrap``.
 
     Raised by :meth:`AbstractUnwrappable.with_value` (and so by :func:`rewrap` and
@@ -89,20 +92,52 @@ class NotInvertibleError(TypeError):
     """
 
 
-class NoLogDetError(TypeError):
+class NoLogDetError(LocatedError, TypeError):
     """A wrapper defines no change of variables, so ``lf.unwrap_with_log_det`` cannot
     give the density of its raw parameters: freeze it, or give it a ``log_det``."""
 
 
-class StructureMismatchError(ValueError):
+class StructureMismatchError(LocatedError, ValueError):
     """The values given to ``rewrap`` are not shaped like ``unwrap(tree)``."""
 
 
-def _prepend_path(error: BaseException, key: Any) -> None:
-    # The key path is assembled as the error travels out of the walk, so the
-    # common case (no error) pays nothing for it.
-    info = error.__dict__
-    info["_lf_path"] = (key, *info.get("_lf_path", ()))
+def path_of(site: Any) -> str:
+    """The key path of a site of a walk, ``(parent's site, parent, key)`` or None
+    at the root, as code (``['layers'][0].weight``; ``<root>``)."""
+    keys: list[Any] = []
+    while site is not None:
+        site, node, key = site
+        if type(key) is _Flat:
+            keys += reversed(key.keys(node))
+        else:
+            keys.append(_key_at(node, key))
+    return _tree.keystr(tuple(reversed(keys)))
+
+
+def _located_at(site: Any, error: BaseException, action: str) -> BaseException:
+    """``error``, raised at ``site`` while ``action``, located, ready to raise in its
+    place: itself with a note, or its located copy carrying its traceback (the copy
+    hides ``error``, which says nothing more)."""
+    out = located(error, path_of(site), action)
+    if out is not error:
+        out.__cause__ = None
+        out.__suppress_context__ = True
+        out = out.with_traceback(error.__traceback__)
+    return out
+
+
+class _Flat:
+    """The key of a wrapper among the flattened leaves of another node (an equinox
+    Module): its index there, turned into a key path only when it is asked for."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def keys(self, node: Any) -> tuple[Any, ...]:
+        pairs, _ = _tree.flatten_with_path(node, is_leaf=_is_wrapper)
+        return tuple(pairs[self.index][0])
 
 
 def _key_at(node: Any, key: Any) -> Any:
@@ -117,41 +152,26 @@ def _key_at(node: Any, key: Any) -> Any:
     return (_tree.children(node) or [])[key][0]
 
 
-def _map_children(
-    node: Any, children: Any, step: _Step, algebra: Any
-) -> dict[Any, Any] | list[Any] | None:
-    """Walk the ``children`` (a dict, or a sequence) of ``node``; None if none changed.
+def _walk_children(node: Any, children: Any, values: Any, step: _Step, site: Any) -> Any:
+    """Walk the ``children`` (a dict, or a sequence) of ``node``; None if none changed,
+    else a copy of ``children`` with the new children in it.
 
-    The result is a copy of ``children`` with the new children in it. Plain leaves
-    are skipped (they hold no wrapper) and ``step(child, algebra)`` walks the others.
+    The zipped walk (``rewrap``) gives each child its value from ``values``, indexed
+    like ``children``: :data:`KEEP` leaves it as it is, a leaf taking a leaf is
+    fitted here, and ``step(child, (site, node, key), value)`` walks the rest. The
+    fold gives every child the same value, an :class:`_Each` holding its algebra,
+    as ``values``: plain leaves hold no wrapper and are skipped.
     """
     new: Any = None
-    items = children.items() if type(children) is dict else enumerate(children)
-    for key, child in items:
-        if type(child) in _PLAIN:
-            continue  # the usual case: an array, a scalar, a hoisted function's None
-        try:
-            out = step(child, algebra)
-        except Exception as error:
-            _prepend_path(error, _key_at(node, key))
-            raise
-        if out is not child:
-            if new is None:
-                new = dict(children) if type(children) is dict else list(children)
-            new[key] = out
-    return new
-
-
-def _zip_children(node: Any, children: Any, values: Any, step: _Step, site: Any) -> Any:
-    # The zipped walk: every child of node (children, a dict or a sequence) with its
-    # value (values, indexed like children) by step(child, (site, node, key), value);
-    # None if no child changed, else a copy of children with the new ones. site is
-    # where node is: (its parent's site, the parent, its key), or None at the root.
-    new: Any = None
     plain = _PLAIN
+    each = type(values) is _Each
     items = children.items() if type(children) is dict else enumerate(children)
     for key, child in items:
-        try:
+        if each:
+            if type(child) in plain:
+                continue  # the usual case: an array, a scalar, a hoisted function's None
+            out = step(child, (site, node, key), values)
+        else:
             out = values[key]
             if out is KEEP or (out is child and type(child) in plain):
                 continue  # kept, or a leaf (or None) taking itself: nothing to do
@@ -159,15 +179,21 @@ def _zip_children(node: Any, children: Any, values: Any, step: _Step, site: Any)
             if child is None or out is None or type(child) not in plain or type(out) not in plain:
                 out = step(child, (site, node, key), out)
             else:
-                out = fit_leaf(child, out)
-        except Exception as error:
-            _prepend_path(error, _key_at(node, key))
-            raise
+                out = _fit_at((site, node, key), child, out)
         if out is not child:
             if new is None:
                 new = dict(children) if type(children) is dict else list(children)
             new[key] = out
     return new
+
+
+class _Each:
+    """The values of the fold's children: its algebra, for each of them."""
+
+    __slots__ = ("algebra",)
+
+    def __init__(self, algebra: Algebra) -> None:
+        self.algebra = algebra
 
 
 # ------------------------------------------------------------------------------ fold
@@ -192,97 +218,115 @@ class Scoped:
         raise NotImplementedError
 
 
-def _fold_wrapper(wrapper: Any, algebra: Algebra) -> Any:
+def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
     cls = type(wrapper)
+    algebra = each.algebra
     if isinstance(algebra, Scoped):
-        algebra = algebra.scope(wrapper)
+        scoped = algebra.scope(wrapper)
+        if scoped is not algebra:
+            algebra, each = scoped, _Each(scoped)
     children, aux = split(wrapper)
-    new = _map_children(wrapper, children, fold_raw, algebra)
+    new = _walk_children(wrapper, children, each, _fold, site)
     if new is not None:
         wrapper = join(cls, aux, new)
     try:
         return algebra(wrapper)
     except Exception as error:
-        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
-        raise
+        out = _located_at(site, error, f"unwrapping {cls.__name__}")
+        if out is error:
+            raise
+        raise out from error
 
 
 def fold_raw(tree: Any, algebra: Algebra) -> Any:
-    """:func:`fold` without the error note: for algebras that walk what they return."""
+    """:func:`fold`, for an algebra that walks what it returns (``unwrap`` is total).
+
+    An error located by that inner walk is located again by the wrapper whose
+    algebra ran it: a :class:`~lensify._located.LocatedError`'s path grows, any
+    other error gains a second note.
+    """
+    return _fold(tree, None, _Each(algebra))
+
+
+def _fold(tree: Any, site: Any, each: _Each) -> Any:
     t = type(tree)
     if t in WRAPPER_TYPES:
-        return _fold_wrapper(tree, algebra)
+        return _fold_wrapper(tree, site, each)
     if t in _PLAIN:
         return tree
     if t is list or t is tuple or t is dict:
-        new = _map_children(tree, tree, fold_raw, algebra)
+        new = _walk_children(tree, tree, each, _fold, site)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
     if t not in NOT_WRAPPER_TYPES and is_wrapper_type(t):
-        return _fold_wrapper(tree, algebra)
+        return _fold_wrapper(tree, site, each)
     if not _tree.is_node(tree):
         return tree
-    return _fold_node(tree, algebra)
+    return _fold_node(tree, site, each)
 
 
 _is_wrapper = is_wrapper
 
 
-def _fold_node(tree: Any, algebra: Algebra) -> Any:
+def _fold_node(tree: Any, site: Any, each: _Each) -> Any:
     # Any other node (an equinox Module, a namedtuple): one flatten down to the
     # outermost wrappers, in C, then one unflatten if any was found.
     leaves, treedef = _tree.flatten(tree, is_leaf=_is_wrapper)
     if not any(map(_is_wrapper, leaves)):
         return tree  # nothing to rebuild: the same object comes back
-    out: list[Any] = []
-    append = out.append
-    try:
-        for x in leaves:
-            append(_fold_wrapper(x, algebra) if type(x) in WRAPPER_TYPES else x)
-    except Exception as error:
-        # len(out) is the index of the leaf that failed; find its key path.
-        pairs, _ = _tree.flatten_with_path(tree, is_leaf=_is_wrapper)
-        for key in reversed(pairs[len(out)][0]):
-            _prepend_path(error, key)
-        raise
+    out = [
+        _fold_wrapper(x, (site, tree, _Flat(i)), each) if type(x) in WRAPPER_TYPES else x
+        for i, x in enumerate(leaves)
+    ]
     return _tree.unflatten(treedef, out)
-
-
-def take_path(error: BaseException) -> tuple[str, str | None]:
-    """The key path and wrapper class a walk recorded on ``error``, removed from it."""
-    info = error.__dict__
-    return _tree.keystr(info.pop("_lf_path", ())), info.pop("_lf_wrapper", None)
 
 
 def fold(tree: Any, algebra: Algebra) -> Any:
     """Replace every wrapper, innermost first, by ``algebra`` of it (children folded).
 
-    An error raised by ``algebra`` gets the note ``lensify: raised while unwrapping
-    <class> at <key path>``.
+    An error raised by ``algebra`` is located (:func:`lensify._located.located`): one
+    of lensify's starts its message with the wrapper's key path, any other gets the
+    note ``at <key path>: raised while unwrapping <class>``.
     """
-    try:
-        return fold_raw(tree, algebra)
-    except Exception as error:
-        path, wrapper = take_path(error)
-        if wrapper is not None:
-            _notes.add_note(error, f"lensify: raised while unwrapping {wrapper} at {path}")
-        raise
+    return _fold(tree, None, _Each(algebra))
 
 
 # ---------------------------------------------------------------------------- rewrap
+
+
+# The fix a structure mismatch names, unless it names its own.
+_SHAPED = "rewrap needs values shaped like lf.unwrap(tree)"
+
+
+def _mismatch(what: str) -> StructureMismatchError:
+    return StructureMismatchError(f"{what}. {_SHAPED}")
+
+
+def _leaf_at(site: Any, old: Any, value: Any) -> Any:
+    try:
+        return _leaf_value(old, value)
+    except StructureMismatchError as error:
+        raise _located_at(site, error, "rewrapping") from None
+
+
+def _fit_at(site: Any, old: Any, new: Any) -> Any:
+    try:
+        return fit_leaf(old, new)
+    except StructureMismatchError as error:
+        raise _located_at(site, error, "rewrapping") from None
 
 
 def _leaf_value(old: Any, value: Any) -> Any:
     # A leaf of the tree takes its value, which must be a leaf too (None for None).
     if old is None:
         if value is not None:
-            raise StructureMismatchError(f"expected None, got {_kind(value)}")
+            raise _mismatch(f"expected None, got {_kind(value)}")
         return None
     if is_wrapper(value):
         raise StructureMismatchError(_wrapped_value_message(value))
     if value is None or (type(value) not in _PLAIN and _tree.is_node(value)):
-        raise StructureMismatchError(f"expected a leaf, got {_kind(value)}")
+        raise _mismatch(f"expected a leaf, got {_kind(value)}")
     return fit_leaf(old, value)
 
 
@@ -290,7 +334,7 @@ def _wrapped_value_message(value: Any) -> str:
     return (
         f"expected a plain value, got a {type(value).__name__} wrapper. Values must be "
         "plain, unwrapped values: to load a wrapped model's values, pass "
-        "lf.unwrap(pretrained)"
+        "lf.unwrap(pretrained)."
     )
 
 
@@ -313,7 +357,7 @@ def fit_leaf(old: Any, new: Any) -> Any:
         if len(new_shape) > len(shape) or _broadcast(new_shape, shape) != shape:
             raise StructureMismatchError(
                 f"expected a value of shape {shape} (the stored parameter's shape), got "
-                f"shape {new_shape}. rewrap keeps every raw parameter's shape"
+                f"shape {new_shape}. rewrap keeps every raw parameter's shape."
             )
         new = jnp.broadcast_to(new, shape)
     dtype = getattr(old, "dtype", None)
@@ -348,7 +392,8 @@ def _kind(value: Any) -> str:
 def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     cls = type(wrapper)
     if is_wrapper(value):
-        raise StructureMismatchError(_wrapped_value_message(value))
+        error = StructureMismatchError(_wrapped_value_message(value))
+        raise _located_at(site, error, f"rewrapping {cls.__name__}")
     child_values = _CHILD_VALUES.get(cls) or _child_values_of(cls)
     children, aux = split(wrapper)
     own_aux = aux
@@ -363,12 +408,14 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         else:
             values = child_values(wrapper, children, aux, value)
     except Exception as error:
-        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
-        raise
+        out = _located_at(site, error, f"rewrapping {cls.__name__}")
+        if out is error:
+            raise
+        raise out from None
     finally:
         if checks is not None:
             checks.owner, checks.site = outer
-    new = _zip_children(wrapper, children, values, _rewrap, site)
+    new = _walk_children(wrapper, children, values, _rewrap, site)
     if new is None:
         if aux is own_aux or _same(aux, own_aux):
             return wrapper
@@ -488,7 +535,7 @@ def _checked_finite(values: Any, name: str) -> Any:
 
         def error(found: numerics.Found) -> ValueError:
             first = found.index
-            return ValueError(
+            return numerics.ValueCheckError(
                 f"{name}: a value is outside its range: the registered with_value gives a "
                 f"NaN or infinite raw value ({found.count} position(s), the first at "
                 f"{first})."
@@ -499,16 +546,19 @@ def _checked_finite(values: Any, name: str) -> Any:
     return _tree.tree_map(check, values, is_leaf=is_wrapper)
 
 
-def _check_same_node(tree: Any, values: Any) -> None:
+def _check_same_node(site: Any, tree: Any, values: Any) -> None:
     # values must be a dict, list or tuple built like tree.
     t = type(tree)
     if type(values) is not t or len(values) != len(tree):
-        raise StructureMismatchError(f"expected {_describe_node(tree)}, got {_kind(values)}")
-    if t is dict and values.keys() != tree.keys():
-        raise StructureMismatchError(
+        what = f"expected {_describe_node(tree)}, got {_kind(values)}"
+    elif t is dict and values.keys() != tree.keys():
+        what = (
             f"expected a dict with keys {sorted(tree, key=repr)!r}, got one with keys "
             f"{sorted(values, key=repr)!r}"
         )
+    else:
+        return
+    raise _located_at(site, _mismatch(what), "rewrapping")
 
 
 def _describe_node(tree: Any) -> str:
@@ -522,72 +572,51 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
     if t in WRAPPER_TYPES:
         return _rewrap_wrapper(tree, values, site)
     if t in _PLAIN:
-        return _leaf_value(tree, values)
+        return _leaf_at(site, tree, values)
     if t not in NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
         return _rewrap_wrapper(tree, values, site)
     if t is list or t is tuple or t is dict:
         if type(values) is not t or len(values) != len(tree):
-            _check_same_node(tree, values)
+            _check_same_node(site, tree, values)
         if t is dict and values.keys() != tree.keys():
-            _check_same_node(tree, values)
-        new = _zip_children(tree, tree, values, _rewrap, site)
+            _check_same_node(site, tree, values)
+        new = _walk_children(tree, tree, values, _rewrap, site)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
     pairs = _tree.children(tree)
     if pairs is None:
-        return _leaf_value(tree, values)
+        return _leaf_at(site, tree, values)
     value_pairs = _tree.children(values) if type(values) is t else None
     keys = [key for key, _ in pairs]
     if value_pairs is None or [key for key, _ in value_pairs] != keys:
-        raise StructureMismatchError(
-            f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
-        )
+        what = f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
+        raise _located_at(site, _mismatch(what), "rewrapping")
     children = [child for _, child in pairs]
-    new = _zip_children(tree, children, [v for _, v in value_pairs], _rewrap, site)
+    new = _walk_children(tree, children, [v for _, v in value_pairs], _rewrap, site)
     return tree if new is None else _tree.rebuild(tree, list(new))
 
 
 def rewrap(tree: Any, values: Any, *, locate_traced: bool = True) -> Any:
     """``tree`` with its leaves and wrappers set so that it unwraps to ``values``.
 
-    Errors name the key path: a :class:`StructureMismatchError` (and a constraint's
-    error) in its message, any other error raised by a wrapper's ``with_value`` in a
-    note ``lensify: raised while rewrapping <class> at <key path>``. A check traced
-    under ``jax.jit`` names it in its message when it fails, unless ``locate_traced``
-    is False (for a caller whose ``tree`` is not the user's root).
+    Errors are located (:func:`lensify._located.located`): lensify's own (a
+    :class:`StructureMismatchError`, a constraint's, a value check's) start their
+    message with the key path, ``at <path>: <what>``; any other error raised by a
+    wrapper's ``with_value`` gets the note ``at <path>: raised while rewrapping
+    <class>``. A check traced under ``jax.jit`` fails with the same message when the
+    computation runs, unless ``locate_traced`` is False (for a caller whose ``tree``
+    is not the user's root): then it names no path.
     """
     checks = numerics.TracedChecks() if locate_traced else None
     token = _TRACED_CHECKS.set(checks)
     try:
         out = _rewrap(tree, None, values)
-    except Exception as error:
-        path, wrapper = take_path(error)
-        if isinstance(error, StructureMismatchError):
-            replacement: BaseException = StructureMismatchError(
-                f"rewrap: values must be shaped like lf.unwrap(tree); at {path} {error}"
-            )
-        elif wrapper is not None and callable(getattr(error, "with_path", None)):
-            replacement = error.with_path(path)  # type: ignore[attr-defined]
-        else:
-            if wrapper is not None:
-                _notes.add_note(error, f"lensify: raised while rewrapping {wrapper} at {path}")
-            raise
-        raise replacement.with_traceback(error.__traceback__) from None
     finally:
         _TRACED_CHECKS.reset(token)
     if checks is not None and checks.labels:
         # Checks traced under jax.jit run later: tell each where its wrapper is.
         for label in checks.labels:
             if label.owner is not None:
-                label.path = _tree.keystr(_path_of(label.site))
+                label.path = path_of(label.site)
     return out
-
-
-def _path_of(site: Any) -> tuple[Any, ...]:
-    """The key path of a site of the zipped walk: (parent's site, parent, key), or None."""
-    keys: list[Any] = []
-    while site is not None:
-        site, node, key = site
-        keys.append(_key_at(node, key))
-    return tuple(reversed(keys))
