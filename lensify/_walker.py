@@ -107,8 +107,8 @@ def path_of(site: Any) -> str:
     keys: list[Any] = []
     while site is not None:
         site, node, key = site
-        if type(key) is _Flat:
-            keys += reversed(key.keys(node))
+        if type(key) is _Flat:  # an equinox Module's, say: its path is looked up now
+            keys += reversed(_tree.flatten_with_path(node, is_leaf=_is_wrapper)[0][key][0])
         else:
             keys.append(_key_at(node, key))
     return _tree.keystr(tuple(reversed(keys)))
@@ -126,18 +126,8 @@ def _located_at(site: Any, error: BaseException, action: str) -> BaseException:
     return out
 
 
-class _Flat:
-    """The key of a wrapper among the flattened leaves of another node (an equinox
-    Module): its index there, turned into a key path only when it is asked for."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def keys(self, node: Any) -> tuple[Any, ...]:
-        pairs, _ = _tree.flatten_with_path(node, is_leaf=_is_wrapper)
-        return tuple(pairs[self.index][0])
+class _Flat(int):
+    """The index of a wrapper among the flattened leaves of another node."""
 
 
 def _key_at(node: Any, key: Any) -> Any:
@@ -179,7 +169,7 @@ def _walk_children(node: Any, children: Any, values: Any, step: _Step, site: Any
             if child is None or out is None or type(child) not in plain or type(out) not in plain:
                 out = step(child, (site, node, key), out)
             else:
-                out = _fit_at((site, node, key), child, out)
+                out = _leaf_at((site, node, key), child, out, fit_leaf)
         if out is not child:
             if new is None:
                 new = dict(children) if type(children) is dict else list(children)
@@ -239,12 +229,9 @@ def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
 
 
 def fold_raw(tree: Any, algebra: Algebra) -> Any:
-    """:func:`fold`, for an algebra that walks what it returns (``unwrap`` is total).
-
-    An error located by that inner walk is located again by the wrapper whose
-    algebra ran it: a :class:`~lensify._located.LocatedError`'s path grows, any
-    other error gains a second note.
-    """
+    """:func:`fold`, for an algebra that walks what it returns (``unwrap`` is total):
+    an error that inner walk located is located again by the wrapper whose algebra
+    ran it (a :class:`~lensify._located.LocatedError`'s path grows)."""
     return _fold(tree, None, _Each(algebra))
 
 
@@ -295,24 +282,14 @@ def fold(tree: Any, algebra: Algebra) -> Any:
 # ---------------------------------------------------------------------------- rewrap
 
 
-# The fix a structure mismatch names, unless it names its own.
-_SHAPED = "rewrap needs values shaped like lf.unwrap(tree)"
-
-
 def _mismatch(what: str) -> StructureMismatchError:
-    return StructureMismatchError(f"{what}. {_SHAPED}")
+    return StructureMismatchError(f"{what}. rewrap needs values shaped like lf.unwrap(tree)")
 
 
-def _leaf_at(site: Any, old: Any, value: Any) -> Any:
+def _leaf_at(site: Any, old: Any, value: Any, check: Callable[[Any, Any], Any]) -> Any:
+    # A leaf's value, checked by _leaf_value (or, leaf for leaf, fit_leaf), located.
     try:
-        return _leaf_value(old, value)
-    except StructureMismatchError as error:
-        raise _located_at(site, error, "rewrapping") from None
-
-
-def _fit_at(site: Any, old: Any, new: Any) -> Any:
-    try:
-        return fit_leaf(old, new)
+        return check(old, value)
     except StructureMismatchError as error:
         raise _located_at(site, error, "rewrapping") from None
 
@@ -572,7 +549,7 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
     if t in WRAPPER_TYPES:
         return _rewrap_wrapper(tree, values, site)
     if t in _PLAIN:
-        return _leaf_at(site, tree, values)
+        return _leaf_at(site, tree, values, _leaf_value)
     if t not in NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
         return _rewrap_wrapper(tree, values, site)
     if t is list or t is tuple or t is dict:
@@ -586,7 +563,7 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
         return tuple(new) if t is tuple else new
     pairs = _tree.children(tree)
     if pairs is None:
-        return _leaf_at(site, tree, values)
+        return _leaf_at(site, tree, values, _leaf_value)
     value_pairs = _tree.children(values) if type(values) is t else None
     keys = [key for key, _ in pairs]
     if value_pairs is None or [key for key, _ in value_pairs] != keys:
