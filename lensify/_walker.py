@@ -225,7 +225,7 @@ def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
         out = _located_at(site, error, f"unwrapping {cls.__name__}")
         if out is error:
             raise
-        raise out from error
+        raise out from None
 
 
 def fold_raw(tree: Any, algebra: Algebra) -> Any:
