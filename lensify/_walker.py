@@ -1,11 +1,10 @@
 """The one walk over wrapper trees: ``unwrap``, ``fold`` and ``rewrap`` all run on it.
 
-Both walks walk children one way (:func:`_walk_children`): a node is copied only
-when a child changed (so a subtree holding no wrapper comes back as the very same
-object), and each child is told its *site*, ``(its parent's site, the parent, its
-key)``, ``None`` at the root. An error is located where it happens, by
-:func:`lensify._located.located`, with the key path read from the site chain: the
-walk keeps no path while nothing fails. The two walks:
+Both walk children one way (:func:`_walk_children`): a node is copied only when a
+child changed (a subtree holding no wrapper comes back as the very same object), and
+each child is told its *site*, ``(its parent's site, the parent, its key)``, None at
+the root. An error is located where it happens (:func:`lensify._located.located`),
+its key path read from the site chain: no path is kept while nothing fails.
 
 - :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
   to an *algebra* whose result takes its place.
@@ -15,8 +14,7 @@ walk keeps no path while nothing fails. The two walks:
   then pushes each of those down into the matching child of ``t``.
 
 Dicts, lists and tuples are walked here, in Python: cheaper than a registry flatten
-with a Python ``is_leaf`` callback per node. Other nodes go through
-:mod:`lensify._tree`.
+with a Python ``is_leaf`` callback per node. Others go through :mod:`lensify._tree`.
 
 Which types are wrappers, lensify's and paramax's, is :mod:`lensify._kinds`'s
 to say: this module imports no wrapper.
@@ -26,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -154,36 +152,41 @@ def _walk_children(node: Any, children: Any, values: Any, step: _Step, site: Any
     """
     new: Any = None
     plain = _PLAIN
-    each = type(values) is _Each
     items = children.items() if type(children) is dict else enumerate(children)
-    for key, child in items:
-        if each:
+    if type(values) is _Each:
+        for key, child in items:
             if type(child) in plain:
                 continue  # the usual case: an array, a scalar, a hoisted function's None
             out = step(child, (site, node, key), values)
+            if out is not child:
+                new = _put(new, children, key, out)
+        return new
+    for key, child in items:
+        out = values[key]
+        if out is KEEP or (out is child and type(child) in plain):
+            continue  # kept, or a leaf (or None) taking itself: nothing to do
+        # A leaf taking a leaf's value, or None taking None, needs no step.
+        if child is None or out is None or type(child) not in plain or type(out) not in plain:
+            out = step(child, (site, node, key), out)
         else:
-            out = values[key]
-            if out is KEEP or (out is child and type(child) in plain):
-                continue  # kept, or a leaf (or None) taking itself: nothing to do
-            # A leaf taking a leaf's value, or None taking None, needs no step.
-            if child is None or out is None or type(child) not in plain or type(out) not in plain:
-                out = step(child, (site, node, key), out)
-            else:
-                out = _leaf_at((site, node, key), child, out, fit_leaf)
+            out = _leaf_at((site, node, key), child, out, fit_leaf)
         if out is not child:
-            if new is None:
-                new = dict(children) if type(children) is dict else list(children)
-            new[key] = out
+            new = _put(new, children, key, out)
     return new
 
 
-class _Each:
+def _put(new: Any, children: Any, key: Any, child: Any) -> Any:
+    # Copy on write: the first changed child copies children.
+    if new is None:
+        new = dict(children) if type(children) is dict else list(children)
+    new[key] = child
+    return new
+
+
+class _Each(NamedTuple):
     """The values of the fold's children: its algebra, for each of them."""
 
-    __slots__ = ("algebra",)
-
-    def __init__(self, algebra: Algebra) -> None:
-        self.algebra = algebra
+    algebra: Algebra
 
 
 # ------------------------------------------------------------------------------ fold
@@ -228,13 +231,6 @@ def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
         raise out from None
 
 
-def fold_raw(tree: Any, algebra: Algebra) -> Any:
-    """:func:`fold`, for an algebra that walks what it returns (``unwrap`` is total):
-    an error that inner walk located is located again by the wrapper whose algebra
-    ran it (a :class:`~lensify._located.LocatedError`'s path grows)."""
-    return _fold(tree, None, _Each(algebra))
-
-
 def _fold(tree: Any, site: Any, each: _Each) -> Any:
     t = type(tree)
     if t in WRAPPER_TYPES:
@@ -277,6 +273,11 @@ def fold(tree: Any, algebra: Algebra) -> Any:
     note ``at <key path>: raised while unwrapping <class>``.
     """
     return _fold(tree, None, _Each(algebra))
+
+
+# For an algebra that walks what it returns (unwrap is total): an error that inner
+# walk located is located again by the wrapper whose algebra ran it.
+fold_raw = fold
 
 
 # ---------------------------------------------------------------------------- rewrap

@@ -51,15 +51,20 @@ def explain(optic: object, plan: _run.Plan, tree: Any, failure: StepError) -> Ba
 
 
 def locate(
-    optic: object, plan: _run.Plan, error: Exception, tree: Any, calls: _run.Calls, origin: Any
+    optic: object,
+    plan: _run.Plan,
+    error: Exception,
+    tree: Any,
+    calls: _run.Calls | None,
+    origin: Any,
 ) -> BaseException:
     """``error``, raised while modifying ``tree``, naming the focus ``fn`` raised it on.
 
-    ``calls`` is ``fn`` as the executor called it: it knows on which focus, in the
-    order of :func:`~lensify.optics._run.items`, ``fn`` raised. An error ``fn`` did
-    not raise (a step's) is returned as it is.
+    ``calls`` is ``fn`` as a traversal called it: it knows the focus ``fn`` raised
+    on; a lens (``calls`` None) has one. An error a traversal's ``fn`` did not raise
+    is returned as it is.
     """
-    if not calls.failed:
+    if calls is not None and not calls.failed:
         return error
     try:
         foci = _run.items(plan, tree)
@@ -72,18 +77,16 @@ def locate(
     return located(error, _tree.keystr(path), action)
 
 
-def _path_of_call(foci: list[tuple[Path, Any]], calls: _run.Calls) -> Path | None:
-    # The executor visits the foci in the order items() lists them, except the
-    # members of a union writing back unwrapped values, which go one after the
-    # other: where the n-th focus is not the very object fn was given, that object
-    # is looked for.
-    n, focus = calls.done, calls.focus
-    if n < len(foci) and foci[n][1] is focus:
-        return foci[n][0]
+def _path_of_call(foci: list[tuple[Path, Any]], calls: _run.Calls | None) -> Path | None:
+    # The focus fn raised on is the very object items() finds (the first, if the
+    # tree holds it twice: fn, given it twice, raises the first time). An unwrapped
+    # value is computed afresh, so it is found only if it is the one focus.
+    if calls is None or len(foci) == 1:
+        return foci[0][0] if len(foci) == 1 else None
     for path, other in foci:
-        if other is focus:
+        if other is calls.focus:
             return path
-    return foci[n][0] if n < len(foci) else None
+    return None
 
 
 def count_error(optic: object, plan: _run.Plan, tree: Any, count: int) -> FocusCountError:

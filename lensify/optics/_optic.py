@@ -419,9 +419,9 @@ class Optic:
     def _modify(self, tree: Any, fn: Callable[[Any], Any], origin: Any) -> Any:
         # ``origin`` is what the user passed (fn, or wrap's factory), named in errors.
         plan = self._plan or self._compiled()
-        calls = _run.Calls(fn)
+        calls = None if plan.is_lens else _run.Calls(fn)
         try:
-            return plan.modify(tree, calls.counted)
+            return plan.modify(tree, fn if calls is None else calls.counted)
         except StepError as failure:
             raise _locate.explain(self, plan, tree, failure) from None
         except Exception as error:

@@ -149,31 +149,25 @@ def items(plan: Plan, tree: Any) -> list[tuple[Path, Any]]:
 
 
 class Calls:
-    """The user's function as :meth:`Plan.modify` calls it, one focus after another.
+    """The user's function as a traversal's :meth:`Plan.modify` calls it.
 
-    ``counted`` is what the executor calls. If ``fn`` raises, :attr:`failed` is set,
-    :attr:`done` is how many foci it returned for before (the index of the one it
-    raised on, in the order of :func:`items`) and :attr:`focus` is that focus: so the
-    focus is located without calling ``fn`` again.
+    ``counted`` is what the executor calls. If ``fn`` raises, :attr:`failed` is set
+    and :attr:`focus` is the focus it raised on: so that focus is located without
+    calling ``fn`` again. (A lens has one focus: it calls ``fn`` as it is.)
     """
 
-    __slots__ = ("counted", "done", "failed", "focus")
+    __slots__ = ("counted", "failed", "focus")
 
     def __init__(self, fn: Continuation) -> None:
         self.failed = False
-        self.done = 0
         self.focus: Any = None
-        done = 0
 
         def counted(focus: Any) -> Any:
-            nonlocal done
             try:
-                out = fn(focus)
+                return fn(focus)
             except Exception:
-                self.failed, self.done, self.focus = True, done, focus
+                self.failed, self.focus = True, focus
                 raise
-            done += 1
-            return out
 
         self.counted = counted
 
