@@ -23,6 +23,7 @@ from lensify._functions import callable_name
 from lensify._kinds import is_wrapper
 from lensify.numerics import (
     Found,
+    ValueCheckError,
     check_where,
     host_values,
     inv_softplus,
@@ -173,7 +174,9 @@ def check_in_range(
     message = f"{owner}: a value is outside the range of {name}"
 
     def error(found: Found) -> ValueError:
-        return ValueError(f"{message} ({found.count} position(s), the first at {found.index}).")
+        return ValueCheckError(
+            f"{message} ({found.count} position(s), the first at {found.index})."
+        )
 
     if not isinstance(raw, jax.Array):
         raw = jnp.asarray(raw)
@@ -319,7 +322,7 @@ def increasing_points_to_raw(
 
     def error(found: Found) -> ValueError:
         count, where = found.count, found.index
-        return ValueError(
+        return ValueCheckError(
             "RealToIncreasingOnInterval: a value must increase by more than min_width="
             f"{min_width} from the lower to the upper bound, with each included "
             f"endpoint equal to its bound ({count} position(s), the first at "

@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lensify import _notes, _tree, _walker, numerics
+from lensify import _tree, _walker, numerics
 from lensify._inverses import log_det_of
 from lensify.algebra import identity, unwrap_algebra
 from lensify.constraints import AbstractConstraint
 from lensify.constraints._compiled import log_det_from
-from lensify.wrappers import NoLogDetError, Parameterize, is_non_trainable
+from lensify.wrappers import Parameterize, is_non_trainable
 
 __all__ = ["unwrap_with_log_det"]
 
@@ -186,13 +186,5 @@ def unwrap_with_log_det(tree: Any) -> tuple[Any, jax.Array]:
         Array(0., dtype=float32)
     """
     algebra = _LogDetAlgebra()
-    try:
-        values = _walker.fold_raw(tree, algebra)
-    except Exception as error:
-        path, wrapper = _walker.take_path(error)
-        if isinstance(error, NoLogDetError):
-            raise NoLogDetError(f"at {path}: {error}") from None
-        if wrapper is not None:
-            _notes.add_note(error, f"lensify: raised while unwrapping {wrapper} at {path}")
-        raise
+    values = _walker.fold_raw(tree, algebra)
     return values, _sum(algebra.terms)

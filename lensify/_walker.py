@@ -1,10 +1,10 @@
 """The one walk over wrapper trees: ``unwrap``, ``fold`` and ``rewrap`` all run on it.
 
-Two walks share one way of walking children (:func:`_map_children`, and
-:func:`_zip_children` for the zipped walk): a node is copied only when a child
-changed (so a subtree holding no wrapper comes back as the very same object) and,
-as an error travels out, the key of each child it passes through is recorded.
-The two walks:
+Both walk children one way (:func:`_walk_children`): a node is copied only when a
+child changed (a subtree holding no wrapper comes back as the very same object), and
+each child is told its *site*, ``(its parent's site, the parent, its key)``, None at
+the root. An error is located where it happens (:func:`lensify._located.located`),
+its key path read from the site chain: no path is kept while nothing fails.
 
 - :func:`fold` goes bottom-up: every wrapper, its children already folded, is handed
   to an *algebra* whose result takes its place.
@@ -15,8 +15,7 @@ The two walks:
   any other is a value, pushed down into the matching child of ``t``.
 
 Dicts, lists and tuples are walked here, in Python: cheaper than a registry flatten
-with a Python ``is_leaf`` callback per node. Other nodes go through
-:mod:`lensify._tree`.
+with a Python ``is_leaf`` callback per node. Others go through :mod:`lensify._tree`.
 
 Which types are wrappers, lensify's and paramax's, is :mod:`lensify._kinds`'s
 to say: this module imports no wrapper.
@@ -28,13 +27,13 @@ import importlib
 import operator
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensify import _notes, _records, _tree, numerics
+from lensify import _records, _tree, numerics
 from lensify._kinds import (
     FOREIGN_TYPES,
     NOT_WRAPPER_TYPES,
@@ -43,6 +42,12 @@ from lensify._kinds import (
     is_wrapper_type,
     join,
     split,
+)
+from lensify._located import (
+    NoLogDetError,
+    NotInvertibleError,
+    StructureMismatchError,
+    located,
 )
 
 __all__ = [
@@ -58,6 +63,7 @@ __all__ = [
     "is_wrapper",
     "is_wrapper_type",
     "join",
+    "path_of",
     "register_with_value",
     "rewrap",
     "split",
@@ -69,33 +75,37 @@ _PLAIN = _tree.PLAIN_TYPES
 _TRACED_CHECKS = numerics.TRACED_CHECKS
 
 Algebra = Callable[[Any], Any]
-# A step walks one child: (child, the algebra[, its value]) -> the new child.
-_Step = Callable[..., Any]
+# A step walks one child: (child, its site, its value or the algebra) -> the new child.
+_Step = Callable[[Any, Any, Any], Any]
 
 
-class NotInvertibleError(TypeError):
-    """A wrapper cannot be set by its value: it has no inverse for its ``unwrap``.
-
-    Raised by :meth:`AbstractUnwrappable.with_value` (and so by :func:`rewrap` and
-    ``optic.unwrapped().set``) for a wrapper that does not define one, and by a
-    ``Parameterize`` whose function has no registered inverse.
-    """
-
-
-class NoLogDetError(TypeError):
-    """A wrapper defines no change of variables, so ``lf.unwrap_with_log_det`` cannot
-    give the density of its raw parameters: freeze it, or give it a ``log_det``."""
-
-
-class StructureMismatchError(ValueError):
-    """The values given to ``rewrap`` are not shaped like ``unwrap(tree)``."""
+def path_of(site: Any) -> str:
+    """The key path of a site of a walk, ``(parent's site, parent, key)`` or None
+    at the root, as code (``['layers'][0].weight``; ``<root>``)."""
+    keys: list[Any] = []
+    while site is not None:
+        site, node, key = site
+        if type(key) is _Flat:  # an equinox Module's, say: its path is looked up now
+            keys += reversed(_tree.flatten_with_path(node, is_leaf=_is_wrapper)[0][key][0])
+        else:
+            keys.append(_key_at(node, key))
+    return _tree.keystr(tuple(reversed(keys)))
 
 
-def _prepend_path(error: BaseException, key: Any) -> None:
-    # The key path is assembled as the error travels out of the walk, so the
-    # common case (no error) pays nothing for it.
-    info = error.__dict__
-    info["_lf_path"] = (key, *info.get("_lf_path", ()))
+def _located_at(site: Any, error: BaseException, action: str) -> BaseException:
+    """``error``, raised at ``site`` while ``action``, located, ready to raise in its
+    place: itself with a note, or its located copy carrying its traceback (the copy
+    hides ``error``, which says nothing more)."""
+    out = located(error, path_of(site), action)
+    if out is not error:
+        out.__cause__ = None
+        out.__suppress_context__ = True
+        out = out.with_traceback(error.__traceback__)
+    return out
+
+
+class _Flat(int):
+    """The index of a wrapper among the flattened leaves of another node."""
 
 
 def _key_at(node: Any, key: Any) -> Any:
@@ -110,57 +120,53 @@ def _key_at(node: Any, key: Any) -> Any:
     return (_tree.children(node) or [])[key][0]
 
 
-def _map_children(
-    node: Any, children: Any, step: _Step, algebra: Any
-) -> dict[Any, Any] | list[Any] | None:
-    """Walk the ``children`` (a dict, or a sequence) of ``node``; None if none changed.
+def _walk_children(node: Any, children: Any, values: Any, step: _Step, site: Any) -> Any:
+    """Walk the ``children`` (a dict, or a sequence) of ``node``; None if none changed,
+    else a copy of ``children`` with the new children in it.
 
-    The result is a copy of ``children`` with the new children in it. Plain leaves
-    are skipped (they hold no wrapper) and ``step(child, algebra)`` walks the others.
+    The zipped walk (``rewrap``) gives each child its value from ``values``, indexed
+    like ``children``: a leaf taking itself is kept, a leaf taking a leaf is fitted
+    here, and ``step(child, (site, node, key), value)`` walks the rest. The fold gives
+    every child the same value, an :class:`_Each` holding its algebra, as ``values``:
+    plain leaves hold no wrapper and are skipped.
     """
-    new: Any = None
-    items = children.items() if type(children) is dict else enumerate(children)
-    for key, child in items:
-        if type(child) in _PLAIN:
-            continue  # the usual case: an array, a scalar, a hoisted function's None
-        try:
-            out = step(child, algebra)
-        except Exception as error:
-            _prepend_path(error, _key_at(node, key))
-            raise
-        if out is not child:
-            if new is None:
-                new = dict(children) if type(children) is dict else list(children)
-            new[key] = out
-    return new
-
-
-def _zip_children(node: Any, children: Any, values: Any, step: _Step, site: Any) -> Any:
-    # The zipped walk: every child of node (children, a dict or a sequence) with its
-    # value (values, indexed like children) by step(child, (site, node, key), value);
-    # None if no child changed, else a copy of children with the new ones. site is
-    # where node is: (its parent's site, the parent, its key), or None at the root.
     new: Any = None
     plain = _PLAIN
     items = children.items() if type(children) is dict else enumerate(children)
+    if type(values) is _Each:
+        for key, child in items:
+            if type(child) in plain:
+                continue  # the usual case: an array, a scalar, a hoisted function's None
+            out = step(child, (site, node, key), values)
+            if out is not child:
+                new = _put(new, children, key, out)
+        return new
     for key, child in items:
-        try:
-            out = values[key]
-            if out is child and type(child) in plain:
-                continue  # a leaf (or None) taking itself: nothing to do
-            # A leaf taking a leaf's value, or None taking None, needs no step.
-            if child is None or out is None or type(child) not in plain or type(out) not in plain:
-                out = step(child, (site, node, key), out)
-            else:
-                out = fit_leaf(child, out)
-        except Exception as error:
-            _prepend_path(error, _key_at(node, key))
-            raise
+        out = values[key]
+        if out is child and type(child) in plain:
+            continue  # a leaf (or None) taking itself: nothing to do
+        # A leaf taking a leaf's value, or None taking None, needs no step.
+        if child is None or out is None or type(child) not in plain or type(out) not in plain:
+            out = step(child, (site, node, key), out)
+        else:
+            out = _leaf_at((site, node, key), child, out, fit_leaf)
         if out is not child:
-            if new is None:
-                new = dict(children) if type(children) is dict else list(children)
-            new[key] = out
+            new = _put(new, children, key, out)
     return new
+
+
+def _put(new: Any, children: Any, key: Any, child: Any) -> Any:
+    # Copy on write: the first changed child copies children.
+    if new is None:
+        new = dict(children) if type(children) is dict else list(children)
+    new[key] = child
+    return new
+
+
+class _Each(NamedTuple):
+    """The values of the fold's children: its algebra, for each of them."""
+
+    algebra: Algebra
 
 
 # ------------------------------------------------------------------------------ fold
@@ -185,97 +191,100 @@ class Scoped:
         raise NotImplementedError
 
 
-def _fold_wrapper(wrapper: Any, algebra: Algebra) -> Any:
+def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
     cls = type(wrapper)
+    algebra = each.algebra
     if isinstance(algebra, Scoped):
-        algebra = algebra.scope(wrapper)
+        scoped = algebra.scope(wrapper)
+        if scoped is not algebra:
+            algebra, each = scoped, _Each(scoped)
     children, aux = split(wrapper)
-    new = _map_children(wrapper, children, fold_raw, algebra)
+    new = _walk_children(wrapper, children, each, _fold, site)
     if new is not None:
         wrapper = join(cls, aux, new)
     try:
         return algebra(wrapper)
     except Exception as error:
-        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
-        raise
+        out = _located_at(site, error, f"unwrapping {cls.__name__}")
+        if out is error:
+            raise
+        raise out from None
 
 
-def fold_raw(tree: Any, algebra: Algebra) -> Any:
-    """:func:`fold` without the error note: for algebras that walk what they return."""
+def _fold(tree: Any, site: Any, each: _Each) -> Any:
     t = type(tree)
     if t in WRAPPER_TYPES:
-        return _fold_wrapper(tree, algebra)
+        return _fold_wrapper(tree, site, each)
     if t in _PLAIN:
         return tree
     if t is list or t is tuple or t is dict:
-        new = _map_children(tree, tree, fold_raw, algebra)
+        new = _walk_children(tree, tree, each, _fold, site)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
     if t not in NOT_WRAPPER_TYPES and is_wrapper_type(t):
-        return _fold_wrapper(tree, algebra)
+        return _fold_wrapper(tree, site, each)
     if not _tree.is_node(tree):
         return tree
-    return _fold_node(tree, algebra)
+    return _fold_node(tree, site, each)
 
 
 _is_wrapper = is_wrapper
 
 
-def _fold_node(tree: Any, algebra: Algebra) -> Any:
+def _fold_node(tree: Any, site: Any, each: _Each) -> Any:
     # Any other node (an equinox Module, a namedtuple): one flatten down to the
     # outermost wrappers, in C, then one unflatten if any was found.
     leaves, treedef = _tree.flatten(tree, is_leaf=_is_wrapper)
     if not any(map(_is_wrapper, leaves)):
         return tree  # nothing to rebuild: the same object comes back
-    out: list[Any] = []
-    append = out.append
-    try:
-        for x in leaves:
-            append(_fold_wrapper(x, algebra) if type(x) in WRAPPER_TYPES else x)
-    except Exception as error:
-        # len(out) is the index of the leaf that failed; find its key path.
-        pairs, _ = _tree.flatten_with_path(tree, is_leaf=_is_wrapper)
-        for key in reversed(pairs[len(out)][0]):
-            _prepend_path(error, key)
-        raise
+    out = [
+        _fold_wrapper(x, (site, tree, _Flat(i)), each) if type(x) in WRAPPER_TYPES else x
+        for i, x in enumerate(leaves)
+    ]
     return _tree.unflatten(treedef, out)
-
-
-def take_path(error: BaseException) -> tuple[str, str | None]:
-    """The key path and wrapper class a walk recorded on ``error``, removed from it."""
-    info = error.__dict__
-    return _tree.keystr(info.pop("_lf_path", ())), info.pop("_lf_wrapper", None)
 
 
 def fold(tree: Any, algebra: Algebra) -> Any:
     """Replace every wrapper, innermost first, by ``algebra`` of it (children folded).
 
-    An error raised by ``algebra`` gets the note ``lensify: raised while unwrapping
-    <class> at <key path>``.
+    An error raised by ``algebra`` is located (:func:`lensify._located.located`): one
+    of lensify's starts its message with the wrapper's key path, any other gets the
+    note ``at <key path>: raised while unwrapping <class>``.
     """
-    try:
-        return fold_raw(tree, algebra)
-    except Exception as error:
-        path, wrapper = take_path(error)
-        if wrapper is not None:
-            _notes.add_note(error, f"lensify: raised while unwrapping {wrapper} at {path}")
-        raise
+    return _fold(tree, None, _Each(algebra))
+
+
+# For an algebra that walks what it returns (unwrap is total): an error that inner
+# walk located is located again by the wrapper whose algebra ran it.
+fold_raw = fold
 
 
 # ---------------------------------------------------------------------------- rewrap
+
+
+def _mismatch(what: str) -> StructureMismatchError:
+    return StructureMismatchError(f"{what}. rewrap needs values shaped like lf.unwrap(tree)")
+
+
+def _leaf_at(site: Any, old: Any, value: Any, check: Callable[[Any, Any], Any]) -> Any:
+    # A leaf's value, checked by _leaf_value (or, leaf for leaf, fit_leaf), located.
+    try:
+        return check(old, value)
+    except StructureMismatchError as error:
+        raise _located_at(site, error, "rewrapping") from None
 
 
 def _leaf_value(old: Any, value: Any) -> Any:
     # A leaf of the tree takes its value, which must be a leaf too (None for None).
     if old is None:
         if value is not None:
-            raise StructureMismatchError(f"expected None, got {_kind(value)}")
+            raise _mismatch(f"expected None, got {_kind(value)}")
         return None
     if is_wrapper(value):
         raise StructureMismatchError(_wrapped_value_message(value))
     if value is None or (type(value) not in _PLAIN and _tree.is_node(value)):
-        raise StructureMismatchError(f"expected a leaf, got {_kind(value)}")
+        raise _mismatch(f"expected a leaf, got {_kind(value)}")
     return fit_leaf(old, value)
 
 
@@ -283,7 +292,7 @@ def _wrapped_value_message(value: Any) -> str:
     return (
         f"expected a plain value, got a {type(value).__name__} wrapper. Values must be "
         "plain, unwrapped values: to load a wrapped model's values, pass "
-        "lf.unwrap(pretrained)"
+        "lf.unwrap(pretrained)."
     )
 
 
@@ -311,7 +320,7 @@ def fit_leaf(old: Any, new: Any) -> Any:
         if len(new_shape) > len(shape) or _broadcast(new_shape, shape) != shape:
             raise StructureMismatchError(
                 f"expected a value of shape {shape} (the stored parameter's shape), got "
-                f"shape {new_shape}. rewrap keeps every raw parameter's shape"
+                f"shape {new_shape}. rewrap keeps every raw parameter's shape."
             )
         new = jnp.broadcast_to(new, shape)
     dtype = getattr(old, "dtype", None)
@@ -347,7 +356,8 @@ def _kind(value: Any) -> str:
 def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
     cls = type(wrapper)
     if type(value) not in _PLAIN and is_wrapper(value):
-        raise StructureMismatchError(_wrapped_value_message(value))
+        error = StructureMismatchError(_wrapped_value_message(value))
+        raise _located_at(site, error, f"rewrapping {cls.__name__}")
     with_value = _WITH_VALUE.get(cls) or _with_value_of(cls)
     checks = _TRACED_CHECKS.get()
     if checks is not None:  # checks traced now are this wrapper's, at this site
@@ -358,8 +368,10 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         if type(target) is not cls:
             raise _wrong_type(cls, target)
     except Exception as error:
-        error.__dict__.setdefault("_lf_wrapper", cls.__name__)
-        raise
+        out = _located_at(site, error, f"rewrapping {cls.__name__}")
+        if out is error:
+            raise
+        raise out from None
     finally:
         if checks is not None:
             checks.owner, checks.site = outer
@@ -367,7 +379,7 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         return wrapper  # with_value changed nothing
     flatten = split if cls in FOREIGN_TYPES else _record_flatten  # a record's, directly
     (children, aux), (values, target_aux) = flatten(wrapper), flatten(target)
-    new = _zip_children(wrapper, children, values, _push, site)
+    new = _walk_children(wrapper, children, values, _push, site)
     if new is None:  # every child kept: the wrapper, unless its static fields changed
         return wrapper if target_aux is aux or _same(target_aux, aux) else target
     # What with_value returns is respected whole, static fields too: rebuilt only if
@@ -490,7 +502,7 @@ def _checked_finite(values: Any, name: str) -> Any:
 
         def error(found: numerics.Found) -> ValueError:
             first = found.index
-            return ValueError(
+            return numerics.ValueCheckError(
                 f"{name}: a value is outside its range: the registered with_value gives a "
                 f"NaN or infinite raw value ({found.count} position(s), the first at "
                 f"{first})."
@@ -501,16 +513,19 @@ def _checked_finite(values: Any, name: str) -> Any:
     return _tree.tree_map(check, values, is_leaf=is_wrapper)
 
 
-def _check_same_node(tree: Any, values: Any) -> None:
+def _check_same_node(site: Any, tree: Any, values: Any) -> None:
     # values must be a dict, list or tuple built like tree.
     t = type(tree)
     if type(values) is not t or len(values) != len(tree):
-        raise StructureMismatchError(f"expected {_describe_node(tree)}, got {_kind(values)}")
-    if t is dict and values.keys() != tree.keys():
-        raise StructureMismatchError(
+        what = f"expected {_describe_node(tree)}, got {_kind(values)}"
+    elif t is dict and values.keys() != tree.keys():
+        what = (
             f"expected a dict with keys {sorted(tree, key=repr)!r}, got one with keys "
             f"{sorted(values, key=repr)!r}"
         )
+    else:
+        return
+    raise _located_at(site, _mismatch(what), "rewrapping")
 
 
 def _describe_node(tree: Any) -> str:
@@ -524,7 +539,7 @@ def _rewrap(tree: Any, site: Any, values: Any) -> Any:
     if t in WRAPPER_TYPES:
         return _rewrap_wrapper(tree, values, site)
     if t in _PLAIN:
-        return _leaf_value(tree, values)
+        return _leaf_at(site, tree, values, _leaf_value)
     if t not in NOT_WRAPPER_TYPES and t not in (list, tuple, dict) and is_wrapper_type(t):
         return _rewrap_wrapper(tree, values, site)
     return _rewrap_node(tree, site, values, _rewrap)
@@ -534,67 +549,46 @@ def _rewrap_node(tree: Any, site: Any, values: Any, step: _Step) -> Any:
     t = type(tree)  # a node that is not a wrapper: each child takes its value by step
     if t is list or t is tuple or t is dict:
         if type(values) is not t or len(values) != len(tree):
-            _check_same_node(tree, values)
+            _check_same_node(site, tree, values)
         if t is dict and values.keys() != tree.keys():
-            _check_same_node(tree, values)
-        new = _zip_children(tree, tree, values, step, site)
+            _check_same_node(site, tree, values)
+        new = _walk_children(tree, tree, values, step, site)
         if new is None:
             return tree
         return tuple(new) if t is tuple else new
     pairs = _tree.children(tree)
     if pairs is None:
-        return _leaf_value(tree, values)
+        return _leaf_at(site, tree, values, _leaf_value)
     value_pairs = _tree.children(values) if type(values) is t else None
     keys = [key for key, _ in pairs]
     if value_pairs is None or [key for key, _ in value_pairs] != keys:
-        raise StructureMismatchError(
-            f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
-        )
+        what = f"expected a {t.__name__} with children {_tree.keystr(keys)}, got {_kind(values)}"
+        raise _located_at(site, _mismatch(what), "rewrapping")
     children = [child for _, child in pairs]
-    new = _zip_children(tree, children, [v for _, v in value_pairs], step, site)
+    new = _walk_children(tree, children, [v for _, v in value_pairs], step, site)
     return tree if new is None else _tree.rebuild(tree, list(new))
 
 
 def rewrap(tree: Any, values: Any, *, locate_traced: bool = True) -> Any:
     """``tree`` with its leaves and wrappers set so that it unwraps to ``values``.
 
-    Errors name the key path: a :class:`StructureMismatchError` (and a constraint's
-    error) in its message, any other error raised by a wrapper's ``with_value`` in a
-    note ``lensify: raised while rewrapping <class> at <key path>``. A check traced
-    under ``jax.jit`` names it in its message when it fails, unless ``locate_traced``
-    is False (for a caller whose ``tree`` is not the user's root).
+    Errors are located (:func:`lensify._located.located`): lensify's own (a
+    :class:`StructureMismatchError`, a constraint's, a value check's) start their
+    message with the key path, ``at <path>: <what>``; any other error raised by a
+    wrapper's ``with_value`` gets the note ``at <path>: raised while rewrapping
+    <class>``. A check traced under ``jax.jit`` fails with the same message when the
+    computation runs, unless ``locate_traced`` is False (for a caller whose ``tree``
+    is not the user's root): then it names no path.
     """
     checks = numerics.TracedChecks() if locate_traced else None
     token = _TRACED_CHECKS.set(checks)
     try:
         out = _rewrap(tree, None, values)
-    except Exception as error:
-        path, wrapper = take_path(error)
-        if isinstance(error, StructureMismatchError):
-            replacement: BaseException = StructureMismatchError(
-                f"rewrap: values must be shaped like lf.unwrap(tree); at {path} {error}"
-            )
-        elif wrapper is not None and callable(getattr(error, "with_path", None)):
-            replacement = error.with_path(path)  # type: ignore[attr-defined]
-        else:
-            if wrapper is not None:
-                _notes.add_note(error, f"lensify: raised while rewrapping {wrapper} at {path}")
-            raise
-        raise replacement.with_traceback(error.__traceback__) from None
     finally:
         _TRACED_CHECKS.reset(token)
     if checks is not None and checks.labels:
         # Checks traced under jax.jit run later: tell each where its wrapper is.
         for label in checks.labels:
             if label.owner is not None:
-                label.path = _tree.keystr(_path_of(label.site))
+                label.path = path_of(label.site)
     return out
-
-
-def _path_of(site: Any) -> tuple[Any, ...]:
-    """The key path of a site of the zipped walk: (parent's site, parent, key), or None."""
-    keys: list[Any] = []
-    while site is not None:
-        site, node, key = site
-        keys.append(_key_at(node, key))
-    return tuple(reversed(keys))

@@ -27,10 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from lensify import _notes
+from lensify._located import LocatedError, located
 
 __all__ = [
     "Found",
+    "ValueCheckError",
     "check_all",
     "nonfinite",
     "check_values",
@@ -111,6 +112,15 @@ def wide_dtype(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+class ValueCheckError(LocatedError, ValueError):
+    """A value check of lensify's failed: a value outside a function's range, a
+    weight with a row of zeros, a negative input to ``inv_softplus``.
+
+    A :class:`ValueError`; raised by a walk (``lf.rewrap``) its message starts with
+    the key path, ``at <path>: <what>``, eagerly and under ``jax.jit`` alike.
+    """
+
+
 class CheckLabel:
     """Where a traced check was made: the wrapper it was made for, and (once the walk
     that made it is done) that wrapper's key path."""
@@ -122,18 +132,10 @@ class CheckLabel:
         self.site = site  # where the walk was: its own record, read once it is done
         self.path: str | None = None
 
-    def located(self, error: Exception) -> Exception:
-        """``error`` saying where: a constraint's at the start, as eagerly."""
-        with_path = getattr(error, "with_path", None)
-        if callable(with_path):
-            located: Exception = with_path(self.path)
-            return located
-        where = f"(raised while rewrapping {type(self.owner).__name__} at {self.path})"
-        try:
-            return type(error)(f"{error} {where}")
-        except Exception:  # an exception type that takes other arguments
-            _notes.add_note(error, f"lensify: {where[1:-1]}")
-            return error
+    def located(self, error: Exception) -> BaseException:
+        """``error`` saying where, as the walk says it eagerly."""
+        assert self.path is not None
+        return located(error, self.path, f"rewrapping {type(self.owner).__name__}")
 
 
 class TracedChecks:
@@ -367,7 +369,8 @@ def _mask_shape(x: jax.Array, bad: Mask) -> tuple[int, ...]:
 
 
 def check_values(x: ArrayLike, bad: Callable[[jax.Array], jax.Array], message: str) -> jax.Array:
-    """Return ``x`` unchanged, raising ``ValueError(message)`` where ``bad(x)`` is True.
+    """Return ``x`` unchanged, raising a :class:`ValueCheckError` (a ``ValueError``)
+    with ``message`` where ``bad(x)`` is True.
 
     ``bad`` is called on ``x`` as a JAX array and must be traceable (``jnp``
     operations): the mask is reduced on the devices, and only the count and the
@@ -386,12 +389,14 @@ def check_values(x: ArrayLike, bad: Callable[[jax.Array], jax.Array], message: s
         >>> check_values(jnp.array([1.0, -2.0]), lambda v: v < 0, "negative")
         Traceback (most recent call last):
         ...
-        ValueError: negative (got -2.0 at 1 position(s)).
+        lensify.numerics.ValueCheckError: negative (got -2.0 at 1 position(s)).
     """
     x = _as_array(x)
 
     def error(what: Found) -> ValueError:
-        return ValueError(f"{message} (got {what.value.item()!r} at {what.count} position(s)).")
+        return ValueCheckError(
+            f"{message} (got {what.value.item()!r} at {what.count} position(s))."
+        )
 
     _host_check(x, bad, error)
     return x
@@ -415,7 +420,8 @@ def inv_softplus(x: ArrayLike) -> jax.Array:
         >>> lf.inv_softplus(jnp.array(-1.0))
         Traceback (most recent call last):
         ...
-        ValueError: inv_softplus expects non-negative input (got -1.0 at 1 position(s)).
+        lensify.numerics.ValueCheckError: inv_softplus expects non-negative
+        input (got -1.0 at 1 position(s)).
     """
     x = _as_array(x)
     concrete = not isinstance(x, jax.core.Tracer)

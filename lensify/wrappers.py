@@ -227,8 +227,8 @@ def unwrap(tree: Any) -> Any:
         The tree with every wrapper replaced by its value.
 
     Raises:
-        Exception: whatever a wrapper's ``unwrap`` raises, with a note naming that
-            wrapper's key path.
+        Exception: whatever a wrapper's ``unwrap`` raises, with the note ``at <key
+            path>: raised while unwrapping <class>``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -250,9 +250,8 @@ def rewrap(tree: Any, values: Any) -> Any:
     :func:`register_with_value`), and nothing else: the children it keeps stay as
     they are, and the values it gives are pushed down into the children's own
     stacks: a ``NonTrainable`` inside a ``positive`` stays inside, and a
-    ``Parameterize`` keeps its function. A leaf
-    outside any wrapper is simply replaced. Works under ``jax.jit``, ``jax.grad``
-    and ``jax.vmap``.
+    ``Parameterize`` keeps its function. A leaf outside any wrapper is simply
+    replaced. Works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
 
     Args:
         tree: Any pytree, with or without wrappers.
@@ -262,11 +261,12 @@ def rewrap(tree: Any, values: Any) -> Any:
         ``tree`` with its raw leaves set so that it unwraps to ``values``.
 
     Raises:
-        NotInvertibleError: for a wrapper that cannot be set by value; a note
-            names its key path.
+        NotInvertibleError: for a wrapper that cannot be set by value.
         ValueError: for ``values`` not shaped like ``unwrap(tree)``, or a value
-            outside a wrapper's range; the key path is named. A
-            :class:`~lensify.ConstraintError`'s message starts with it.
+            outside a wrapper's range.
+
+        Each of these reads ``at <key path>: <what>. <fix>``, eagerly and under
+        ``jax.jit``.
 
     Example:
         >>> import jax, jax.numpy as jnp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 import jax
@@ -421,7 +422,7 @@ def test_non_trainable_where_takes_an_optic_not_a_lambda() -> None:
 
 def test_setting_a_computed_attribute_names_the_path_of_its_owner() -> None:
     tree = {"layers": [{"w": jnp.ones((2, 2))}]}
-    where = re.escape("'T' in the jax.Array at ['layers'][0]['w'].")
+    where = re.escape("at ['layers'][0]['w']: no settable attribute 'T' in the jax.Array.")
     with pytest.raises(lf.MissingStepError, match=where):
         lf.at["layers"][0]["w"].T.set(tree, 1)
     with pytest.raises(lf.MissingStepError, match=where):
@@ -440,3 +441,78 @@ def test_attribute_of_none_says_none_is_an_empty_node() -> None:
 def test_item_of_none_says_none_is_an_empty_node() -> None:
     with pytest.raises(lf.MissingStepError, match=r"treats None as an empty node.*\['a'\]\[0\]"):
         lf.at["a"][0].set({"a": None}, 1.0)
+
+
+# ---------------------------------------------------------------- one located error
+
+
+def test_modify_calls_fn_once_per_focus_even_when_it_raises() -> None:
+    calls: list[Any] = []
+
+    def fn(x: Any) -> Any:
+        calls.append(x)
+        if x == 3:
+            raise ArithmeticError("three")
+        return x
+
+    tree = {"a": [1, 2], "b": {"c": 3, "d": 4}}
+    with pytest.raises(ArithmeticError) as info:
+        lf.at.leaves().modify(tree, fn)
+    assert calls == [1, 2, 3]  # the foci up to the one that raised, each once
+    assert info.value.__notes__ == [
+        "at ['b']['c']: raised while applying fn to a focus of lf.at.leaves()"
+    ]
+
+
+def test_wrap_calls_the_factory_once_per_focus_even_when_it_raises() -> None:
+    calls: list[Any] = []
+
+    def factory(x: Any) -> Any:
+        calls.append(x)
+        return lf.positive(x)
+
+    tree = {"a": jnp.ones(2), "b": -jnp.ones(2)}
+    with pytest.raises(lf.ConstraintError, match=r"^at \['b'\]: Positive got -1\.0"):
+        lf.at.each().wrap(tree, factory)
+    assert len(calls) == 2
+
+
+def _out_of_support(name: str) -> tuple[Any, Any]:
+    # A stored constraint and a value outside its support.
+    cases: dict[str, tuple[Any, Any]] = {
+        "positive": (lf.positive(jnp.ones(2)), jnp.array([1.0, -1.0])),
+        "interval": (lf.interval(jnp.full(2, 0.5), 0.0, 1.0), jnp.array([0.5, 2.0])),
+        "simplex": (lf.simplex(jnp.full(3, 1 / 3)), jnp.array([0.5, 0.7, -0.2])),
+        "unit_vector": (lf.unit_vector(jnp.array([0.6, 0.8])), jnp.array([3.0, 4.0])),
+        "symmetric": (lf.symmetric(jnp.eye(2)), jnp.array([[1.0, 2.0], [0.0, 1.0]])),
+        "cholesky_factor": (lf.cholesky_factor(jnp.eye(2)), jnp.array([[1.0, 1.0], [0.0, 1.0]])),
+    }
+    return cases[name]
+
+
+@pytest.mark.parametrize(
+    "name", ["positive", "interval", "simplex", "unit_vector", "symmetric", "cholesky_factor"]
+)
+def test_a_check_reads_the_same_eagerly_and_under_jit(name: str) -> None:
+    stored, value = _out_of_support(name)
+    tree = {"model": [jnp.zeros(1), {"p": stored}]}
+    values = {"model": [jnp.zeros(1), {"p": value}]}
+    with pytest.raises(lf.ConstraintError) as eager:
+        lf.rewrap(tree, values)
+    message = str(eager.value)
+    assert message.startswith("at ['model'][1]['p']: ")
+    with pytest.raises(jax.errors.JaxRuntimeError) as traced:
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, values))
+    assert f"ConstraintError: {message}" in str(traced.value)
+
+
+def test_a_value_check_reads_the_same_eagerly_and_under_jit() -> None:
+    tree = {"k": [lf.Parameterize(jax.nn.sigmoid, jnp.zeros(2))]}
+    values = {"k": [jnp.array([0.5, 1.5])]}
+    with pytest.raises(ValueError) as eager:
+        lf.rewrap(tree, values)
+    message = str(eager.value)
+    assert message.startswith("at ['k'][0]: Parameterize: a value is outside")
+    with pytest.raises(jax.errors.JaxRuntimeError) as traced:
+        jax.block_until_ready(jax.jit(lf.rewrap)(tree, values))
+    assert message in str(traced.value)

@@ -236,4 +236,4 @@ def test_fold_with_the_unwrap_algebra_equals_unwrap_in_error_notes(
         with pytest.raises(ArithmeticError, match="on purpose") as info:
             walk(bad)
         notes.append(info.value.__notes__)
-    assert notes[0] == notes[1] == [f"lensify: raised while unwrapping _Raises at {path}"]
+    assert notes[0] == notes[1] == [f"at {path}: raised while unwrapping _Raises"]

@@ -314,13 +314,13 @@ def test_rewrap_unregistered_function_says_how_to_register_or_use_an_optic() -> 
         lf.rewrap({"a": [lf.Parameterize(jnp.tanh, jnp.zeros(2))]}, {"a": [jnp.zeros(2)]})
     message = str(info.value)
     assert "lf.register_inverse(tanh" in message and "lf.at.args[0].set" in message
-    assert info.value.__notes__ == ["lensify: raised while rewrapping Parameterize at ['a'][0]"]
+    assert str(info.value).startswith("at ['a'][0]: Parameterize")
 
 
 def test_rewrap_error_note_names_the_key_path() -> None:
     with pytest.raises(lf.NotInvertibleError) as info:
         lf.rewrap({"a": (1.0, Opaque(2.0))}, {"a": (1.0, 3.0)})
-    assert info.value.__notes__ == ["lensify: raised while rewrapping Opaque at ['a'][1]"]
+    assert str(info.value).startswith("at ['a'][1]: Opaque cannot be set")
 
 
 def test_rewrap_constraint_error_starts_with_the_key_path() -> None:
@@ -350,18 +350,18 @@ def test_rewrap_structure_mismatch_names_the_key_path(
     tree = {"a": [jnp.ones(()), lf.NonTrainable(jnp.ones(()))], "b": None}
     with pytest.raises(ValueError, match=r"shaped like lf\.unwrap") as info:
         lf.rewrap(tree, values)
-    assert f"at {path} " in str(info.value) and expected in str(info.value)
+    assert str(info.value).startswith(f"at {path}: ") and expected in str(info.value)
 
 
 def test_rewrap_leaf_replaced_by_none_is_a_mismatch() -> None:
-    with pytest.raises(ValueError, match=r"at \['a'\] expected a leaf, got None"):
+    with pytest.raises(ValueError, match=r"^at \['a'\]: expected a leaf, got None"):
         lf.rewrap({"a": jnp.ones(2)}, {"a": None})
 
 
 def test_rewrap_value_outside_the_range_of_exp_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="outside the range of exp") as info:
         lf.rewrap({"k": lf.Parameterize(jnp.exp, jnp.zeros(2))}, {"k": jnp.array([1.0, -1.0])})
-    assert info.value.__notes__ == ["lensify: raised while rewrapping Parameterize at ['k']"]
+    assert str(info.value).startswith("at ['k']: Parameterize: a value is outside")
 
 
 def test_rewrap_value_outside_the_range_is_a_runtime_error_under_jit() -> None:
@@ -381,20 +381,20 @@ def test_rewrap_value_outside_the_range_is_a_runtime_error_under_jit() -> None:
         (
             {"k": (1.0, lf.Parameterize(jax.nn.sigmoid, jnp.zeros(2)))},
             {"k": (1.0, jnp.array([0.5, 1.5]))},
-            "outside the range of sigmoid (1 position(s), the first at (1,)). "
-            "(raised while rewrapping Parameterize at ['k'][1])",
+            "ValueCheckError: at ['k'][1]: Parameterize: a value is outside the range of "
+            "sigmoid (1 position(s), the first at (1,)).",
         ),
         (
             # The check of the inner stack, made while rewrapping the outer one.
             {"s": lf.NonTrainable(lf.Parameterize(jax.nn.softplus, jnp.zeros(2)))},
             {"s": jnp.array([0.5, -1.5])},
-            "(raised while rewrapping Parameterize at ['s'].tree)",
+            "ValueCheckError: at ['s'].tree: Parameterize: a value is outside",
         ),
         (
             {"w": lf.WeightNormalization(jnp.ones((2, 2)))},
             {"w": jnp.zeros((2, 2))},
-            "row of zeros (got 0.0 at 2 position(s)). (raised while rewrapping "
-            "WeightNormalization at ['w'])",
+            "ValueCheckError: at ['w']: WeightNormalization cannot normalise a weight with "
+            "a row of zeros (got 0.0 at 2 position(s)).",
         ),
     ],
 )
@@ -425,7 +425,7 @@ def test_a_traced_check_error_that_takes_other_arguments_gets_a_note() -> None:
     label.path = "['x']"
     error = label.located(TwoArgumentsError("bad", 2))
     assert type(error) is TwoArgumentsError
-    assert error.__notes__ == ["lensify: raised while rewrapping NonTrainable at ['x']"]
+    assert error.__notes__ == ["at ['x']: raised while rewrapping NonTrainable"]
 
 
 def test_rewrap_negative_value_through_softplus_is_a_value_error() -> None:
@@ -754,7 +754,7 @@ def test_where_refuses_a_value_the_mask_hides_naming_the_key_path() -> None:
         ValueError, match=r"outside the range of where \(1 position.*\(1,\)"
     ) as info:
         lf.rewrap(model, {"w": jnp.array([1.0, 5.0])})
-    assert info.value.__notes__ == ["lensify: raised while rewrapping Parameterize at ['w']"]
+    assert str(info.value).startswith("at ['w']: Parameterize: a value is outside")
 
 
 def test_not_invertible_hint_never_points_at_a_mask() -> None:
@@ -815,7 +815,7 @@ def test_register_with_value_keeps_shape_and_dtype_checks() -> None:
     model = {"h": _Halved(jnp.ones(2, jnp.float32))}
     out = lf.rewrap(model, {"h": np.array([1.0, 2.0], np.float64)})
     assert out["h"].x.dtype == jnp.float32
-    with pytest.raises(lf.StructureMismatchError, match=r"at \['h'\]\.x .*shape \(2,\)"):
+    with pytest.raises(lf.StructureMismatchError, match=r"^at \['h'\]\.x: .*shape \(2,\)"):
         lf.rewrap(model, {"h": jnp.ones(3)})
 
 
@@ -826,8 +826,8 @@ def test_register_with_value_refuses_a_non_finite_raw_value_naming_the_path() ->
     np.testing.assert_allclose(out["a"][0].x, [0.0, np.log(2.0)], rtol=1e-6)
     with pytest.raises(ValueError, match=r"_Logged: a value is outside its range") as info:
         lf.rewrap(model, {"a": [jnp.array([1.0, -2.0])]})
-    assert info.value.__notes__ == ["lensify: raised while rewrapping _Logged at ['a'][0]"]
-    with pytest.raises(Exception, match=r"outside its range.*_Logged at \['a'\]\[0\]"):
+    assert str(info.value).startswith("at ['a'][0]: _Logged: a value is outside its range")
+    with pytest.raises(Exception, match=re.escape(str(info.value))):
         jax.block_until_ready(jax.jit(lf.rewrap)(model, {"a": [jnp.array([1.0, -2.0])]}))
 
 

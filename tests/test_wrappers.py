@@ -179,19 +179,19 @@ def test_unwrap_under_hessian() -> None:
 def test_unwrap_error_names_the_key_path() -> None:
     with pytest.raises(ValueError, match="always fails") as info:
         lf.unwrap({"a": [1.0, {"b": Fails(1.0)}]})
-    assert info.value.__notes__ == ["lensify: raised while unwrapping Fails at ['a'][1]['b']"]
+    assert info.value.__notes__ == ["at ['a'][1]['b']: raised while unwrapping Fails"]
 
 
 def test_unwrap_error_inside_a_wrapper_field() -> None:
     with pytest.raises(ValueError) as info:
         lf.unwrap(Pair(0, lf.Parameterize(jnp.exp, Fails(1.0))))
-    assert info.value.__notes__ == ["lensify: raised while unwrapping Fails at .second.args[0]"]
+    assert info.value.__notes__ == ["at .second.args[0]: raised while unwrapping Fails"]
 
 
 def test_unwrap_error_at_the_root() -> None:
     with pytest.raises(ValueError) as info:
         lf.unwrap(Fails(1.0))
-    assert info.value.__notes__ == ["lensify: raised while unwrapping Fails at <root>"]
+    assert info.value.__notes__ == ["at <root>: raised while unwrapping Fails"]
 
 
 def test_unwrap_error_notes_once_when_raised_again() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lensify._located import LocatedError, located
 from lensify.numerics import Found
 
 __all__ = ["ConstraintError", "boundary_error", "support_error"]
 
 
-class ConstraintError(ValueError):
+class ConstraintError(LocatedError, ValueError):
     """A value given to a constraint lies outside its support, or has the wrong shape.
 
     Attributes:
@@ -18,8 +19,9 @@ class ConstraintError(ValueError):
         value: The first offending entry (None for a shape error).
         index: Its index in the value (None for a shape error).
         count: How many entries are outside the support.
-        path: The key path of the value in a larger tree, once known (see
-            :meth:`with_path`), else None.
+        path: The key path of the value in a larger tree, once known, else None:
+            ``lf.rewrap`` and an optic's ``wrap`` start the message with it,
+            ``at <path>: <what>``.
 
     Example:
         >>> import lensify as lf
@@ -41,18 +43,23 @@ class ConstraintError(ValueError):
         path: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
         self.constraint = constraint
         self.value = value
         self.index = index
         self.count = count
         self.path = path
 
+    @property
+    def message(self) -> str:
+        """The message without the key path (the same as :attr:`what`)."""
+        return self.what
+
     def with_path(self, path: str) -> ConstraintError:
         """The same error, its message starting with the key path of the value.
 
-        Meant for code that constructs constraints across a tree (an optic's
-        ``wrap``): catch the error, then ``raise error.with_path(keystr) from error``.
+        Meant for code that constructs constraints across a tree: catch the error,
+        then ``raise error.with_path(keystr) from error``. Optics and ``lf.rewrap``
+        do this for you.
 
         Example:
             >>> import lensify as lf
@@ -62,14 +69,7 @@ class ConstraintError(ValueError):
             ...     print(error.with_path("['scale']"))
             at ['scale']: Positive got -1.0, outside its support x > 0 ...
         """
-        return ConstraintError(
-            f"at {path}: {self.message}",
-            constraint=self.constraint,
-            value=self.value,
-            index=self.index,
-            count=self.count,
-            path=path,
-        )
+        return located(self, path, "")
 
 
 def support_error(name: str, support: str) -> Callable[[Found], Exception]:

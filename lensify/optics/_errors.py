@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lensify._located import LocatedError
+
 __all__ = [
     "FocusCountError",
     "MissingStepError",
@@ -11,7 +13,7 @@ __all__ = [
 ]
 
 
-class OpticError(ValueError):
+class OpticError(LocatedError, ValueError):
     """Base class of every error raised while applying an optic to a tree.
 
     Example:
@@ -36,8 +38,8 @@ class MissingStepError(OpticError, LookupError):
         >>> lf.at["layers"][0]["wieght"].get({"layers": [{"weight": 1.0, "bias": 0.0}]})
         Traceback (most recent call last):
         ...
-        lensify.MissingStepError: no key 'wieght' in the dict at
-        ['layers'][0]; it has keys 'weight', 'bias'...
+        lensify.MissingStepError: at ['layers'][0]: no key 'wieght' in
+        the dict; it has keys 'weight', 'bias'...
     """
 
 
@@ -62,8 +64,8 @@ class OverlapError(OpticError):
         >>> (lf.at["a"] | lf.at.leaves()).get_all({"a": 1, "b": 2})
         Traceback (most recent call last):
         ...
-        lensify.OverlapError: the foci of (lf.at['a'] | lf.at.leaves())
-        overlap at ['a']...
+        lensify.OverlapError: at ['a']: the foci of (lf.at['a'] |
+        lf.at.leaves()) overlap...
     """
 
 
@@ -82,6 +84,6 @@ class TracedPredicateError(OpticError, TypeError):
         >>> jax.jit(lambda t: positive.set(t, 0.0))([jnp.ones(2)])
         Traceback (most recent call last):
         ...
-        lensify.TracedPredicateError: the predicate of .where(<lambda>)
-        needs the value of a traced array...
+        lensify.TracedPredicateError: at [0]: the predicate of
+        .where(<lambda>) needs the value of a traced array...
     """

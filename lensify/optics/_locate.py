@@ -1,16 +1,18 @@
 """Errors with key paths: a failed step, or an error of the user's function, located.
 
 The executor's fast paths do not track key paths. When something fails, the
-functions here walk again, with paths, to say where: the missing key and the node
-that lacks it, the focus a predicate or an update function raised on.
+functions here find where, and :func:`lensify._located.located` says it: the
+missing key and the node that lacks it, the focus a predicate raised on (found by
+walking the steps again), the focus the user's function raised on (the executor
+counted its calls, so the function is never called again to find it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from lensify import _notes, _tree
+from lensify import _tree
+from lensify._located import located
 from lensify.optics import _run
 from lensify.optics._errors import FocusCountError, MissingStepError, TracedPredicateError
 from lensify.optics._failures import (
@@ -31,7 +33,7 @@ _SHOWN_PATHS = 5  # how many focus paths an error message lists
 _SHOWN_KEYS = 10  # how many existing keys an error message lists
 
 
-def explain(optic: object, plan: _run.Plan, tree: Any, failure: StepError) -> Exception:
+def explain(optic: object, plan: _run.Plan, tree: Any, failure: StepError) -> BaseException:
     """The user-facing error for a failed step, with the path it failed on."""
     # The fast paths do not track key paths; walking again with them finds
     # the same failure, located.
@@ -53,42 +55,37 @@ def locate(
     plan: _run.Plan,
     error: Exception,
     tree: Any,
-    fn: Callable[[Any], Any],
+    calls: _run.Calls | None,
     origin: Any,
-) -> Exception:
+) -> BaseException:
     """``error``, raised while modifying ``tree``, naming the focus ``fn`` raised it on.
 
-    The fast paths do not track which focus ``fn`` is working on, so after an
-    error ``fn`` is asked again, focus by focus in order, until it raises the
-    same kind of error. An error that does not come back that way (raised by a
-    step, or by an ``fn`` that changed its mind) is returned as it is.
+    ``calls`` is ``fn`` as a traversal called it: it knows the focus ``fn`` raised
+    on; a lens (``calls`` None) has one. An error a traversal's ``fn`` did not raise
+    is returned as it is.
     """
-    path = _focus_that_raises(plan, tree, fn, type(error))
-    if path is None:
+    if calls is not None and not calls.failed:
         return error
-    if callable(getattr(error, "with_path", None)):
-        return _error_with_path(error, path)
-    note = (
-        f"lensify: raised by {callable_name(origin)} at {_tree.keystr(path)}, a focus of {optic!r}"
-    )
-    _notes.add_note(error, note)
-    return error
-
-
-def _focus_that_raises(
-    plan: _run.Plan, tree: Any, fn: Callable[[Any], Any], kind: type[Exception]
-) -> Path | None:
     try:
         foci = _run.items(plan, tree)
     except Exception:
-        return None
-    for path, focus in foci:
-        try:
-            fn(focus)
-        except kind:
+        return error
+    path = _path_of_call(foci, calls)
+    if path is None:
+        return error
+    action = f"applying {callable_name(origin)} to a focus of {optic!r}"
+    return located(error, _tree.keystr(path), action)
+
+
+def _path_of_call(foci: list[tuple[Path, Any]], calls: _run.Calls | None) -> Path | None:
+    # The focus fn raised on is the very object items() finds (the first, if the
+    # tree holds it twice: fn, given it twice, raises the first time). An unwrapped
+    # value is computed afresh, so it is found only if it is the one focus.
+    if calls is None or len(foci) == 1:
+        return foci[0][0] if len(foci) == 1 else None
+    for path, other in foci:
+        if other is calls.focus:
             return path
-        except Exception:
-            return None
     return None
 
 
@@ -107,76 +104,41 @@ def count_error(optic: object, plan: _run.Plan, tree: Any, count: int) -> FocusC
     )
 
 
-def public_error(optic: object, failure: StepError) -> Exception:
+def public_error(optic: object, failure: StepError) -> BaseException:
     """The public error a step failure becomes."""
     if isinstance(failure, StepLookupError):
         return _missing_error(optic, failure)
     if isinstance(failure, StepPredicateError):
         # The predicate's own error, of its own type, told where it happened.
-        _notes.add_note(
-            failure.error,
-            f"lensify: raised by the predicate of .where({failure.pred_name}) on the focus "
-            f"at {_tree.keystr(failure.path)} (while applying {optic!r})",
-        )
-        return failure.error
+        action = f"applying the predicate of .where({failure.pred_name}) in {optic!r}"
+        return located(failure.error, _tree.keystr(failure.path), action)
     if isinstance(failure, StepValueError):
         return _value_error(optic, failure)
     assert isinstance(failure, StepTracedError)
     return _traced_error(optic, failure)
 
 
-def _value_error(optic: object, failure: StepValueError) -> Exception:
+def _value_error(optic: object, failure: StepValueError) -> BaseException:
     """The error of unwrap or rewrap, its key path starting at the tree's root."""
-    error: Any = failure.error
-    if callable(getattr(error, "with_path", None)):
-        # The path rewrap found inside the focus (if any) follows the focus's own.
-        below = getattr(error, "path", None)
-        below = "" if below in (None, _tree.keystr(())) else below
-        pathless = error
-        for inner in (error.__cause__, error.__context__):
-            if type(inner) is type(error) and getattr(inner, "path", None) is None:
-                pathless = inner
-        if pathless is not error or not below:
-            return pathless.with_path(_tree.keystr(failure.path) + below)
-    _notes.add_note(
-        error,
-        f"lensify: raised while {failure.action} the focus at {_tree.keystr(failure.path)} "
-        f"(while applying {optic!r})",
-    )
-    return error
+    action = f"{failure.action} a focus of {optic!r}"
+    return located(failure.error, _tree.keystr(failure.path), action)
 
 
-def _traced_error(optic: object, failure: StepTracedError) -> TracedPredicateError:
-    return TracedPredicateError(
+def _traced_error(optic: object, failure: StepTracedError) -> BaseException:
+    error = TracedPredicateError(
         f"the predicate of .where({failure.pred_name}) needs the value of a traced "
-        f"array in the focus at {_tree.keystr(failure.path)}: inside jax.jit, jax.grad "
-        "or jax.vmap an array has a shape and a dtype but no value. Select on shape, "
-        "dtype or type instead, for example .where(lambda x: x.ndim == 2), or apply "
-        f"the optic outside the transform. (while applying {optic!r})"
+        "array in this focus: inside jax.jit, jax.grad or jax.vmap an array has a "
+        "shape and a dtype but no value. Select on shape, dtype or type instead, for "
+        "example .where(lambda x: x.ndim == 2), or apply the optic outside the "
+        f"transform. (while applying {optic!r})"
     )
+    return located(error, _tree.keystr(failure.path), "")
 
 
-def _error_with_path(error: Any, path: Path) -> Exception:
-    """``error`` with its message starting with ``path``, the key path of its value.
-
-    Errors that can name where they happened (a ``lf.ConstraintError``) have a
-    ``with_path(keystr)`` method and a ``path`` attribute; optics ask for no more.
-    """
-    inner = error.__cause__
-    if getattr(error, "path", None) is None or type(inner) is not type(error):
-        return error.with_path(_tree.keystr(path))
-    # An optic applied by fn has named the path below this focus already.
-    if not path:
-        return error
-    below = "" if error.path == _tree.keystr(()) else error.path
-    return inner.with_path(_tree.keystr(path) + below)
-
-
-def _missing_error(optic: object, failure: StepLookupError) -> MissingStepError:
-    where = _tree.keystr(failure.path)
+def _missing_error(optic: object, failure: StepLookupError) -> BaseException:
     kind = describe_node(failure.node)
     existing = closest_first(failure.target, failure.available)
-    message = f"no {failure.missing} in the {kind} at {where}"
+    message = f"no {failure.missing} in the {kind}"
     if existing:
         shown = ", ".join(existing[:_SHOWN_KEYS])
         more = ", ..." if len(existing) > _SHOWN_KEYS else ""
@@ -188,4 +150,4 @@ def _missing_error(optic: object, failure: StepLookupError) -> MissingStepError:
     if failure.hint:
         message += f" {failure.hint}"
     message += f" (while applying {optic!r})"
-    return MissingStepError(message)
+    return located(MissingStepError(message), _tree.keystr(failure.path), "")

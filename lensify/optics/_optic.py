@@ -396,10 +396,11 @@ class Optic:
         Raises:
             MissingStepError: if a key, attribute or index is not in the tree.
             TracedPredicateError: if a ``where`` predicate needs a traced value.
-            Exception: whatever ``fn`` raises, the same exception with a note naming
-                the key path of the focus; a :class:`~lensify.ConstraintError`
-                becomes one whose message starts with that path. To find the focus,
-                ``fn`` is called again after the error, on the foci up to that one.
+            Exception: whatever ``fn`` raises, the same exception with the note
+                ``at <path>: raised while applying <fn> to a focus of <optic>``; one
+                of lensify's own (a :class:`~lensify.ConstraintError`) becomes one
+                whose message starts with that path. ``fn`` is called once per focus,
+                never again to find the one it raised on.
 
         Example:
             >>> import lensify as lf
@@ -412,19 +413,20 @@ class Optic:
             ...     lf.at["a"].each().modify(tree, lambda x: 1 / (x - 2))
             ... except ZeroDivisionError as error:
             ...     print(error.__notes__)
-            ["lensify: raised by <lambda> at ['a'][1], a focus of lf.at['a'].each()"]
+            ["at ['a'][1]: raised while applying <lambda> to a focus of lf.at['a'].each()"]
         """
         return self._modify(tree, fn, fn)
 
     def _modify(self, tree: Any, fn: Callable[[Any], Any], origin: Any) -> Any:
         # ``origin`` is what the user passed (fn, or wrap's factory), named in errors.
         plan = self._plan or self._compiled()
+        calls = None if plan.is_lens else _run.Calls(fn)
         try:
-            return plan.modify(tree, fn)
+            return plan.modify(tree, fn if calls is None else calls.counted)
         except StepError as failure:
             raise _locate.explain(self, plan, tree, failure) from None
         except Exception as error:
-            located = _locate.locate(self, plan, error, tree, fn, origin)
+            located = _locate.locate(self, plan, error, tree, calls, origin)
             if located is error:
                 raise
             raise located from error

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lensify import _tree
+from lensify._located import located
 from lensify.optics._errors import OverlapError
 from lensify.optics._failures import StepError
 from lensify.optics._steps import LensStep, Unwrapped, apply_focus, put_focus, step_for_key
@@ -20,6 +21,7 @@ from lensify.optics._traversals import InstancesOf, LeafScan, Leaves, Union, Whe
 
 __all__ = [
     "Branches",
+    "Calls",
     "Plan",
     "compile_chain",
     "first_overlap",
@@ -146,6 +148,30 @@ def items(plan: Plan, tree: Any) -> list[tuple[Path, Any]]:
     return found
 
 
+class Calls:
+    """The user's function as a traversal's :meth:`Plan.modify` calls it.
+
+    ``counted`` is what the executor calls. If ``fn`` raises, :attr:`failed` is set
+    and :attr:`focus` is the focus it raised on: so that focus is located without
+    calling ``fn`` again. (A lens has one focus: it calls ``fn`` as it is.)
+    """
+
+    __slots__ = ("counted", "failed", "focus")
+
+    def __init__(self, fn: Continuation) -> None:
+        self.failed = False
+        self.focus: Any = None
+
+        def counted(focus: Any) -> Any:
+            try:
+                return fn(focus)
+            except Exception:
+                self.failed, self.focus = True, focus
+                raise
+
+        self.counted = counted
+
+
 def values(plan: Plan, tree: Any) -> list[Any]:
     """Every focus, without the key paths."""
     nodes = [tree]
@@ -243,11 +269,12 @@ def _checked_items(branch: Branches, node: Any) -> list[tuple[Path, Any]]:
         found += items(plan, node)
     overlap = first_overlap([p for p, _ in found])
     if overlap is not None:
-        raise OverlapError(
-            f"the foci of {branch.code} overlap at {_tree.keystr(overlap)}: "
-            "optics joined by | may not focus on the same node, nor on one node "
-            "inside another. Narrow one of them, for example with .where(...)."
+        error = OverlapError(
+            f"the foci of {branch.code} overlap: optics joined by | may not focus on "
+            "the same node, nor on one node inside another. Narrow one of them, for "
+            "example with .where(...)."
         )
+        raise located(error, _tree.keystr(overlap), "")
     return found
 
 
