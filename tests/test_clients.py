@@ -161,7 +161,7 @@ def test_maf_masked_weights_are_set_by_value_keeping_their_hidden_raw_entries() 
     # A value where the mask hides the weight is refused, naming the key path.
     with pytest.raises(ValueError, match="outside the range of where") as info:
         weights.unwrapped().modify(flow, lambda v: v + 1.0)
-    assert any("masked_autoregressive_mlp" in note for note in info.value.__notes__)
+    assert "masked_autoregressive_mlp" in str(info.value)  # the message starts with the path
 
 
 def test_a_bnaf_weight_refuses_a_non_positive_diagonal_block() -> None:
@@ -290,7 +290,7 @@ def test_paramax_builtins_are_set_by_value() -> None:
     assert _leaves_equal(paramax.unwrap(out), values, atol=1e-5)
     with pytest.raises(ValueError, match="row of zeros") as info:
         lf.rewrap(tree, {**values, "normed": jnp.zeros((2, 2))})
-    assert "['normed']" in info.value.__notes__[-1]
+    assert str(info.value).startswith("at ['normed']: ")
 
 
 def test_simplify_keeps_paramax_wrappers_paramax() -> None:
