@@ -9,6 +9,7 @@ import pytest
 
 import lensify
 import lensify.checkpoint
+import lensify.numerics
 
 # Raised inside the optic steps and turned into an OpticError before a user sees it.
 _INTERNAL = {
@@ -17,8 +18,13 @@ _INTERNAL = {
     "StepTracedError",
     "StepPredicateError",
     "StepValueError",
+    # The base of lensify's located errors: never raised itself, caught by its subclasses.
+    "LocatedError",
 }
-_PUBLIC_SUBMODULES = {"lensify.checkpoint": lensify.checkpoint}
+_PUBLIC_SUBMODULES = {
+    "lensify.checkpoint": lensify.checkpoint,
+    "lensify.numerics": lensify.numerics,  # ValueCheckError, raised by its checks
+}
 
 
 def _defined_exceptions() -> list[type[BaseException]]:
