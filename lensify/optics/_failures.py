@@ -13,6 +13,8 @@ from typing import Any
 
 import jax
 
+from lensify._functions import callable_name
+
 __all__ = [
     "NONE_HINT",
     "StepError",
@@ -20,7 +22,6 @@ __all__ = [
     "StepPredicateError",
     "StepTracedError",
     "StepValueError",
-    "callable_name",
     "closest_first",
     "describe_node",
     "predicate_failure",
@@ -123,8 +124,3 @@ def describe_node(node: Any) -> str:
     if isinstance(node, jax.Array):
         return "jax.Array"
     return type(node).__name__
-
-
-def callable_name(fn: Any) -> str:
-    """The name of ``fn`` for a message or a repr: its ``__name__``, else its repr."""
-    return getattr(fn, "__name__", None) or repr(fn)

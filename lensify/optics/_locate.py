@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from lensify import _tree
+from lensify._functions import callable_name
 from lensify._located import located
 from lensify.optics import _run
 from lensify.optics._errors import FocusCountError, MissingStepError, TracedPredicateError
@@ -21,7 +22,6 @@ from lensify.optics._failures import (
     StepPredicateError,
     StepTracedError,
     StepValueError,
-    callable_name,
     closest_first,
     describe_node,
 )
