@@ -334,7 +334,7 @@ def fit_leaf(old: Any, new: Any) -> Any:
 
 
 _NUMERIC = frozenset("biufc")
-_ARRAY = type(jnp.zeros(()))
+_ARRAY = numerics.CONCRETE_ARRAY  # named, not made: importing starts no backend
 
 
 _SCALARS = frozenset({int, float, complex, bool})

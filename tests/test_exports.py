@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +57,17 @@ def test_every_exception_is_public_under_the_module_it_names(cls: type) -> None:
 def test_structure_mismatch_error_is_exported() -> None:
     with pytest.raises(lensify.StructureMismatchError, match=r"at \['b'\]"):
         lensify.rewrap({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": [2.0]})
+
+
+def test_importing_lensify_starts_no_jax_backend() -> None:
+    # jax.distributed.initialize must come before anything starts JAX's backend, and
+    # a multi-host program imports lensify first.
+    code = (
+        "import jax._src.xla_bridge as xb\n"
+        "def started(*a, **k):\n"
+        "    raise SystemExit('importing lensify started a JAX backend')\n"
+        "xb.backends = started\n"
+        "import lensify, lensify.numerics, lensify.pytree, lensify.checkpoint\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
