@@ -71,7 +71,7 @@ class _LogDetAlgebra(_walker.Scoped):
         self.terms.append(term)
         if type(value) in _PLAIN:
             return value
-        return _walker.fold_raw(value, self)  # unwrap is total
+        return _walker.fold(value, self)  # unwrap is total
 
 
 class _Later(NamedTuple):
@@ -186,5 +186,5 @@ def unwrap_with_log_det(tree: Any) -> tuple[Any, jax.Array]:
         Array(0., dtype=float32)
     """
     algebra = _LogDetAlgebra()
-    values = _walker.fold_raw(tree, algebra)
+    values = _walker.fold(tree, algebra)
     return values, _sum(algebra.terms)

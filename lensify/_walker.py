@@ -59,7 +59,6 @@ __all__ = [
     "Scoped",
     "StructureMismatchError",
     "fold",
-    "fold_raw",
     "is_wrapper",
     "is_wrapper_type",
     "join",
@@ -250,14 +249,11 @@ def fold(tree: Any, algebra: Algebra) -> Any:
 
     An error raised by ``algebra`` is located (:func:`lensify._located.located`): one
     of lensify's starts its message with the wrapper's key path, any other gets the
-    note ``at <key path>: raised while unwrapping <class>``.
+    note ``at <key path>: raised while unwrapping <class>``. An algebra may fold
+    what it returns (unwrap is total): an error located by that inner fold is located
+    again by the wrapper whose algebra ran it.
     """
     return _fold(tree, None, _Each(algebra))
-
-
-# For an algebra that walks what it returns (unwrap is total): an error that inner
-# walk located is located again by the wrapper whose algebra ran it.
-fold_raw = fold
 
 
 # ---------------------------------------------------------------------------- rewrap

@@ -208,7 +208,7 @@ def unwrap_algebra(wrapper: AbstractUnwrappable[Any]) -> Any:
     # unwrap is total: a wrapper may unwrap to something holding wrappers.
     if type(value) in _tree.PLAIN_TYPES:
         return value
-    return _walker.fold_raw(value, unwrap_algebra)
+    return _walker.fold(value, unwrap_algebra)
 
 
 def unwrap(tree: Any) -> Any:
