@@ -315,8 +315,20 @@ def _kept(i: int) -> str:
     return (
         f"((t := type({c})) is tuple"
         f" and (len({c}) == 1 and type({c}[0]) in _PLAIN or _entries_kept({c}))"
-        f" or t is dict and (not {c} or _entries_kept({c}.values()))"
+        f" or t is dict and (not {c} or _PLAIN.issuperset(map(type, {c}.values()))"
+        f" or _entries_kept({c}.values()))"
         f" or t in _PLAIN or t is list and _entries_kept({c}))"
+    )
+
+
+def _tight(i: int) -> str:
+    """Source: child ``c{i}`` is plain, a 1-tuple of a plain entry or an empty dict:
+    the shape of a Parameterize's args and kwargs, in which no entry can be
+    configuration (see ``_records.config_keys``)."""
+    c = f"c{i}"
+    return (
+        f"((t := type({c})) is tuple and len({c}) == 1 and type({c}[0]) in _PLAIN"
+        f" or t is dict and not {c} or t in _PLAIN)"
     )
 
 
@@ -347,6 +359,15 @@ def _flatten_source(
         return [*lines, f"    return (), {aux}"]
     if config:
         # A class configuring a function (Parameterize) holds one: no plain case.
+        # Its usual shape (a function, one argument, no keywords) holds no
+        # configuration entry, and is decided before the instance's are read.
+        for i in k:
+            others = " and ".join(_tight(j) for j in k if j != i) or "True"
+            kept = "".join("None, " if j == i else f"c{j}, " for j in k if j != i or not registry)
+            lines += [
+                f"    if type(c{i}) in _FUNCTIONS and {others}:",
+                *_shared_structure(i, kept, static, statics),
+            ]
         lines += ["    if _CONFIG in obj.__dict__:", f"        return {general}"]
     else:
         # Every child plain: the usual case, one set lookup per child.
@@ -360,17 +381,7 @@ def _flatten_source(
         lines += [
             f"    {'if' if i == 0 else 'elif'} type(c{i}) in _FUNCTIONS:",
             f"        if {others}:",
-        ]
-        if statics:
-            lines.append(f"            return ({kept}), ({static}, ((({i},), c{i}),))")
-            continue
-        # With no static field the structure depends on the function alone: one
-        # per function, shared by every flatten (and compared by identity in jit's cache).
-        lines += [
-            f"            aux = _HOISTED_{i}.get(c{i})",
-            "            if aux is None:",
-            f"                aux = _hoisted(_HOISTED_{i}, {i}, c{i})",
-            f"            return ({kept}), aux",
+            *("    " + line for line in _shared_structure(i, kept, static, statics)),
         ]
     # No function: containers with no callable entry are kept as they are.
     every_kept = " and ".join(_kept(i) for i in k)
@@ -379,6 +390,21 @@ def _flatten_source(
         f"    elif {every_kept}:",
         f"        return ({every}), {aux}",
         f"    return {general}",
+    ]
+
+
+def _shared_structure(i: int, kept: str, static: str, statics: tuple[str, ...]) -> list[str]:
+    """Source, indented for an ``if``: return the children ``kept`` and the structure
+    of child ``i``, a function, moved into it."""
+    if statics:
+        return [f"        return ({kept}), ({static}, ((({i},), c{i}),))"]
+    # With no static field the structure depends on the function alone: one per
+    # function, shared by every flatten (and compared by identity in jit's cache).
+    return [
+        f"        aux = _HOISTED_{i}.get(c{i})",
+        "        if aux is None:",
+        f"            aux = _hoisted(_HOISTED_{i}, {i}, c{i})",
+        f"        return ({kept}), aux",
     ]
 
 
@@ -427,12 +453,25 @@ def _rebuild_source(
         f"def {fname}(aux, children):",
         "    if _ready is not True:",
         f"        return _slow_{fname}(aux, children)",
-        "    static, hoisted = aux",
     ]
     if not children:
-        lines += ["    if hoisted or children:", f"        return _general_{fname}(aux, children)"]
+        lines += [
+            "    static, hoisted = aux",
+            "    if hoisted or children:",
+            f"        return _general_{fname}(aux, children)",
+        ]
+    elif statics:
+        lines += ["    static, hoisted = aux", *_unpack_source(fname, children, registry)]
     else:
-        lines += _unpack_source(fname, children, registry)
+        # The usual structure of a class with no static field, nothing moved into it,
+        # is one shared object.
+        lines += [
+            "    if aux is _AUX:",
+            "        " + "".join(f"c{i}, " for i in k) + "= children",
+            "    else:",
+            "        static, hoisted = aux",
+            *("    " + line for line in _unpack_source(fname, children, registry)),
+        ]
     if statics:
         lines.append("    " + ", ".join(f"s{i}" for i in range(len(statics))) + ", = static")
     values = [f"c{i}" for i in k] + [f"s{i}" for i in range(len(statics))]
