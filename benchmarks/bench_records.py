@@ -35,6 +35,7 @@ import optax
 import paramax
 
 import lensify as lf
+from lensify.testing import CATALOGUE
 from benchmarks._harness import Row, best_time
 
 FLOOR = "floor node"
@@ -135,6 +136,21 @@ def _weight_norm(x: jax.Array) -> Any:
     return lf.WeightNormalization(x.reshape(1, 3) + 1.0)
 
 
+def _catalogued(entry: Any) -> Any:
+    # A catalogued constraint of one event of size 3 (a 3x3 matrix for the matrix ones).
+    return lambda x: entry.build(entry.example(entry.event_shape(3)))
+
+
+def _softplus_of_sum(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jax.nn.softplus(a + b)
+
+
+def _numpyro_ordered(x: jax.Array) -> Any:
+    from numpyro.distributions import constraints
+
+    return lf.constrain(jnp.cumsum(jnp.abs(x) + 1.0), constraints.ordered_vector)
+
+
 # Each builds one node from an array of shape (3,).
 NODES: dict[str, Any] = {
     FLOOR: FloorNode,
@@ -143,6 +159,14 @@ NODES: dict[str, Any] = {
     "lf.interval": _interval,
     "lf.Parameterize(jnp.exp, x)": lambda x: lf.Parameterize(jnp.exp, x),
     "lf.WeightNormalization": _weight_norm,
+    # The other built-ins: every catalogued constraint, a Parameterize with a keyword
+    # argument, the increasing map and a numpyro constraint.
+    **{f"lf.{e.name}": _catalogued(e) for e in CATALOGUE if e.name not in ("positive", "interval")},
+    "lf.Parameterize(f, x, b=y)": lambda x: lf.Parameterize(_softplus_of_sum, x, b=x + 1.0),
+    "lf.RealToIncreasingOnInterval": lambda x: lf.RealToIncreasingOnInterval(
+        x, (0.0, 1.0), min_width=0.1, include_endpoints="both"
+    ),
+    "lf.constrain(x, ordered_vector)": _numpyro_ordered,
     # The structure alone: a Parameterize's tuple and dict, a WeightNormalization's
     # weight beside a Parameterize-shaped scale.
     "hand-written, Parameterize's shape": ShapedNode,

@@ -356,9 +356,7 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         raise _located_at(site, error, f"rewrapping {cls.__name__}")
     with_value = _WITH_VALUE.get(cls) or _with_value_of(cls)
     checks = _TRACED_CHECKS.get()
-    if checks is not None:  # checks traced now are this wrapper's, at this site
-        outer = checks.owner, checks.site
-        checks.owner, checks.site = wrapper, site
+    start = len(checks.labels) if checks is not None else 0
     try:
         target = with_value(wrapper, value)
         if type(target) is not cls:
@@ -369,8 +367,9 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
             raise
         raise out from None
     finally:
-        if checks is not None:
-            checks.owner, checks.site = outer
+        if checks is not None and len(checks.labels) > start:
+            # Checks traced by this with_value run later: they are this wrapper's.
+            checks.claim(start, wrapper, path_of(site))
     if target is wrapper:
         return wrapper  # with_value changed nothing
     flatten = split if cls in FOREIGN_TYPES else _record_flatten  # a record's, directly
@@ -576,15 +575,8 @@ def rewrap(tree: Any, values: Any, *, locate_traced: bool = True) -> Any:
     computation runs, unless ``locate_traced`` is False (for a caller whose ``tree``
     is not the user's root): then it names no path.
     """
-    checks = numerics.TracedChecks() if locate_traced else None
-    token = _TRACED_CHECKS.set(checks)
+    token = _TRACED_CHECKS.set(numerics.TracedChecks() if locate_traced else None)
     try:
-        out = _rewrap(tree, None, values)
+        return _rewrap(tree, None, values)
     finally:
         _TRACED_CHECKS.reset(token)
-    if checks is not None and checks.labels:
-        # Checks traced under jax.jit run later: tell each where its wrapper is.
-        for label in checks.labels:
-            if label.owner is not None:
-                label.path = path_of(label.site)
-    return out

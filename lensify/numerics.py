@@ -122,14 +122,13 @@ class ValueCheckError(LocatedError, ValueError):
 
 
 class CheckLabel:
-    """Where a traced check was made: the wrapper it was made for, and (once the walk
-    that made it is done) that wrapper's key path."""
+    """Where a traced check was made: the wrapper it was made for and that wrapper's
+    key path, both given by the walk once the wrapper's ``with_value`` has returned."""
 
-    __slots__ = ("owner", "path", "site")
+    __slots__ = ("owner", "path")
 
-    def __init__(self, owner: Any, site: Any = None) -> None:
+    def __init__(self, owner: Any = None) -> None:
         self.owner = owner
-        self.site = site  # where the walk was: its own record, read once it is done
         self.path: str | None = None
 
     def located(self, error: Exception) -> BaseException:
@@ -139,26 +138,33 @@ class CheckLabel:
 
 
 class TracedChecks:
-    """The checks traced while a walk runs, each labelled with the wrapper it was for.
+    """The checks traced while a walk runs, collected so that the walk can label them.
 
     Under ``jax.jit`` a check fails when the computation runs, long after the walk
     that made it has returned, so the walk's usual way of naming the key path (as
     an error travels out of it) cannot. ``lf.rewrap`` instead keeps one of these in
-    :data:`TRACED_CHECKS` while it walks, sets :attr:`owner` around each wrapper's
-    work, and fills in the labels' paths when it is done.
+    :data:`TRACED_CHECKS` while it walks: a check traced meanwhile adds its label,
+    and the walk, which alone knows key paths, gives the labels added during each
+    wrapper's ``with_value`` that wrapper and its path (:meth:`claim`). Only the
+    collection travels in the context variable; no path or place does.
     """
 
-    __slots__ = ("labels", "owner", "site")
+    __slots__ = ("labels",)
 
     def __init__(self) -> None:
-        self.owner: Any = None
-        self.site: Any = None
         self.labels: list[CheckLabel] = []
 
     def label(self) -> CheckLabel:
-        label = CheckLabel(self.owner, self.site)
+        label = CheckLabel()
         self.labels.append(label)
         return label
+
+    def claim(self, start: int, owner: Any, path: str) -> None:
+        """Label the checks traced since ``len(labels)`` was ``start`` that no inner
+        walk has labelled: they were made for ``owner``, at ``path``."""
+        for label in self.labels[start:]:
+            if label.owner is None:
+                label.owner, label.path = owner, path
 
 
 TRACED_CHECKS: contextvars.ContextVar[TracedChecks | None] = contextvars.ContextVar(
