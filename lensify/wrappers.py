@@ -304,7 +304,7 @@ def with_child(record: Any, name: str, value: Any) -> Any:
     # The record with child ``name`` set to ``value`` (itself if that is the child it
     # holds), built without __init__: how the built-ins' with_value build theirs.
     cls = type(record)
-    children, aux = _records.record_flatten(record)
+    children, aux = _records.split(record)
     index = _CHILD_INDEX.get(cls)
     if index is None:
         index = _CHILD_INDEX[cls] = {k.name: i for i, k in enumerate(_records.record_keys(cls))}
@@ -315,7 +315,7 @@ def with_child(record: Any, name: str, value: Any) -> Any:
         return record
     new = list(children)
     new[i] = value
-    return _records.record_rebuild(cls, aux, new)
+    return _records.join(cls, aux, new)
 
 
 class Parameterize(AbstractUnwrappable[T]):
@@ -347,7 +347,7 @@ class Parameterize(AbstractUnwrappable[T]):
     kwargs: dict[str, Any]
 
     # Python ints, bools and strings in args (after the first) and kwargs configure
-    # fn: they travel in the tree structure, as fn does (see _records.config_keys).
+    # fn: they travel in the tree structure, as fn does (see _records.configure).
     _lf_config_in_structure = True
 
     def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
@@ -361,7 +361,7 @@ class Parameterize(AbstractUnwrappable[T]):
         self.fn = fn
         self.args = tuple(args)
         self.kwargs = dict(kwargs)
-        _records.set_config(self, _records.config_keys({"args": self.args, "kwargs": self.kwargs}))
+        _records.configure(self)
 
     def unwrap(self) -> T:
         return self.fn(*self.args, **self.kwargs)
@@ -375,9 +375,9 @@ class Parameterize(AbstractUnwrappable[T]):
                 no positional argument to invert.
         """
         k, raw = parameterize_raw(self, value)
-        children, aux = _records.record_flatten(self)
+        children, aux = _records.split(self)
         fn, args, *rest = children
-        new: Parameterize[T] = _records.record_rebuild(
+        new: Parameterize[T] = _records.join(
             type(self), aux, (fn, (*args[:k], raw, *args[k + 1 :]), *rest)
         )
         return new

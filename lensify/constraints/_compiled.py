@@ -60,15 +60,15 @@ def keyed(constraint: Any, aux: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
     if not names:
         return aux, ()
     data = tuple(np.asarray(getattr(constraint, name), dtype=np.float64) for name in names)
-    stripped = _records.record_rebuild(cls, aux, (None,))
+    stripped = _records.join(cls, aux, (None,))
     for name, value in zip(names, data, strict=True):
         object.__setattr__(stripped, name, _Slot(value.shape))
-    return _records.record_flatten(stripped)[1], data
+    return _records.split(stripped)[1], data
 
 
 def _rebuilt(cls: Any, key: Any, data: tuple[jax.Array, ...], raw: Any) -> Any:
     # The constraint a compiled map runs: its data fields hold the traced values.
-    constraint = _records.record_rebuild(cls, key, (raw,))
+    constraint = _records.join(cls, key, (raw,))
     for name, value in zip(cls._data_fields, data, strict=True):
         object.__setattr__(constraint, name, value)
     return constraint

@@ -262,7 +262,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and runs_compiled(cls, "_compiled_forward"):
-            return forward_in_one_call(cls, *keyed(self, _records.record_flatten(self)[1]), raw)
+            return forward_in_one_call(cls, *keyed(self, _records.split(self)[1]), raw)
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
@@ -275,7 +275,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and runs_compiled(cls, "_compiled_log_det"):
-            structure, data = keyed(self, _records.record_flatten(self)[1])
+            structure, data = keyed(self, _records.split(self)[1])
             return (cls, structure), (raw, data)
         return None
 
@@ -301,9 +301,9 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             lensify.ConstraintError: Interval got 2.0, outside its support ...
         """
         cls = type(self)
-        children, aux = _records.record_flatten(self)
+        children, aux = _records.split(self)
         if len(children) == 1:  # raw is the only child: the usual case
-            new: C = _records.record_rebuild(cls, aux, (self._inverse_checked(value, aux),))
+            new: C = _records.join(cls, aux, (self._inverse_checked(value, aux),))
             return new
         plain = all(type(child) in _PLAIN for child in children)
         template = self if plain else self._evaluated()
@@ -320,21 +320,21 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             Array([0.       , 0.6931472], dtype=float32)
         """
         cls = type(self)
-        children, aux = _records.record_flatten(self)
+        children, aux = _records.split(self)
         keys = _records.record_keys(cls)
         new = [
             raw if key.name == "raw" else child for key, child in zip(keys, children, strict=True)
         ]
-        rebuilt: C = _records.record_rebuild(cls, aux, new)
+        rebuilt: C = _records.join(cls, aux, new)
         return rebuilt
 
     def _evaluated(self: C) -> C:
         # The fold's view of this node: every parameter field unwrapped.
-        children, aux = _records.record_flatten(self)
+        children, aux = _records.split(self)
         values = [unwrap(child) for child in children]
         if all(map(operator.is_, values, children)):
             return self  # no parameter held a wrapper (unwrap gave each back as it was)
-        new: C = _records.record_rebuild(type(self), aux, values)
+        new: C = _records.join(type(self), aux, values)
         return new
 
     def _error(self, message: str) -> ConstraintError:
@@ -344,7 +344,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def _set_raw(self, value: Any) -> None:
         object.__setattr__(self, "raw", None)
         template = self._evaluated()
-        children, aux = _records.record_flatten(template)
+        children, aux = _records.split(template)
         if len(children) == 1 and not contains_unwrappables(value):
             # A plain value, as rewrap would set it: for a built-in, one compiled
             # call that rewrap then reuses.
