@@ -38,6 +38,7 @@ __all__ = [
     "Split",
     "Structure",
     "configure",
+    "evolve",
     "field",
     "join",
     "record_fields",
@@ -94,6 +95,7 @@ class _Layout:
         "defaults",
         "field_names",
         "get_children",
+        "get_fields",
         "get_static",
         "keys",
         "names",
@@ -109,6 +111,7 @@ class _Layout:
         self.field_names = _field_names(cls)
         self.child_names, self.static_names, self.config = self.field_names
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
+        self.get_fields = _tuple_getter(self.names)
         self.get_children = _tuple_getter(self.child_names)
         self.get_static = _tuple_getter(self.static_names)
         self.custom_init = _fields.has_custom_init(cls)
@@ -214,6 +217,28 @@ def _check_constructed(obj: Any, layout: _Layout) -> None:
         check(obj)
 
 
+def evolve(record: R, /, **changes: Any) -> R:
+    """``record`` with the fields in ``changes`` set, built without ``__init__`` or checks.
+
+    The one way a record is rebuilt with some fields changed (:func:`replace` adds
+    its checks): the other fields keep their very objects, and the configuration
+    (see :func:`configure`) is decided again from the new children, as on building.
+    """
+    cls = type(record)
+    layout = cls.__dict__.get("_lf_layout") or _layout(cls)
+    if not layout.names_set.issuperset(changes):
+        unknown = next(name for name in changes if name not in layout.names_set)
+        raise TypeError(
+            f"{cls.__name__} has no field {unknown!r}; its fields are {', '.join(layout.names)}."
+        )
+    values = dict(zip(layout.names, layout.get_fields(record), strict=True))
+    values.update(changes)
+    new: R = _fields.from_fields(cls, values)
+    if layout.config:
+        configure(new)
+    return new
+
+
 def replace(record: R, /, **changes: Any) -> R:
     """A copy of ``record`` with some fields changed, without running ``__init__``.
 
@@ -240,23 +265,13 @@ def replace(record: R, /, **changes: Any) -> R:
         >>> lf.unwrap(raw)
         Array(0.6931472, dtype=float32)
     """
-    cls = type(record)
     if not isinstance(record, Record):
         raise TypeError(
             f"lf.replace takes a lensify record (a wrapper or constraint), got "
-            f"{cls.__name__}. Use dataclasses.replace, attrs.evolve or an optic's set."
+            f"{type(record).__name__}. Use dataclasses.replace, attrs.evolve or an optic's set."
         )
-    layout = _layout(cls)
-    unknown = [name for name in changes if name not in layout.names]
-    if unknown:
-        raise TypeError(
-            f"{cls.__name__} has no field {unknown[0]!r}; its fields are {', '.join(layout.names)}."
-        )
-    values = {n: changes[n] if n in changes else getattr(record, n) for n in layout.names}
-    new: R = _fields.from_fields(cls, values)
-    if layout.config:
-        configure(new)
-    _check_constructed(new, layout)
+    new = evolve(record, **changes)
+    _check_constructed(new, _layout(type(record)))
     return new
 
 
