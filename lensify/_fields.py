@@ -234,7 +234,7 @@ def from_fields(cls: type, values: dict[str, Any]) -> Any:
 # user's passing leaf class is not kept alive by this set.
 _PLAIN: set[type] = {float, int, bool, complex, str, type(None), np.ndarray}
 # The instance attribute (not a field) naming a config class's structure entries
-# (see _records.config_keys).
+# (see _records.configure).
 CONFIG_ATTRIBUTE = "_lf_config"
 _CONTAINERS = _functions.CONTAINER_TYPES
 _ARRAYS = (jax.Array, np.ndarray, np.generic, jax.core.Tracer)

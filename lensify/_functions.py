@@ -3,13 +3,15 @@
 A function (``jnp.exp``, a lambda, a jitted function) is not a parameter. Held by
 a record, directly or in a tuple, list or dict field (a ``Parameterize``'s args and
 kwargs), it travels in the tree structure, so plain ``jax.jit``, ``jax.grad`` and
-``jax.vmap`` see through the record.
+``jax.vmap`` see through the record. So do the Python values that configure it
+(:func:`config_keys`), in a record that says so.
 """
 
 from __future__ import annotations
 
 import importlib
 import types
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
@@ -22,9 +24,12 @@ __all__ = [
     "FUNCTION_TYPES",
     "by_name_if_jitted",
     "callable_name",
+    "config_keys",
     "hoist",
+    "hoisted_whole",
     "is_function",
     "put",
+    "registry_children",
 ]
 
 # Function types that are never pytree nodes: checked before asking the registry.
@@ -71,6 +76,31 @@ def hoist(container: Any, i: int, found: list[Any], keys: Any = None) -> Any:
     return items if type(container) is list else tuple(items)
 
 
+# The types of the entries that configure a function (see config_keys).
+_CONFIG_TYPES = frozenset({int, bool, str})
+
+
+def config_keys(fields: Iterable[tuple[str, Any]]) -> frozenset[tuple[str, Any]]:
+    """The entries of a record's ``(name, value)`` fields that configure its function,
+    as ``(field name, key)``.
+
+    A Python int, bool or string directly in a dict field, or in a tuple or list
+    field after its first entry (a Parameterize's variable is its first argument),
+    is configuration (``k=-1``, an axis, a mode): it travels in the structure, so
+    ``jax.jit`` sees a Python value and an optimiser step leaves it alone. It is
+    decided when the record is built, not at each flatten: a mask or a filter tree
+    that puts a bool where an array was must keep the same structure.
+    """
+    found: set[tuple[str, Any]] = set()
+    for name, value in fields:
+        t = type(value)
+        if t is dict:
+            found.update((name, k) for k, v in value.items() if type(v) in _CONFIG_TYPES)
+        elif t is tuple or t is list:
+            found.update((name, j) for j, v in enumerate(value) if j and type(v) in _CONFIG_TYPES)
+    return frozenset(found)
+
+
 def put(container: Any, key: Any, value: Any) -> Any:
     """A copy of a tuple, list or dict with ``value`` at ``key`` (a dict's key may be new)."""
     if type(container) is dict:
@@ -82,6 +112,32 @@ def put(container: Any, key: Any, value: Any) -> Any:
     return items if type(container) is list else tuple(items)
 
 
+# The registries see no slot at all for a function kept in the structure, not a
+# None child: a None child is an empty node that tools such as orbax map to a
+# name, and the name would be lost on the way back, as the function fills that
+# slot again. The same holds for a function in a dict child (a Parameterize's
+# kwargs). In a tuple or list (its args) the None stays, so that the entries
+# after it keep their index, as optics and masks see them.
+def registry_children(
+    children: Sequence[Any], hoisted: Iterable[tuple[tuple[Any, ...], Any]]
+) -> tuple[Any, ...]:
+    """A record's ``children`` as the registries see them, ``hoisted`` being what
+    :func:`hoist` moved out of them (a path and its value each)."""
+    kept = list(children)
+    for path, _ in hoisted:
+        if len(path) == 1:
+            kept[path[0]] = _GONE
+        elif type(kept[path[0]]) is dict:
+            kept[path[0]] = {k: v for k, v in kept[path[0]].items() if k != path[1]}
+    return tuple(c for c in kept if c is not _GONE)
+
+
+def hoisted_whole(hoisted: Iterable[tuple[tuple[Any, ...], Any]]) -> set[int]:
+    """The places of the children moved out whole: those the registries see no slot for."""
+    return {path[0] for path, _ in hoisted if len(path) == 1}
+
+
+_GONE = object()
 _JAX_FUNCTION_TYPES = frozenset({type(jax.jit(abs)), jax.numpy.ufunc})
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from lensify import _records
 from lensify._inverses import increasing_points_to_raw
 from lensify.numerics import check_values, is_concrete
-from lensify.wrappers import AbstractUnwrappable, unwrap, with_child
+from lensify.wrappers import AbstractUnwrappable, unwrap
 
 __all__ = ["RealToIncreasingOnInterval"]
 
@@ -101,7 +101,7 @@ class RealToIncreasingOnInterval(AbstractUnwrappable[jax.Array]):
         )
         # The softmax forgets a constant: keep the old one, so that setting the
         # value the wrapper has gives back the same raw array.
-        return with_child(self, "arr", raw + jnp.mean(old, axis=-1, keepdims=True))
+        return _records.evolve(self, arr=raw + jnp.mean(old, axis=-1, keepdims=True))
 
     def tolerance(self, dtype: Any) -> tuple[float, float]:
         """``(rtol, atol)`` of the round trip through :meth:`with_value`, for ``dtype``.

@@ -11,6 +11,7 @@ never imported here: it is read from ``sys.modules``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from lensify import _records, _tree
@@ -59,16 +60,18 @@ def is_wrapper(x: Any) -> bool:
     return t in WRAPPER_TYPES or (t not in NOT_WRAPPER_TYPES and is_wrapper_type(t))
 
 
-def split(wrapper: Any) -> tuple[Any, Any]:
-    """``(children, aux)`` of a wrapper: a record's fields, or a foreign one's children."""
+def split(wrapper: Any) -> tuple[Sequence[Any], Any]:
+    """``(children, structure)`` of a wrapper: a record's split (see
+    :data:`lensify._records.Split`), or a foreign one's children and itself."""
     if type(wrapper) in FOREIGN_TYPES:
         pairs = _tree.children(wrapper) or []
         return [child for _, child in pairs], wrapper
-    return _records.record_flatten(wrapper)
+    return _records.split(wrapper)
 
 
-def join(cls: type, aux: Any, children: Any) -> Any:
-    """The wrapper of class ``cls`` that :func:`split` gave ``aux`` for, with ``children``."""
+def join(cls: type, structure: Any, children: Sequence[Any]) -> Any:
+    """The wrapper of class ``cls`` that :func:`split` gave ``structure`` for, with
+    ``children``: a record's join, or a foreign one rebuilt through the registry."""
     if cls in FOREIGN_TYPES:
-        return _tree.rebuild(aux, list(children))
-    return _records.record_rebuild(cls, aux, children)
+        return _tree.rebuild(structure, list(children))
+    return _records.join(cls, structure, children)

@@ -18,7 +18,7 @@ import importlib
 import operator
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
@@ -35,12 +35,16 @@ else:  # pragma: no cover
 __all__ = [
     "FrozenRecordError",
     "Record",
+    "Split",
+    "Structure",
+    "configure",
+    "evolve",
     "field",
+    "join",
     "record_fields",
-    "record_flatten",
     "record_keys",
-    "record_rebuild",
     "replace",
+    "split",
 ]
 
 R = TypeVar("R")
@@ -89,7 +93,9 @@ class _Layout:
         "config",
         "custom_init",
         "defaults",
+        "field_names",
         "get_children",
+        "get_fields",
         "get_static",
         "keys",
         "names",
@@ -102,8 +108,10 @@ class _Layout:
         fields = attrs.fields(cls)
         self.names = tuple(f.name for f in fields)
         self.names_set = frozenset(self.names)
-        self.child_names, self.static_names, self.config = _split(cls)
+        self.field_names = _field_names(cls)
+        self.child_names, self.static_names, self.config = self.field_names
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
+        self.get_fields = _tuple_getter(self.names)
         self.get_children = _tuple_getter(self.child_names)
         self.get_static = _tuple_getter(self.static_names)
         self.custom_init = _fields.has_custom_init(cls)
@@ -119,13 +127,13 @@ class _Layout:
         self.by_fields = _fields.fields_init_cannot_take(cls, fields) if self.custom_init else None
 
 
-def _split(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+def _field_names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     """A record class's child field names, static field names and config flag."""
     fields = attrs.fields(cls)
     children = tuple(f.name for f in fields if not f.metadata.get(_fields.STATIC))
     statics = tuple(f.name for f in fields if f.metadata.get(_fields.STATIC))
     # A class that says so (Parameterize) keeps the Python ints, bools and strings
-    # given in its tuple, list and dict fields in the structure (see config_keys).
+    # given in its tuple, list and dict fields in the structure (see configure).
     return children, statics, bool(getattr(cls, "_lf_config_in_structure", False))
 
 
@@ -209,6 +217,28 @@ def _check_constructed(obj: Any, layout: _Layout) -> None:
         check(obj)
 
 
+def evolve(record: R, /, **changes: Any) -> R:
+    """``record`` with the fields in ``changes`` set, built without ``__init__`` or checks.
+
+    The one way a record is rebuilt with some fields changed (:func:`replace` adds
+    its checks): the other fields keep their very objects, and the configuration
+    (see :func:`configure`) is decided again from the new children, as on building.
+    """
+    cls = type(record)
+    layout = cls.__dict__.get("_lf_layout") or _layout(cls)
+    if not layout.names_set.issuperset(changes):
+        unknown = next(name for name in changes if name not in layout.names_set)
+        raise TypeError(
+            f"{cls.__name__} has no field {unknown!r}; its fields are {', '.join(layout.names)}."
+        )
+    values = dict(zip(layout.names, layout.get_fields(record), strict=True))
+    values.update(changes)
+    new: R = _fields.from_fields(cls, values)
+    if layout.config:
+        configure(new)
+    return new
+
+
 def replace(record: R, /, **changes: Any) -> R:
     """A copy of ``record`` with some fields changed, without running ``__init__``.
 
@@ -235,49 +265,46 @@ def replace(record: R, /, **changes: Any) -> R:
         >>> lf.unwrap(raw)
         Array(0.6931472, dtype=float32)
     """
-    cls = type(record)
     if not isinstance(record, Record):
         raise TypeError(
             f"lf.replace takes a lensify record (a wrapper or constraint), got "
-            f"{cls.__name__}. Use dataclasses.replace, attrs.evolve or an optic's set."
+            f"{type(record).__name__}. Use dataclasses.replace, attrs.evolve or an optic's set."
         )
-    layout = _layout(cls)
-    unknown = [name for name in changes if name not in layout.names]
-    if unknown:
-        raise TypeError(
-            f"{cls.__name__} has no field {unknown[0]!r}; its fields are {', '.join(layout.names)}."
-        )
-    values = {n: changes[n] if n in changes else getattr(record, n) for n in layout.names}
-    new: R = _fields.from_fields(cls, values)
-    if layout.config:
-        set_config(new, config_keys({n: values[n] for n in layout.child_names}))
-    _check_constructed(new, layout)
+    new = evolve(record, **changes)
+    _check_constructed(new, _layout(type(record)))
     return new
 
 
-# ------------------------------------------------------------ flatten and rebuild
+# ------------------------------------------------------------- the record's view
 
+# A record's split is (children, structure): its child fields' values (None where
+# a function moved out), and (static, hoisted), its static fields' values and the
+# (path, value) pairs moved out of the children, a path being (i,) or (i, key) in
+# child i. Plain tuples, unpacked by name: one is made per record per flatten.
+Hoisted = tuple[tuple[tuple[Any, ...], Any], ...]
+Structure = tuple[tuple[Any, ...], Hoisted]
+Split = tuple[tuple[Any, ...], Structure]
 
-# Bound here: record_flatten runs once per record per flatten.
+# Bound here: split runs once per record per flatten.
 _CONTAINER_TYPES = _functions.CONTAINER_TYPES
 _FUNCTION_TYPES = _functions.FUNCTION_TYPES
-_CONFIG_TYPES = frozenset({int, bool, str})
-_NO_HOISTED: tuple[tuple[tuple[Any, ...], Any], ...] = ()
+_NO_HOISTED: Hoisted = ()
 
 
-def record_flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The children and structure of a record, as its pytree flatten gives them.
+def split(record: Any) -> Split:
+    """The children and structure of a record, lensify's view of it (see :data:`Split`).
 
     Functions among the children, and directly in a child that is a list, tuple
     or dict (a Parameterize's args and kwargs), travel in the structure: their
-    places among the children hold None. So do the entries :func:`config_keys`
-    named when a class that sets ``_lf_config_in_structure`` was built.
+    places among the children hold None (the registries' flatten leaves those
+    places out). So do the entries :func:`configure` named when a class that
+    sets ``_lf_config_in_structure`` was built.
     """
-    result: tuple[tuple[Any, ...], tuple[Any, ...]] = type(obj)._lf_codec.record_flatten(obj)
+    result: Split = type(record)._lf_codec.record_flatten(record)
     return result
 
 
-def _flatten_general(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def _flatten_general(obj: Any) -> Split:
     # record_flatten for every case; the generated one decides the common ones.
     cls = type(obj)
     layout = cls.__dict__.get("_lf_layout") or _layout(cls)
@@ -313,24 +340,12 @@ def _flatten_general(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 _CONFIG = _fields.CONFIG_ATTRIBUTE
 
 
-def config_keys(fields: dict[str, Any]) -> frozenset[tuple[str, Any]]:
-    """The entries that configure a function, as (field name, key), decided on building.
-
-    A Python int, bool or string directly in a dict field, or in a tuple or list
-    field after its first entry (a Parameterize's variable is its first argument),
-    is configuration (``k=-1``, an axis, a mode): it travels in the structure, so
-    ``jax.jit`` sees a Python value and an optimiser step leaves it alone. It is
-    decided when the record is built, not at each flatten: a mask or a filter tree
-    that puts a bool where an array was must keep the same structure.
-    """
-    found: set[tuple[str, Any]] = set()
-    for name, value in fields.items():
-        t = type(value)
-        if t is dict:
-            found.update((name, k) for k, v in value.items() if type(v) in _CONFIG_TYPES)
-        elif t is tuple or t is list:
-            found.update((name, j) for j, v in enumerate(value) if j and type(v) in _CONFIG_TYPES)
-    return frozenset(found)
+def configure(record: Any) -> None:
+    """Decide which entries of the children of ``record``, of a class that keeps its
+    configuration in the structure, travel there (see ``_functions.config_keys``)."""
+    layout = _layout(type(record))
+    fields = zip(layout.child_names, layout.get_children(record), strict=True)
+    set_config(record, _functions.config_keys(fields))
 
 
 def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
@@ -353,12 +368,13 @@ def record_keys(cls: type) -> tuple[Any, ...]:
     return _layout(cls).keys
 
 
-def record_rebuild(cls: type, aux: Any, children: Any) -> Any:
-    """A record of class ``cls`` from its structure and children, without ``__init__``."""
-    return cast(Any, cls)._lf_codec.record_rebuild(aux, children)
+def join(cls: type, structure: Structure, children: Sequence[Any]) -> Any:
+    """The record of class ``cls`` that :func:`split` gave ``(children, structure)``
+    for, built without ``__init__`` or checks: each hoisted value goes back to its path."""
+    return cast(Any, cls)._lf_codec.record_rebuild(structure, children)
 
 
-def _rebuild_general(cls: type, aux: Any, children: Any) -> Any:
+def _rebuild_general(cls: type, aux: Structure, children: Sequence[Any]) -> Any:
     layout = _layout(cls)
     static, hoisted = aux
     if hoisted:
@@ -381,54 +397,42 @@ def _rebuild_general(cls: type, aux: Any, children: Any) -> Any:
     return obj
 
 
-# The registries see no slot at all for a function kept in the structure, not a
-# None child: a None child is an empty node that tools such as orbax map to a
-# name, and the name would be lost on the way back, as the function fills that
-# slot again. The same holds for a function in a dict child (a Parameterize's
-# kwargs). In a tuple or list (its args) the None stays, so that the entries
-# after it keep their index, as optics and masks see them.
-def _registry_flatten_general(obj: Any) -> tuple[tuple[Any, ...], Any]:
-    children, aux = _flatten_general(obj)
-    hoisted = aux[1]
-    if not hoisted:
-        return children, aux
-    kept = list(children)
-    for path, _ in hoisted:
-        if len(path) == 1:
-            kept[path[0]] = _END
-        elif type(kept[path[0]]) is dict:
-            kept[path[0]] = {k: v for k, v in kept[path[0]].items() if k != path[1]}
-    return tuple(c for c in kept if c is not _END), aux
+def _registry_flatten_general(obj: Any) -> Split:
+    # The registries see fewer slots (see _functions.registry_children).
+    children, structure = _flatten_general(obj)
+    _, hoisted = structure
+    return (_functions.registry_children(children, hoisted) if hoisted else children), structure
 
 
-def _registry_unflatten_general(cls: type, aux: Any, children: Any) -> Any:
-    hoisted = aux[1]
+def _registry_unflatten_general(cls: type, structure: Structure, children: Sequence[Any]) -> Any:
+    _, hoisted = structure
     if not hoisted:
-        return _rebuild_general(cls, aux, children)
-    top = {path[0] for path, _ in hoisted if len(path) == 1}
+        return _rebuild_general(cls, structure, children)
+    whole = _functions.hoisted_whole(hoisted)
     given = iter(children)
-    slots = [None if i in top else next(given) for i in range(len(_layout(cls).child_names))]
+    slots = [None if i in whole else next(given) for i in range(len(_layout(cls).child_names))]
     # _rebuild_general puts each function back at its path, a dict's key included.
-    return _rebuild_general(cls, aux, slots)
+    return _rebuild_general(cls, structure, slots)
 
 
-def _registry_keys(obj: Any, aux: Any) -> tuple[Any, ...]:
+def _registry_keys(obj: Any, structure: Structure) -> tuple[Any, ...]:
     keys = _layout(type(obj)).keys
-    if not aux[1]:
+    _, hoisted = structure
+    if not hoisted:
         return keys
-    top = {path[0] for path, _ in aux[1] if len(path) == 1}
-    return tuple(key for i, key in enumerate(keys) if i not in top)
+    whole = _functions.hoisted_whole(hoisted)
+    return tuple(key for i, key in enumerate(keys) if i not in whole)
 
 
-def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Any]:
-    children, aux = type(obj)._lf_codec.flatten(obj)
-    return tuple(zip(_registry_keys(obj, aux), children, strict=True)), aux
+def _flatten_with_keys(obj: Any) -> tuple[tuple[tuple[Any, Any], ...], Structure]:
+    children, structure = type(obj)._lf_codec.flatten(obj)
+    return tuple(zip(_registry_keys(obj, structure), children, strict=True)), structure
 
 
-def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Any, tuple[str, ...]]:
-    children, aux = type(obj)._lf_codec.flatten(obj)
-    names = tuple(key.name for key in _registry_keys(obj, aux))
-    return children, aux, names
+def _optree_flatten(obj: Any) -> tuple[tuple[Any, ...], Structure, tuple[str, ...]]:
+    children, structure = type(obj)._lf_codec.flatten(obj)
+    names = tuple(key.name for key in _registry_keys(obj, structure))
+    return children, structure, names
 
 
 def _one_level_children(obj: Any) -> list[tuple[Any, Any]]:
@@ -458,16 +462,12 @@ def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
 _END = object()
 
 
-def _split_of(layout: _Layout) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    return layout.child_names, layout.static_names, layout.config
-
-
 def _register(cls: type) -> None:
     # The class's flatten and rebuild are generated from its fields now, so that
     # the registries get them; the layout stays lazy, computed on their first call.
-    names = _split(cls)
+    names = _field_names(cls)
     general = _fields.General(
-        prepare=lambda: names == _split_of(_layout(cls)),
+        prepare=lambda: names == _layout(cls).field_names,
         flatten=_registry_flatten_general,
         unflatten=lambda aux, children: _registry_unflatten_general(cls, aux, children),
         record_flatten=_flatten_general,
@@ -594,4 +594,4 @@ class Record(metaclass=RecordMeta):
         return _tree.tree_equal(self, other)
 
     def __hash__(self) -> int:
-        return hash((type(self), record_flatten(self)))
+        return hash((type(self), split(self)))

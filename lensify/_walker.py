@@ -197,10 +197,10 @@ def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
         scoped = algebra.scope(wrapper)
         if scoped is not algebra:
             algebra, each = scoped, _Each(scoped)
-    children, aux = split(wrapper)
+    children, structure = split(wrapper)
     new = _walk_children(wrapper, children, each, _fold, site)
     if new is not None:
-        wrapper = join(cls, aux, new)
+        wrapper = join(cls, structure, new)
     try:
         return algebra(wrapper)
     except Exception as error:
@@ -372,18 +372,18 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
             checks.claim(start, wrapper, path_of(site))
     if target is wrapper:
         return wrapper  # with_value changed nothing
-    flatten = split if cls in FOREIGN_TYPES else _record_flatten  # a record's, directly
-    (children, aux), (values, target_aux) = flatten(wrapper), flatten(target)
+    (children, structure), (values, target_structure) = split(wrapper), split(target)
     new = _walk_children(wrapper, children, values, _push, site)
     if new is None:  # every child kept: the wrapper, unless its static fields changed
-        return wrapper if target_aux is aux or _same(target_aux, aux) else target
+        if target_structure is structure or _same(target_structure, structure):
+            return wrapper
+        return target
     # What with_value returns is respected whole, static fields too: rebuilt only if
     # a value was not taken as it gave it.
-    return target if all(map(_is, new, values)) else join(cls, target_aux, new)
+    return target if all(map(_is, new, values)) else join(cls, target_structure, new)
 
 
 _is = operator.is_
-_record_flatten = _records.record_flatten
 
 
 def _push(tree: Any, site: Any, value: Any) -> Any:
@@ -480,10 +480,10 @@ def _finite_raw_values(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], An
         target = fn(wrapper, value)
         if type(target) is not cls:
             raise _wrong_type(cls, target)
-        values, aux = split(target)
+        values, structure = split(target)
         pairs = zip(values, split(wrapper)[0], strict=True)
         checked = [v if v is c else _checked_finite(v, cls.__name__) for v, c in pairs]
-        return target if all(map(_is, checked, values)) else join(cls, aux, checked)
+        return target if all(map(_is, checked, values)) else join(cls, structure, checked)
 
     return with_value
 

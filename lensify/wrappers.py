@@ -296,28 +296,6 @@ def contains_unwrappables(tree: Any) -> bool:
     return any(map(is_unwrappable, leaves))
 
 
-# Record class -> its children's names -> their places among its children.
-_CHILD_INDEX: dict[type, dict[str, int]] = {}
-
-
-def with_child(record: Any, name: str, value: Any) -> Any:
-    # The record with child ``name`` set to ``value`` (itself if that is the child it
-    # holds), built without __init__: how the built-ins' with_value build theirs.
-    cls = type(record)
-    children, aux = _records.record_flatten(record)
-    index = _CHILD_INDEX.get(cls)
-    if index is None:
-        index = _CHILD_INDEX[cls] = {k.name: i for i, k in enumerate(_records.record_keys(cls))}
-    i = index.get(name)
-    if i is None:
-        raise TypeError(f"{cls.__name__} has no child named {name!r}")
-    if value is children[i]:
-        return record
-    new = list(children)
-    new[i] = value
-    return _records.record_rebuild(cls, aux, new)
-
-
 class Parameterize(AbstractUnwrappable[T]):
     """Unwraps to ``fn(*args, **kwargs)``.
 
@@ -347,7 +325,7 @@ class Parameterize(AbstractUnwrappable[T]):
     kwargs: dict[str, Any]
 
     # Python ints, bools and strings in args (after the first) and kwargs configure
-    # fn: they travel in the tree structure, as fn does (see _records.config_keys).
+    # fn: they travel in the tree structure, as fn does (see _records.configure).
     _lf_config_in_structure = True
 
     def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
@@ -361,7 +339,7 @@ class Parameterize(AbstractUnwrappable[T]):
         self.fn = fn
         self.args = tuple(args)
         self.kwargs = dict(kwargs)
-        _records.set_config(self, _records.config_keys({"args": self.args, "kwargs": self.kwargs}))
+        _records.configure(self)
 
     def unwrap(self) -> T:
         return self.fn(*self.args, **self.kwargs)
@@ -375,12 +353,8 @@ class Parameterize(AbstractUnwrappable[T]):
                 no positional argument to invert.
         """
         k, raw = parameterize_raw(self, value)
-        children, aux = _records.record_flatten(self)
-        fn, args, *rest = children
-        new: Parameterize[T] = _records.record_rebuild(
-            type(self), aux, (fn, (*args[:k], raw, *args[k + 1 :]), *rest)
-        )
-        return new
+        args = self.args
+        return _records.evolve(self, args=(*args[:k], raw, *args[k + 1 :]))
 
     def log_det(self) -> Any:
         # Called as fn is; the variable is the raw argument, the others configure fn.
@@ -458,8 +432,7 @@ class NonTrainable(AbstractUnwrappable[T]):
 
     def with_value(self, value: T) -> NonTrainable[T]:
         """``NonTrainable`` of ``value``: freezing does not change a value."""
-        new: NonTrainable[T] = with_child(self, "tree", value)
-        return new
+        return self if value is self.tree else _records.evolve(self, tree=value)
 
 
 def _stop_gradient(x: Any) -> Any:
@@ -569,5 +542,4 @@ class WeightNormalization(AbstractUnwrappable[jax.Array]):
     def with_value(self, value: jax.Array) -> WeightNormalization:
         """Weight ``value`` and scale its row norms (a zero row is a ``ValueError``)."""
         value = jnp.asarray(value)
-        new: WeightNormalization = with_child(self, "weight", value)
-        return with_child(new, "scale", checked_row_norms(value))
+        return _records.evolve(self, weight=value, scale=checked_row_norms(value))

@@ -199,8 +199,8 @@ def test_generated_functions_see_tracers_as_children() -> None:
 
 def test_a_record_rebuilt_with_other_children_keeps_the_general_code_s_config() -> None:
     wrapper = lf.Parameterize(jnp.clip, jnp.ones(3), 0, k=-1)
-    children, aux = _records.record_flatten(wrapper)
-    rebuilt = _records.record_rebuild(type(wrapper), aux, children)
+    children, aux = _records.split(wrapper)
+    rebuilt = _records.join(type(wrapper), aux, children)
     assert rebuilt.__dict__["_lf_config"] == wrapper.__dict__["_lf_config"]
 
 
@@ -208,7 +208,7 @@ def test_plain_types_are_learned_only_for_types_kept_alive_anyway() -> None:
     class Passing:
         pass
 
-    _records.record_flatten(Holder(Passing()))
+    _records.split(Holder(Passing()))
     assert Passing not in _fields._PLAIN
     assert type(jnp.ones(1)) in _fields._PLAIN
 
@@ -242,14 +242,14 @@ def test_the_common_cases_never_reach_the_general_code(
                 monkeypatch.setitem(namespace, name, refuse)
     assert jax.tree_util.tree_flatten(tree) == (leaves, treedef)
     assert lf.tree_equal(jax.tree_util.tree_unflatten(treedef, leaves), tree)
-    children, aux = _records.record_flatten(tree[0])
-    assert lf.tree_equal(_records.record_rebuild(type(tree[0]), aux, children), tree[0])
+    children, aux = _records.split(tree[0])
+    assert lf.tree_equal(_records.join(type(tree[0]), aux, children), tree[0])
 
 
 def test_records_of_one_function_share_one_structure() -> None:
     first, second = lf.Parameterize(jnp.exp, jnp.ones(2)), lf.Parameterize(jnp.exp, jnp.zeros(3))
     assert type(first)._lf_codec.flatten(first)[1] is type(second)._lf_codec.flatten(second)[1]
-    assert _records.record_flatten(first)[1] is _records.record_flatten(second)[1]
+    assert _records.split(first)[1] is _records.split(second)[1]
 
 
 def test_a_bound_method_is_never_replaced_by_an_equal_one() -> None:

@@ -586,6 +586,46 @@ def test_replace_runs_check_init_and_not_init() -> None:
         lf.replace(record, x=None)
 
 
+def test_evolve_changes_fields_without_init_or_checks() -> None:
+    class Checked(lf.AbstractUnwrappable):
+        x: Any
+        y: Any = lf.field(static=True, default=0)
+
+        def __check_init__(self) -> None:
+            if self.x is None:
+                raise ValueError("x is None")
+
+        def unwrap(self) -> Any:
+            return self.x
+
+    record = Checked(jnp.ones(2))
+    changed = _records.evolve(record, x=None)
+    assert changed.x is None and changed.y is record.y
+    assert _records.evolve(record, y=3).x is record.x
+    with pytest.raises(TypeError, match=r"Checked has no field 'z'; its fields are x, y"):
+        _records.evolve(record, z=1)
+
+
+def test_evolve_decides_parameterize_config_and_keeps_its_function() -> None:
+    p = lf.Parameterize(jnp.roll, jnp.arange(3.0), 1)
+    q = _records.evolve(p, args=(jnp.zeros(3), 1))
+    assert q.fn is p.fn
+    assert jax.tree_util.tree_structure(q) == jax.tree_util.tree_structure(p)
+    assert jax.tree_util.tree_leaves(q) == [q.args[0]]
+
+
+def test_with_value_keeps_a_parameterize_s_structure() -> None:
+    def exp_along(x: Any, axis: int = -1) -> Any:
+        return jnp.exp(x)
+
+    lf.register_inverse(exp_along, jnp.log)
+    p = lf.Parameterize(exp_along, jnp.zeros(3), axis=-1)
+    q = p.with_value(jnp.full(3, 2.0))
+    assert jax.tree_util.tree_structure(q) == jax.tree_util.tree_structure(p)
+    assert q.kwargs == {"axis": -1} and q.fn is exp_along
+    assert jnp.allclose(lf.unwrap(q), 2.0)
+
+
 @pytest.mark.parametrize("fn", [jnp.exp, jax.nn.softplus, jnp.multiply, double])
 def test_copy_of_record_holding_a_function(fn: Any) -> None:
     import copy

@@ -49,29 +49,25 @@ class _Slot:
         return hash((_Slot, self.shape))
 
 
-def keyed(constraint: Any, aux: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
-    """``(key, data)``: the structure ``aux`` of ``constraint`` with each of its data
-    fields (bounds) replaced by its shape, and their values as float64 arrays.
+def keyed(constraint: Any) -> tuple[_records.Structure, tuple[np.ndarray, ...]]:
+    """``(key, data)``: the structure of ``constraint`` (of one child, raw) with each
+    of its data fields (bounds) replaced by its shape, and their values as float64
+    arrays.
 
     A compiled map is keyed on its class, its ``key``, and the shape and dtype of
     its arguments, ``data`` among them: a new bound value costs no compilation."""
-    cls = type(constraint)
-    names = cls._data_fields
+    names = type(constraint)._data_fields
     if not names:
-        return aux, ()
+        return _records.split(constraint)[1], ()
     data = tuple(np.asarray(getattr(constraint, name), dtype=np.float64) for name in names)
-    stripped = _records.record_rebuild(cls, aux, (None,))
-    for name, value in zip(names, data, strict=True):
-        object.__setattr__(stripped, name, _Slot(value.shape))
-    return _records.record_flatten(stripped)[1], data
+    slots = {name: _Slot(value.shape) for name, value in zip(names, data, strict=True)}
+    return _records.split(_records.evolve(constraint, raw=None, **slots))[1], data
 
 
-def _rebuilt(cls: Any, key: Any, data: tuple[jax.Array, ...], raw: Any) -> Any:
+def _rebuilt(cls: Any, key: _records.Structure, data: tuple[jax.Array, ...], raw: Any) -> Any:
     # The constraint a compiled map runs: its data fields hold the traced values.
-    constraint = _records.record_rebuild(cls, key, (raw,))
-    for name, value in zip(cls._data_fields, data, strict=True):
-        object.__setattr__(constraint, name, value)
-    return constraint
+    constraint = _records.join(cls, key, (raw,))
+    return _records.evolve(constraint, **dict(zip(cls._data_fields, data, strict=True)))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

@@ -44,7 +44,6 @@ from lensify.wrappers import (
     NonTrainable,
     contains_unwrappables,
     unwrap,
-    with_child,
 )
 
 __all__ = [
@@ -262,7 +261,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and runs_compiled(cls, "_compiled_forward"):
-            return forward_in_one_call(cls, *keyed(self, _records.record_flatten(self)[1]), raw)
+            return forward_in_one_call(cls, *keyed(self), raw)
         # jnp.asarray of a jax array gives it back, at the cost of a dispatch.
         return self.forward(raw if isinstance(raw, jax.Array) else jnp.asarray(raw))
 
@@ -275,7 +274,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
         raw = self.raw
         cls = type(self)
         if type(raw) is _CONCRETE_ARRAY and runs_compiled(cls, "_compiled_log_det"):
-            structure, data = keyed(self, _records.record_flatten(self)[1])
+            structure, data = keyed(self)
             return (cls, structure), (raw, data)
         return None
 
@@ -300,11 +299,9 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             ...
             lensify.ConstraintError: Interval got 2.0, outside its support ...
         """
-        cls = type(self)
-        children, aux = _records.record_flatten(self)
+        children, _ = _records.split(self)
         if len(children) == 1:  # raw is the only child: the usual case
-            new: C = _records.record_rebuild(cls, aux, (self._inverse_checked(value, aux),))
-            return new
+            return _records.evolve(self, raw=self._inverse_checked(value))
         plain = all(type(child) in _PLAIN for child in children)
         template = self if plain else self._evaluated()
         raw = template._finite(template.inverse(template._checked(value)))
@@ -319,22 +316,15 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             >>> lf.unwrap(lf.positive(1.0).with_raw(jnp.array([-200.0, 0.0])))
             Array([0.       , 0.6931472], dtype=float32)
         """
-        cls = type(self)
-        children, aux = _records.record_flatten(self)
-        keys = _records.record_keys(cls)
-        new = [
-            raw if key.name == "raw" else child for key, child in zip(keys, children, strict=True)
-        ]
-        rebuilt: C = _records.record_rebuild(cls, aux, new)
-        return rebuilt
+        return _records.evolve(self, raw=raw)
 
     def _evaluated(self: C) -> C:
         # The fold's view of this node: every parameter field unwrapped.
-        children, aux = _records.record_flatten(self)
+        children, structure = _records.split(self)
         values = [unwrap(child) for child in children]
         if all(map(operator.is_, values, children)):
             return self  # no parameter held a wrapper (unwrap gave each back as it was)
-        new: C = _records.record_rebuild(type(self), aux, values)
+        new: C = _records.join(type(self), structure, values)
         return new
 
     def _error(self, message: str) -> ConstraintError:
@@ -344,26 +334,26 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
     def _set_raw(self, value: Any) -> None:
         object.__setattr__(self, "raw", None)
         template = self._evaluated()
-        children, aux = _records.record_flatten(template)
+        children, _ = _records.split(template)
         if len(children) == 1 and not contains_unwrappables(value):
             # A plain value, as rewrap would set it: for a built-in, one compiled
             # call that rewrap then reuses.
-            raw = template._inverse_checked(value, aux)
+            raw = template._inverse_checked(value)
         else:
             raw = self._preimage(template, value, template._checked(unwrap(value)))
         object.__setattr__(self, "raw", raw)
 
-    def _inverse_checked(self, value: Any, aux: Any) -> jax.Array:
+    def _inverse_checked(self, value: Any) -> jax.Array:
         # inverse(_checked(value)) for a constraint whose only child is raw (which
-        # the maps do not read), aux being its structure; for a built-in given a
-        # concrete value, in one compiled call (see inverse_if_inside).
+        # the maps do not read); for a built-in given a concrete value, in one
+        # compiled call (see inverse_if_inside).
         cls = type(self)
         if runs_compiled(cls, "_compiled_inverse"):
             plain = _as_float_array(value)
             if type(plain) is _CONCRETE_ARRAY:
                 self.check_dtype(plain.dtype)
                 self.check_shape(plain.shape)
-                raw, ok = inverse_if_inside(cls, *keyed(self, aux), plain)
+                raw, ok = inverse_if_inside(cls, *keyed(self), plain)
                 if np.asarray(ok):  # one replicated scalar, read alike by every process
                     return raw
                 # A value outside the support, or on its boundary (or an empty raw
@@ -497,8 +487,7 @@ class Preimage(AbstractUnwrappable[jax.Array]):
         The one-level inverse of :meth:`unwrap` is the constraint's forward map:
         the ``value`` child becomes ``forward(value)``, the parameters are kept.
         """
-        new: Preimage = with_child(self, "value", self._template().forward(jnp.asarray(value)))
-        return new
+        return _records.evolve(self, value=self._template().forward(jnp.asarray(value)))
 
     def _template(self) -> AbstractConstraint:
         template: AbstractConstraint = _tree.unflatten(self.structure, self.params)
