@@ -8,7 +8,7 @@ behave exactly as JAX says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, cast
 
 import jax
@@ -43,6 +43,7 @@ __all__ = [
     "tree_map",
     "tree_equal",
     "unflatten",
+    "walk",
 ]
 
 DictKey = jtu.DictKey
@@ -209,6 +210,26 @@ def children(node: Any) -> list[tuple[Any, Any]] | None:
         # that follow a None child (jax 0.10), so the field names are used here.
         return [(GetAttrKey(name), c) for name, c in zip(t._fields, node, strict=True)]
     return _flatten_one_level_with_keys(node)
+
+
+def walk(tree: Any) -> Iterator[tuple[tuple[Any, ...], Any, list[tuple[Any, Any]] | None]]:
+    """Every node of ``tree``, the root first, as ``(key path, node, its children)``.
+
+    The children are :func:`children`'s ``(key, child)`` pairs, None for a leaf; a
+    node comes before its children, which come in JAX's order, so the leaves come in
+    flatten order and their key paths are JAX's. Nothing is copied or rebuilt.
+
+    Example:
+        >>> [keystr(path) for path, _, pairs in walk({"b": [1.0], "a": 2.0}) if pairs is None]
+        ["['a']", "['b'][0]"]
+    """
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), tree)]
+    while stack:
+        path, node = stack.pop()
+        pairs = children(node)
+        yield path, node, pairs
+        if pairs:
+            stack.extend(((*path, key), child) for key, child in reversed(pairs))
 
 
 def rebuild(node: Any, new_children: Sequence[Any]) -> Any:

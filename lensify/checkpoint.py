@@ -26,7 +26,6 @@ import re
 import threading
 import types
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -194,7 +193,8 @@ def wrapper_types(tree: Any) -> dict[str, dict[str, Any]]:
         >>> lensify.checkpoint.wrapper_types({"b": lf.interval(jnp.zeros(2), -1.0, 1.0)})
         {"['b']": {'type': 'lensify.Interval', 'static': {'lower': -1.0, 'upper': 1.0}}}
     """
-    return {_tree.keystr(path): entry for path, entry in _records_in(tree)}
+    records: dict[str, dict[str, Any]] = _summary(tree)["records"]
+    return records
 
 
 def _handler() -> Any:
@@ -209,32 +209,19 @@ def _directory(path: Any) -> Any:
 
 
 def _summary(tree: Any) -> dict[str, Any]:
-    leaves = {_tree.keystr(path): _leaf_summary(leaf) for path, leaf in _walk(tree)[1]}
-    return {"format": FORMAT, "records": wrapper_types(tree), "leaves": leaves}
-
-
-def _walk(tree: Any) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
-    """The (path, node) pairs of the records and of the leaves, in flatten order."""
-    records: list[tuple[Any, Any]] = []
-    leaves: list[tuple[Any, Any]] = []
-
-    def visit(node: Any, path: tuple[Any, ...]) -> None:
-        pairs = _tree.children(node)
+    """What a save records of ``tree``: its records and its leaves by key path, in
+    flatten order, from one walk (the key paths are JAX's, as orbax's are)."""
+    records: dict[str, Any] = {}
+    leaves: dict[str, Any] = {}
+    for path, node, pairs in _tree.walk(tree):
         if pairs is None:
-            leaves.append((path, node))
-            return
-        if isinstance(node, _records.Record):
-            records.append((path, node))
-        for key, child in pairs:
-            visit(child, (*path, key))
-
-    visit(tree, ())
-    return records, leaves
-
-
-def _records_in(tree: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
-    for path, node in _walk(tree)[0]:
-        yield path, {"type": _type_name(type(node)), "static": _static_config(node)}
+            leaves[_tree.keystr(path)] = _leaf_summary(node)
+        elif isinstance(node, _records.Record):
+            records[_tree.keystr(path)] = {
+                "type": _type_name(type(node)),
+                "static": _static_config(node, pairs),
+            }
+    return {"format": FORMAT, "records": records, "leaves": leaves}
 
 
 def _type_name(cls: type) -> str:
@@ -243,9 +230,9 @@ def _type_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _static_config(node: Any) -> dict[str, Any]:
+def _static_config(node: Any, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     # Everything that is not a child: static fields and functions kept in the structure.
-    children = {key.name for key, _ in _tree.children(node) or ()}
+    children = {key.name for key, _ in pairs}
     fields = attrs.fields(type(node))
     return {f.name: _jsonable(getattr(node, f.name)) for f in fields if f.name not in children}
 

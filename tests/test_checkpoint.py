@@ -396,3 +396,20 @@ def test_restore_refuses_a_checkpoint_of_the_earlier_format(tmp_path: Path) -> N
     checkpointer.close()
     with pytest.raises(lc.CheckpointMismatchError, match=r"format 1.*save that model again"):
         lc.restore(str(tmp_path / "old"), tree)
+
+
+def test_summary_names_leaves_by_jax_key_paths_from_one_walk(monkeypatch: Any) -> None:
+    # The records and the leaves a save records come from one walk of the tree, and
+    # the leaves' paths are JAX's (as orbax's are), in flatten order.
+    tree = {
+        "b": [lf.positive(jnp.ones(2)), None, (1.0, jnp.zeros(3))],
+        "a": lf.Parameterize(jnp.exp, jnp.zeros(1)),
+    }
+    walks = []
+    walk = lc._tree.walk
+    monkeypatch.setattr(lc._tree, "walk", lambda t: walks.append(t) or walk(t))
+    summary = lc._summary(tree)
+    expected = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    assert list(summary["leaves"]) == expected
+    assert list(summary["records"]) == ["['a']", "['b'][0]"]
+    assert walks == [tree]
