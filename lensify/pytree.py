@@ -4,6 +4,7 @@
 module, never through the private registry boundary behind it. It holds JAX's flatten
 and unflatten under the names lensify uses, the one-level view of a node that every
 lensify traversal shares (:func:`children` and :func:`rebuild`, records included),
+the read-only walk over every node with its key path built on it (:func:`walk`),
 key paths rendered as code, the array tests lensify's checks use, and the record base
 class (equality of trees is public: :func:`lensify.tree_equal`). These names are not
 re-exported by ``import lensify``: they may change with lensify's internals, while
@@ -36,6 +37,7 @@ from lensify._tree import register_keyless_node as register_keyless_node
 from lensify._tree import structure as structure
 from lensify._tree import tree_map as tree_map
 from lensify._tree import unflatten as unflatten
+from lensify._tree import walk as walk
 
 __all__ = [
     "FlattenedIndexKey",
@@ -53,4 +55,5 @@ __all__ = [
     "structure",
     "tree_map",
     "unflatten",
+    "walk",
 ]

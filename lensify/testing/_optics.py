@@ -66,15 +66,23 @@ class _Node:
         self.rigid = rigid  # its parent rebuilds only from children of its own kind
 
 
-def _nodes(tree: Any, path: tuple[Any, ...] = (), rigid: bool = False) -> list[_Node]:
+def _nodes(tree: Any) -> list[_Node]:
     """Every node of ``tree`` (the root, containers, leaves) with its key path."""
-    found = [_Node(path, tree, rigid)]
-    for key, child in pytree.children(tree) or []:
-        # A record keeps a plain function out of its children (a placeholder takes its
-        # place), so a lens on that field would see the function, not the child.
-        if isinstance(key, pytree.GetAttrKey) and getattr(tree, key.name, child) is not child:
+    found: list[_Node] = []
+    left_out: set[tuple[Any, ...]] = set()  # and everything below them
+    rigid: set[tuple[Any, ...]] = set()  # nodes whose children are rigid
+    for path, node, pairs in pytree.walk(tree):
+        if path in left_out or path[:-1] in left_out:
+            left_out.add(path)
             continue
-        found += _nodes(child, (*path, key), has_rigid_children(tree))
+        found.append(_Node(path, node, bool(path) and path[:-1] in rigid))
+        if has_rigid_children(node):
+            rigid.add(path)
+        for key, child in pairs or ():
+            # A record keeps a plain function out of its children (a placeholder takes
+            # its place), so a lens on that field would see the function, not the child.
+            if isinstance(key, pytree.GetAttrKey) and getattr(node, key.name, child) is not child:
+                left_out.add((*path, key))
     return found
 
 
@@ -86,23 +94,27 @@ def _attribute_of(node: Any, child: Any, siblings: Sequence[Any]) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-def _attribute_routes(tree: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def _attribute_routes(tree: Any) -> list[tuple[Any, ...]]:
     """Routes that reach a child named by flat index through its attribute instead.
 
     A class registered with ``register_pytree_node`` keeps its children in attributes,
     but JAX names them by flat index; ``lf.at.w`` must select the same child as
     ``lf.at[<flat index 0>]`` in every operation.
     """
-    pairs = pytree.children(tree) or []
-    siblings = [child for _, child in pairs]
     routes: list[tuple[Any, ...]] = []
-    for key, child in pairs:
-        name = None
-        if isinstance(key, pytree.FlattenedIndexKey) and not has_rigid_children(tree):
-            name = _attribute_of(tree, child, siblings)
-        if name is not None:
-            routes.append((*path, pytree.GetAttrKey(name)))
-        routes += _attribute_routes(child, (*path, key))
+    named: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # a child's path -> its route
+    for path, node, pairs in pytree.walk(tree):
+        route = named.pop(path, None)
+        if route is not None:
+            routes.append(route)
+        if not pairs or has_rigid_children(node):
+            continue
+        siblings = [child for _, child in pairs]
+        for key, child in pairs:
+            if isinstance(key, pytree.FlattenedIndexKey):
+                name = _attribute_of(node, child, siblings)
+                if name is not None:
+                    named[(*path, key)] = (*path, pytree.GetAttrKey(name))
     return routes
 
 
