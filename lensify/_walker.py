@@ -92,9 +92,11 @@ def path_of(site: Any) -> str:
 
 
 def _located_at(site: Any, error: BaseException, action: str) -> BaseException:
-    """``error``, raised at ``site`` while ``action``, located, ready to raise in its
-    place: itself with a note, or its located copy carrying its traceback (the copy
-    hides ``error``, which says nothing more)."""
+    """``error``, raised at ``site`` while ``action``, located: itself with a note, or
+    its located copy carrying its traceback (the copy hides ``error``, which says
+    nothing more). Raise it where ``error`` was caught, with no ``from``
+    (``raise _located_at(site, error, action)``): ``error`` raised again keeps its own
+    cause and context."""
     out = located(error, path_of(site), action)
     if out is not error:
         out.__cause__ = None
@@ -204,10 +206,7 @@ def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
     try:
         return algebra(wrapper)
     except Exception as error:
-        out = _located_at(site, error, f"unwrapping {cls.__name__}")
-        if out is error:
-            raise
-        raise out from None
+        raise _located_at(site, error, f"unwrapping {cls.__name__}")  # noqa: B904
 
 
 def _fold(tree: Any, site: Any, each: _Each) -> Any:
@@ -362,10 +361,7 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         if type(target) is not cls:
             raise _wrong_type(cls, target)
     except Exception as error:
-        out = _located_at(site, error, f"rewrapping {cls.__name__}")
-        if out is error:
-            raise
-        raise out from None
+        raise _located_at(site, error, f"rewrapping {cls.__name__}")  # noqa: B904
     finally:
         if checks is not None and len(checks.labels) > start:
             # Checks traced by this with_value run later: they are this wrapper's.
