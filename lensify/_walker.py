@@ -27,7 +27,7 @@ import importlib
 import operator
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -92,17 +92,19 @@ def path_of(site: Any) -> str:
 
 
 def _located_at(site: Any, error: BaseException, action: str) -> BaseException:
-    """``error``, raised at ``site`` while ``action``, located: itself with a note, or
-    its located copy carrying its traceback (the copy hides ``error``, which says
-    nothing more). Raise it where ``error`` was caught, with no ``from``
-    (``raise _located_at(site, error, action)``): ``error`` raised again keeps its own
-    cause and context."""
-    out = located(error, path_of(site), action)
-    if out is not error:
-        out.__cause__ = None
-        out.__suppress_context__ = True
-        out = out.with_traceback(error.__traceback__)
-    return out
+    """``error``, found at ``site`` while ``action``, located: itself with a note, or
+    its located copy (see :func:`lensify._located.located`)."""
+    return located(error, path_of(site), action)
+
+
+def _raise_located(site: Any, error: BaseException, action: str) -> NoReturn:
+    """Raise ``error``, caught at ``site`` while ``action``, located. Raised again with
+    a note, it keeps its own cause and context; a located copy carries its traceback
+    and hides it (it says nothing more)."""
+    out = _located_at(site, error, action)
+    if out is error:
+        raise error
+    raise out.with_traceback(error.__traceback__) from None
 
 
 class _Flat(int):
@@ -206,7 +208,7 @@ def _fold_wrapper(wrapper: Any, site: Any, each: _Each) -> Any:
     try:
         return algebra(wrapper)
     except Exception as error:
-        raise _located_at(site, error, f"unwrapping {cls.__name__}")  # noqa: B904
+        _raise_located(site, error, f"unwrapping {cls.__name__}")
 
 
 def _fold(tree: Any, site: Any, each: _Each) -> Any:
@@ -267,7 +269,7 @@ def _leaf_at(site: Any, old: Any, value: Any, check: Callable[[Any, Any], Any]) 
     try:
         return check(old, value)
     except StructureMismatchError as error:
-        raise _located_at(site, error, "rewrapping") from None
+        _raise_located(site, error, "rewrapping")
 
 
 def _leaf_value(old: Any, value: Any) -> Any:
@@ -360,15 +362,17 @@ def _rewrap_wrapper(wrapper: Any, value: Any, site: Any) -> Any:
         target = with_value(wrapper, value)
         if type(target) is not cls:
             raise _wrong_type(cls, target)
+        if target is wrapper:
+            return wrapper  # with_value changed nothing
+        (children, structure), (values, target_structure) = split(wrapper), split(target)
+        if cls in _REGISTERED_FOR:
+            target, values = _finite_raw_values(cls, target, target_structure, values, children)
     except Exception as error:
-        raise _located_at(site, error, f"rewrapping {cls.__name__}")  # noqa: B904
+        _raise_located(site, error, f"rewrapping {cls.__name__}")
     finally:
         if checks is not None and len(checks.labels) > start:
             # Checks traced by this with_value run later: they are this wrapper's.
             checks.claim(start, wrapper, path_of(site))
-    if target is wrapper:
-        return wrapper  # with_value changed nothing
-    (children, structure), (values, target_structure) = split(wrapper), split(target)
     new = _walk_children(wrapper, children, values, _push, site)
     if new is None:  # every child kept: the wrapper, unless its static fields changed
         if target_structure is structure or _same(target_structure, structure):
@@ -407,6 +411,9 @@ def _same(a: Any, b: Any) -> bool:
 _WITH_VALUE: dict[type, Callable[[Any, Any], Any]] = {}
 # Classes given a with_value by register_with_value: class -> with_value(wrapper, value).
 _REGISTERED: dict[type, Callable[[Any, Any], Any]] = {}
+# The classes whose with_value is a registered one (their own or a base's). Never
+# emptied: a registration only ever replaces a class's with_value by a registered one.
+_REGISTERED_FOR: set[type] = set()
 # The module of what lensify ships for classes it does not own (paramax's, GPJax's):
 # shipped_with_value(cls) gives a with_value or None. Imported when first needed.
 SHIPPED_WITH_VALUES = "lensify._clients"
@@ -436,7 +443,8 @@ def _with_value_of(cls: type) -> Callable[[Any, Any], Any]:
     for owner in cls.__mro__:
         registered = _REGISTERED.get(owner)
         if registered is not None:
-            found = _finite_raw_values(registered)
+            found = registered
+            _REGISTERED_FOR.add(cls)  # before found is cached: see _rewrap_wrapper
             break
         method = owner.__dict__.get("with_value")
         if method is not None:  # called as wrapper.with_value(value) would call it
@@ -468,20 +476,17 @@ def _wrong_type(cls: type, target: Any) -> TypeError:
     )
 
 
-def _finite_raw_values(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    # A registered with_value as rewrap calls it: each child it changed (a kept
-    # child is the tree's own) is checked to hold finite raw values.
-    def with_value(wrapper: Any, value: Any) -> Any:
-        cls = type(wrapper)
-        target = fn(wrapper, value)
-        if type(target) is not cls:
-            raise _wrong_type(cls, target)
-        values, structure = split(target)
-        pairs = zip(values, split(wrapper)[0], strict=True)
-        checked = [v if v is c else _checked_finite(v, cls.__name__) for v, c in pairs]
-        return target if all(map(_is, checked, values)) else join(cls, structure, checked)
-
-    return with_value
+def _finite_raw_values(
+    cls: type, target: Any, structure: Any, values: Any, children: Any
+) -> tuple[Any, Any]:
+    # What a registered with_value returned, split (values, structure), with each child it
+    # changed (a kept child is the wrapper's own) checked to hold finite raw values:
+    # (target, values), rebuilt if a check gave another object.
+    pairs = zip(values, children, strict=True)
+    checked = [v if v is c else _checked_finite(v, cls.__name__) for v, c in pairs]
+    if all(map(_is, checked, values)):
+        return target, values
+    return join(cls, structure, checked), checked
 
 
 def _checked_finite(values: Any, name: str) -> Any:
