@@ -114,7 +114,8 @@ def _attribute_routes(tree: Any) -> list[tuple[Any, ...]]:
             if isinstance(key, pytree.FlattenedIndexKey):
                 name = _attribute_of(node, child, siblings)
                 if name is not None:
-                    named[(*path, key)] = (*path, pytree.GetAttrKey(name))
+                    child_path = (*path, key)
+                    named[child_path] = (*path, pytree.GetAttrKey(name))
     return routes
 
 
