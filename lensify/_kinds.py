@@ -64,8 +64,7 @@ def split(wrapper: Any) -> tuple[Sequence[Any], Any]:
     """``(children, structure)`` of a wrapper: a record's split (see
     :data:`lensify._records.Split`), or a foreign one's children and itself."""
     if type(wrapper) in FOREIGN_TYPES:
-        pairs = _tree.children(wrapper) or []
-        return [child for _, child in pairs], wrapper
+        return _tree.child_list(wrapper) or [], wrapper
     return _records.split(wrapper)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "LEAF_BASES",
     "PLAIN_TYPES",
     "SequenceKey",
+    "child_list",
     "children",
     "flatten",
     "flatten_with_path",
@@ -114,6 +115,9 @@ if hasattr(jtu, "is_tree_node"):
     def _flatten_one_level_with_keys(node: Any) -> list[tuple[Any, Any]]:
         return list(jtu.flatten_one_level_with_keys(node)[0])
 
+    def _flatten_one_level(node: Any) -> list[Any]:
+        return list(jtu.flatten_one_level(node)[0])
+
 else:  # jax < 0.7 (the last releases for Python 3.10) lacks the one-level API.
 
     def _is_tree_node(x: Any) -> bool:
@@ -122,6 +126,9 @@ else:  # jax < 0.7 (the last releases for Python 3.10) lacks the one-level API.
     def _flatten_one_level_with_keys(node: Any) -> list[tuple[Any, Any]]:
         pairs = jtu.tree_flatten_with_path(node, is_leaf=lambda y: y is not node)[0]
         return [(path[0], child) for path, child in pairs]
+
+    def _flatten_one_level(node: Any) -> list[Any]:
+        return jtu.tree_flatten(node, is_leaf=lambda y: y is not node)[0]
 
 
 def is_node(x: Any) -> bool:
@@ -210,6 +217,18 @@ def children(node: Any) -> list[tuple[Any, Any]] | None:
         # that follow a None child (jax 0.10), so the field names are used here.
         return [(GetAttrKey(name), c) for name, c in zip(t._fields, node, strict=True)]
     return _flatten_one_level_with_keys(node)
+
+
+def child_list(node: Any) -> list[Any] | None:
+    """The children of a node as :func:`children` gives them, without their keys
+    (a cheaper flatten for a node registered with keys); None for a leaf."""
+    t = type(node)
+    if t is dict or t in _ONE_LEVEL:  # a namedtuple's flatten is right without keys
+        pairs = children(node)
+        return None if pairs is None else [child for _, child in pairs]
+    if t in _LEAF_TYPES or not _is_tree_node(node):
+        return None
+    return _flatten_one_level(node)
 
 
 def walk(tree: Any) -> Iterator[tuple[tuple[Any, ...], Any, list[tuple[Any, Any]] | None]]:
