@@ -47,11 +47,13 @@ __all__ = [
     "field",
     "fields_init_cannot_take",
     "fill_defaults",
+    "config_of",
     "from_fields",
     "generate_codec",
     "has_custom_init",
     "keep_inherited_init",
     "learn_plain_types",
+    "set_config",
     "translate_dataclass_fields",
     "warn_post_init_with_custom_init",
     "warn_static_arrays",
@@ -219,11 +221,32 @@ def warn_static_arrays(obj: Any, static_names: tuple[str, ...]) -> None:
         )
 
 
-def from_fields(cls: type, values: dict[str, Any]) -> Any:
+def from_fields(cls: type, values: dict[str, Any], config: Any = None) -> Any:
+    """A record of class ``cls`` holding ``values``, built without ``__init__``, with
+    the configuration entries ``config`` (see :func:`set_config`), if any."""
     obj: Any = object.__new__(cls)
     for name, value in values.items():
         object.__setattr__(obj, name, value)
+    if config:
+        set_config(obj, config)
     return obj
+
+
+def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
+    """Record on ``obj`` which of its entries travel in the structure as configuration
+    (see ``_functions.config_keys``)."""
+    if keys:
+        obj.__dict__[CONFIG_ATTRIBUTE] = keys
+    else:
+        obj.__dict__.pop(CONFIG_ATTRIBUTE, None)
+
+
+def config_of(obj: Any, name: str | None = None) -> frozenset[Any] | None:
+    """The configuration entries of ``obj`` (of its field ``name``, if given), or None."""
+    keys = getattr(obj, "__dict__", {}).get(CONFIG_ATTRIBUTE)
+    if not keys or name is None:
+        return keys or None
+    return frozenset(k for n, k in keys if n == name) or None
 
 
 # ------------------------------------------------- generated flatten and rebuild

@@ -96,7 +96,7 @@ def config_keys(fields: Iterable[tuple[str, Any]]) -> frozenset[tuple[str, Any]]
         t = type(value)
         if t is dict:
             found.update((name, k) for k, v in value.items() if type(v) in _CONFIG_TYPES)
-        elif t is tuple or t is list:
+        elif (t is tuple or t is list) and len(value) > 1:
             found.update((name, j) for j, v in enumerate(value) if j and type(v) in _CONFIG_TYPES)
     return frozenset(found)
 

@@ -235,7 +235,7 @@ def evolve(record: R, /, **changes: Any) -> R:
     values.update(changes)
     new: R = _fields.from_fields(cls, values)
     if layout.config:
-        configure(new)
+        configure(new, record, changes)
     return new
 
 
@@ -325,7 +325,7 @@ def _flatten_general(obj: Any) -> Split:
             # A Parameterize's args and kwargs. Only their own entries are looked
             # at: below them is the user's tree, whose functions are leaves as JAX
             # says (and a deep search would cost every flatten of a large tree).
-            keys = _config_of(obj, layout.child_names[i]) if layout.config else None
+            keys = _fields.config_of(obj, layout.child_names[i]) if layout.config else None
             if value and (keys or any(map(callable, value.values() if t is dict else value))):
                 kept[i] = _functions.hoist(value, i, found, keys)
         elif callable(value) and _functions.is_function(value):
@@ -336,31 +336,17 @@ def _flatten_general(obj: Any) -> Split:
     return tuple(kept), (layout.get_static(obj), tuple(found))
 
 
-# The instance attribute (not a field) naming a config class's structure entries.
-_CONFIG = _fields.CONFIG_ATTRIBUTE
-
-
-def configure(record: Any) -> None:
+def configure(record: Any, old: Any = None, changed: Any = ()) -> None:
     """Decide which entries of the children of ``record``, of a class that keeps its
-    configuration in the structure, travel there (see ``_functions.config_keys``)."""
-    layout = _layout(type(record))
-    fields = zip(layout.child_names, layout.get_children(record), strict=True)
-    set_config(record, _functions.config_keys(fields))
-
-
-def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
-    """Record on ``obj`` which of its entries travel in the structure as configuration."""
-    if keys:
-        obj.__dict__[_CONFIG] = keys
-    else:
-        obj.__dict__.pop(_CONFIG, None)
-
-
-def _config_of(obj: Any, name: str) -> frozenset[Any] | None:
-    keys = obj.__dict__.get(_CONFIG)
-    if not keys:
-        return None
-    return frozenset(k for n, k in keys if n == name) or None
+    configuration in the structure, travel there (see ``_functions.config_keys``):
+    given the record ``old`` it was built from, only those of the ``changed`` fields."""
+    names = _layout(type(record)).child_names
+    keys = _functions.config_keys(
+        (n, getattr(record, n)) for n in names if old is None or n in changed
+    )
+    if old is not None and (kept := _fields.config_of(old)):
+        keys |= {key for key in kept if key[0] not in changed}
+    _fields.set_config(record, keys)
 
 
 def record_keys(cls: type) -> tuple[Any, ...]:
@@ -390,7 +376,7 @@ def _rebuild_general(cls: type, aux: Structure, children: Sequence[Any]) -> Any:
         setter(obj, name, value)
     if layout.config and hoisted:
         names = layout.child_names
-        set_config(
+        _fields.set_config(
             obj,
             frozenset((names[p[0]], p[1]) for p, v in hoisted if len(p) == 2 and not callable(v)),
         )
@@ -456,7 +442,7 @@ def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
         raise ValueError(f"wrong number of children to rebuild a {cls.__name__}")
     fields = dict(zip(layout.child_names, values, strict=True))
     fields.update(zip(layout.static_names, layout.get_static(obj), strict=True))
-    return _fields.from_fields(cls, fields)
+    return _unpickle(cls, tuple(fields), tuple(fields.values()), _fields.config_of(obj))
 
 
 _END = object()
@@ -489,8 +475,11 @@ def _register(cls: type) -> None:
 # ---------------------------------------------------------------------- pickling
 
 
-def _unpickle(cls: type, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
-    return _fields.from_fields(cls, dict(zip(names, values, strict=True)))
+def _unpickle(
+    cls: type, names: tuple[str, ...], values: tuple[Any, ...], config: Any = None
+) -> Any:
+    # A copy keeps the configuration of what it copies, as JAX's rebuild does.
+    return _fields.from_fields(cls, dict(zip(names, values, strict=True)), config)
 
 
 class RecordMeta(abc.ABCMeta):
@@ -579,11 +568,12 @@ class Record(metaclass=RecordMeta):
         # Pickled field by field and rebuilt without __init__, like unflatten.
         names = _layout(type(self)).names
         values = tuple(_functions.by_name_if_jitted(getattr(self, name)) for name in names)
-        return _unpickle, (type(self), names, values)
+        return _unpickle, (type(self), names, values, _fields.config_of(self))
 
     def __copy__(self) -> Any:
         names = _layout(type(self)).names
-        return _unpickle(type(self), names, tuple(getattr(self, name) for name in names))
+        values = tuple(getattr(self, name) for name in names)
+        return _unpickle(type(self), names, values, _fields.config_of(self))
 
     def __replace__(self, **changes: Any) -> Any:
         return replace(self, **changes)

@@ -614,6 +614,37 @@ def test_evolve_decides_parameterize_config_and_keeps_its_function() -> None:
     assert jax.tree_util.tree_leaves(q) == [q.args[0]]
 
 
+def test_evolve_keeps_the_configuration_of_the_fields_it_does_not_change() -> None:
+    p = lf.Parameterize(jnp.roll, jnp.arange(3.0), 1, axis=0)
+    q = _records.evolve(p, kwargs={"axis": 0})
+    assert jax.tree_util.tree_structure(q) == jax.tree_util.tree_structure(p)
+    r = _records.evolve(p, args=(jnp.zeros(3), jnp.ones(())))
+    assert jax.tree_util.tree_leaves(r) == [r.args[0], r.args[1]]
+
+
+def _roll_by_one() -> Any:
+    # A configuration entry: the shift 1 travels in the tree structure, not as a leaf.
+    return lf.Parameterize(jnp.roll, jnp.arange(3.0), 1)
+
+
+@pytest.mark.parametrize(
+    "copy_of",
+    [
+        lambda p: pickle.loads(pickle.dumps(p)),
+        lambda p: __import__("copy").copy(p),
+        lambda p: __import__("copy").deepcopy(p),
+        lambda p: lf.at.each().modify(p, lambda child: child),
+    ],
+    ids=["pickle", "copy", "deepcopy", "each_modify"],
+)
+def test_a_copy_keeps_the_configuration_in_the_structure(copy_of: Any) -> None:
+    p = _roll_by_one()
+    copied = copy_of(p)
+    assert jax.tree_util.tree_structure(copied) == jax.tree_util.tree_structure(p)
+    assert len(jax.tree_util.tree_leaves(copied)) == 1
+    assert jnp.array_equal(lf.unwrap(copied), lf.unwrap(p))
+
+
 def test_with_value_keeps_a_parameterize_s_structure() -> None:
     def exp_along(x: Any, axis: int = -1) -> Any:
         return jnp.exp(x)
