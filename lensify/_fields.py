@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import operator
 import types
 import warnings
 from collections.abc import Callable
@@ -40,21 +41,19 @@ import numpy as np
 from lensify import _functions, _tree
 
 __all__ = [
-    "CONFIG_ATTRIBUTE",
     "STATIC",
     "Codec",
     "General",
     "field",
     "fields_init_cannot_take",
     "fill_defaults",
-    "config_of",
     "from_fields",
     "generate_codec",
     "has_custom_init",
     "keep_inherited_init",
     "learn_plain_types",
-    "set_config",
     "translate_dataclass_fields",
+    "tuple_getter",
     "warn_post_init_with_custom_init",
     "warn_static_arrays",
 ]
@@ -221,32 +220,35 @@ def warn_static_arrays(obj: Any, static_names: tuple[str, ...]) -> None:
         )
 
 
+def tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``obj -> tuple(getattr(obj, n) for n in names)``, done in C where possible."""
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        get_one = operator.attrgetter(names[0])
+        return lambda obj: (get_one(obj),)
+    return operator.attrgetter(*names)
+
+
 def from_fields(cls: type, values: dict[str, Any], config: Any = None) -> Any:
     """A record of class ``cls`` holding ``values``, built without ``__init__``, with
     the configuration entries ``config`` (see :func:`set_config`), if any."""
     obj: Any = object.__new__(cls)
-    for name, value in values.items():
-        object.__setattr__(obj, name, value)
+    in_dict = _IN_DICT.get(cls)
+    if in_dict is None:
+        in_dict = _IN_DICT[cls] = all(_stored_in_dict(cls, f.name) for f in attrs.fields(cls))
+    if in_dict:
+        obj.__dict__.update(values)
+    else:
+        for name, value in values.items():
+            object.__setattr__(obj, name, value)
     if config:
-        set_config(obj, config)
+        _functions.set_config(obj, config)
     return obj
 
 
-def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
-    """Record on ``obj`` which of its entries travel in the structure as configuration
-    (see ``_functions.config_keys``)."""
-    if keys:
-        obj.__dict__[CONFIG_ATTRIBUTE] = keys
-    else:
-        obj.__dict__.pop(CONFIG_ATTRIBUTE, None)
-
-
-def config_of(obj: Any, name: str | None = None) -> frozenset[Any] | None:
-    """The configuration entries of ``obj`` (of its field ``name``, if given), or None."""
-    keys = getattr(obj, "__dict__", {}).get(CONFIG_ATTRIBUTE)
-    if not keys or name is None:
-        return keys or None
-    return frozenset(k for n, k in keys if n == name) or None
+# Per record class: whether every field lives in the instance's __dict__ (no slot).
+_IN_DICT: dict[type, bool] = {}
 
 
 # ------------------------------------------------- generated flatten and rebuild
@@ -256,9 +258,6 @@ def config_of(obj: Any, name: str | None = None) -> frozenset[Any] | None:
 # alive anyway join (JAX's leaves and arrays, registered node types), so that a
 # user's passing leaf class is not kept alive by this set.
 _PLAIN: set[type] = {float, int, bool, complex, str, type(None), np.ndarray}
-# The instance attribute (not a field) naming a config class's structure entries
-# (see _records.configure).
-CONFIG_ATTRIBUTE = "_lf_config"
 _CONTAINERS = _functions.CONTAINER_TYPES
 _ARRAYS = (jax.Array, np.ndarray, np.generic, jax.core.Tracer)
 
@@ -555,7 +554,7 @@ def generate_codec(
         "_PLAIN": _PLAIN,
         "_entries_kept": _entries_kept,
         "_FUNCTIONS": _functions.FUNCTION_TYPES,
-        "_CONFIG": CONFIG_ATTRIBUTE,
+        "_CONFIG": _functions.CONFIG_ATTRIBUTE,
         "_AUX": ((), ()),
         "_hoisted": _hoisted,
         **{f"_HOISTED_{i}": {} for i in range(len(children))},

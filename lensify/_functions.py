@@ -24,12 +24,16 @@ __all__ = [
     "FUNCTION_TYPES",
     "by_name_if_jitted",
     "callable_name",
+    "CONFIG_ATTRIBUTE",
     "config_keys",
+    "config_of",
     "hoist",
     "hoisted_whole",
     "is_function",
+    "may_configure",
     "put",
     "registry_children",
+    "set_config",
 ]
 
 # Function types that are never pytree nodes: checked before asking the registry.
@@ -80,6 +84,12 @@ def hoist(container: Any, i: int, found: list[Any], keys: Any = None) -> Any:
 _CONFIG_TYPES = frozenset({int, bool, str})
 
 
+def may_configure(value: Any) -> bool:
+    """Whether a field holding ``value`` can hold configuration (see :func:`config_keys`)."""
+    t = type(value)
+    return (t is dict and bool(value)) or ((t is tuple or t is list) and len(value) > 1)
+
+
 def config_keys(fields: Iterable[tuple[str, Any]]) -> frozenset[tuple[str, Any]]:
     """The entries of a record's ``(name, value)`` fields that configure its function,
     as ``(field name, key)``.
@@ -99,6 +109,27 @@ def config_keys(fields: Iterable[tuple[str, Any]]) -> frozenset[tuple[str, Any]]
         elif (t is tuple or t is list) and len(value) > 1:
             found.update((name, j) for j, v in enumerate(value) if j and type(v) in _CONFIG_TYPES)
     return frozenset(found)
+
+
+# The instance attribute (not a field) naming a record's configuration entries.
+CONFIG_ATTRIBUTE = "_lf_config"
+
+
+def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
+    """Record on ``obj`` which of its entries travel in the structure as configuration
+    (see ``_functions.config_keys``)."""
+    if keys:
+        obj.__dict__[CONFIG_ATTRIBUTE] = keys
+    else:
+        obj.__dict__.pop(CONFIG_ATTRIBUTE, None)
+
+
+def config_of(obj: Any, name: str | None = None) -> frozenset[Any] | None:
+    """The configuration entries of ``obj`` (of its field ``name``, if given), or None."""
+    keys = getattr(obj, "__dict__", {}).get(CONFIG_ATTRIBUTE)
+    if not keys or name is None:
+        return keys or None
+    return frozenset(k for n, k in keys if n == name) or None
 
 
 def put(container: Any, key: Any, value: Any) -> Any:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import abc
 import importlib
-import operator
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
@@ -89,6 +88,7 @@ class _Layout:
     __slots__ = (
         "by_fields",
         "check_inits",
+        "child_index",
         "child_names",
         "config",
         "custom_init",
@@ -111,9 +111,10 @@ class _Layout:
         self.field_names = _field_names(cls)
         self.child_names, self.static_names, self.config = self.field_names
         self.keys = tuple(_tree.GetAttrKey(n) for n in self.child_names)
-        self.get_fields = _tuple_getter(self.names)
-        self.get_children = _tuple_getter(self.child_names)
-        self.get_static = _tuple_getter(self.static_names)
+        self.child_index = {n: i for i, n in enumerate(self.child_names)}
+        self.get_fields = _fields.tuple_getter(self.names)
+        self.get_children = _fields.tuple_getter(self.child_names)
+        self.get_static = _fields.tuple_getter(self.static_names)
         self.custom_init = _fields.has_custom_init(cls)
         # With a hand-written __init__, the fields it leaves unset take their defaults.
         self.defaults = tuple((f.name, f.default) for f in fields) if self.custom_init else ()
@@ -135,16 +136,6 @@ def _field_names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     # A class that says so (Parameterize) keeps the Python ints, bools and strings
     # given in its tuple, list and dict fields in the structure (see configure).
     return children, statics, bool(getattr(cls, "_lf_config_in_structure", False))
-
-
-def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """``obj -> tuple(getattr(obj, n) for n in names)``, done in C where possible."""
-    if not names:
-        return lambda obj: ()
-    if len(names) == 1:
-        get_one = operator.attrgetter(names[0])
-        return lambda obj: (get_one(obj),)
-    return operator.attrgetter(*names)
 
 
 def _finalise(cls: type) -> None:
@@ -231,10 +222,27 @@ def evolve(record: R, /, **changes: Any) -> R:
         raise TypeError(
             f"{cls.__name__} has no field {unknown!r}; its fields are {', '.join(layout.names)}."
         )
+    index = layout.child_index
+    if index.keys() >= changes.keys() and not (
+        layout.config and any(map(_functions.may_configure, changes.values()))
+    ):
+        # The usual case: the split's join with the new children, unless a changed
+        # child had something moved into the structure (a function, configuration).
+        children, structure = split(record)
+        changed = [index[name] for name in changes]
+        _, hoisted = structure
+        if not hoisted or not any(path[0] in changed for path, _ in hoisted):
+            new_children = list(children)
+            for i, value in zip(changed, changes.values(), strict=True):
+                new_children[i] = value
+            return cast(R, join(cls, structure, new_children))
     values = dict(zip(layout.names, layout.get_fields(record), strict=True))
     values.update(changes)
-    new: R = _fields.from_fields(cls, values)
-    if layout.config:
+    config = _functions.config_of(record) if layout.config else None
+    new: R = _fields.from_fields(cls, values, config)
+    if any(map(_functions.may_configure, changes.values())) or any(
+        n in changes for n, _ in config or ()
+    ):
         configure(new, record, changes)
     return new
 
@@ -325,7 +333,7 @@ def _flatten_general(obj: Any) -> Split:
             # A Parameterize's args and kwargs. Only their own entries are looked
             # at: below them is the user's tree, whose functions are leaves as JAX
             # says (and a deep search would cost every flatten of a large tree).
-            keys = _fields.config_of(obj, layout.child_names[i]) if layout.config else None
+            keys = _functions.config_of(obj, layout.child_names[i]) if layout.config else None
             if value and (keys or any(map(callable, value.values() if t is dict else value))):
                 kept[i] = _functions.hoist(value, i, found, keys)
         elif callable(value) and _functions.is_function(value):
@@ -344,9 +352,9 @@ def configure(record: Any, old: Any = None, changed: Any = ()) -> None:
     keys = _functions.config_keys(
         (n, getattr(record, n)) for n in names if old is None or n in changed
     )
-    if old is not None and (kept := _fields.config_of(old)):
+    if old is not None and (kept := _functions.config_of(old)):
         keys |= {key for key in kept if key[0] not in changed}
-    _fields.set_config(record, keys)
+    _functions.set_config(record, keys)
 
 
 def record_keys(cls: type) -> tuple[Any, ...]:
@@ -376,7 +384,7 @@ def _rebuild_general(cls: type, aux: Structure, children: Sequence[Any]) -> Any:
         setter(obj, name, value)
     if layout.config and hoisted:
         names = layout.child_names
-        _fields.set_config(
+        _functions.set_config(
             obj,
             frozenset((names[p[0]], p[1]) for p, v in hoisted if len(p) == 2 and not callable(v)),
         )
@@ -442,7 +450,7 @@ def _one_level_rebuild(obj: Any, new_children: Any) -> Any:
         raise ValueError(f"wrong number of children to rebuild a {cls.__name__}")
     fields = dict(zip(layout.child_names, values, strict=True))
     fields.update(zip(layout.static_names, layout.get_static(obj), strict=True))
-    return _unpickle(cls, tuple(fields), tuple(fields.values()), _fields.config_of(obj))
+    return _unpickle(cls, tuple(fields), tuple(fields.values()), _functions.config_of(obj))
 
 
 _END = object()
@@ -568,12 +576,12 @@ class Record(metaclass=RecordMeta):
         # Pickled field by field and rebuilt without __init__, like unflatten.
         names = _layout(type(self)).names
         values = tuple(_functions.by_name_if_jitted(getattr(self, name)) for name in names)
-        return _unpickle, (type(self), names, values, _fields.config_of(self))
+        return _unpickle, (type(self), names, values, _functions.config_of(self))
 
     def __copy__(self) -> Any:
         names = _layout(type(self)).names
         values = tuple(getattr(self, name) for name in names)
-        return _unpickle(type(self), names, values, _fields.config_of(self))
+        return _unpickle(type(self), names, values, _functions.config_of(self))
 
     def __replace__(self, **changes: Any) -> Any:
         return replace(self, **changes)

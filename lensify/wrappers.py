@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import sys
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -353,8 +353,11 @@ class Parameterize(AbstractUnwrappable[T]):
                 no positional argument to invert.
         """
         k, raw = parameterize_raw(self, value)
-        args = self.args
-        return _records.evolve(self, args=(*args[:k], raw, *args[k + 1 :]))
+        # The split's join, as JAX rebuilds it: fn and the configuration stay in the
+        # structure (a cheaper evolve, which would decide them again).
+        (fn, args, *rest), structure = _records.split(self)
+        new = (fn, (*args[:k], raw, *args[k + 1 :]), *rest)
+        return cast("Parameterize[T]", _records.join(type(self), structure, new))
 
     def log_det(self) -> Any:
         # Called as fn is; the variable is the raw argument, the others configure fn.

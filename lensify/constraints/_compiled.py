@@ -49,16 +49,18 @@ class _Slot:
         return hash((_Slot, self.shape))
 
 
-def keyed(constraint: Any) -> tuple[_records.Structure, tuple[np.ndarray, ...]]:
-    """``(key, data)``: the structure of ``constraint`` (of one child, raw) with each
-    of its data fields (bounds) replaced by its shape, and their values as float64
-    arrays.
+def keyed(
+    constraint: Any, structure: _records.Structure | None = None
+) -> tuple[_records.Structure, tuple[np.ndarray, ...]]:
+    """``(key, data)``: the structure of ``constraint`` (of one child, raw; given, if
+    its split is at hand) with each of its data fields (bounds) replaced by its
+    shape, and their values as float64 arrays.
 
     A compiled map is keyed on its class, its ``key``, and the shape and dtype of
     its arguments, ``data`` among them: a new bound value costs no compilation."""
     names = type(constraint)._data_fields
     if not names:
-        return _records.split(constraint)[1], ()
+        return structure or _records.split(constraint)[1], ()
     data = tuple(np.asarray(getattr(constraint, name), dtype=np.float64) for name in names)
     slots = {name: _Slot(value.shape) for name, value in zip(names, data, strict=True)}
     return _records.split(_records.evolve(constraint, raw=None, **slots))[1], data

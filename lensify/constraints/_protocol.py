@@ -12,7 +12,7 @@ import abc
 import functools
 import operator
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
 import attrs
 import jax
@@ -299,9 +299,10 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             ...
             lensify.ConstraintError: Interval got 2.0, outside its support ...
         """
-        children, _ = _records.split(self)
+        children, structure = _records.split(self)
         if len(children) == 1:  # raw is the only child: the usual case
-            return _records.evolve(self, raw=self._inverse_checked(value))
+            raw = self._inverse_checked(value, structure)
+            return cast(C, _records.join(type(self), structure, (raw,)))
         plain = all(type(child) in _PLAIN for child in children)
         template = self if plain else self._evaluated()
         raw = template._finite(template.inverse(template._checked(value)))
@@ -343,7 +344,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             raw = self._preimage(template, value, template._checked(unwrap(value)))
         object.__setattr__(self, "raw", raw)
 
-    def _inverse_checked(self, value: Any) -> jax.Array:
+    def _inverse_checked(self, value: Any, structure: Any = None) -> jax.Array:
         # inverse(_checked(value)) for a constraint whose only child is raw (which
         # the maps do not read); for a built-in given a concrete value, in one
         # compiled call (see inverse_if_inside).
@@ -353,7 +354,7 @@ class AbstractConstraint(AbstractUnwrappable[jax.Array]):
             if type(plain) is _CONCRETE_ARRAY:
                 self.check_dtype(plain.dtype)
                 self.check_shape(plain.shape)
-                raw, ok = inverse_if_inside(cls, *keyed(self), plain)
+                raw, ok = inverse_if_inside(cls, *keyed(self, structure), plain)
                 if np.asarray(ok):  # one replicated scalar, read alike by every process
                     return raw
                 # A value outside the support, or on its boundary (or an empty raw
