@@ -35,8 +35,8 @@ import optax
 import paramax
 
 import lensify as lf
-from lensify.testing import CATALOGUE
 from benchmarks._harness import Row, best_time
+from lensify.testing import CATALOGUE
 
 FLOOR = "floor node"
 PLAIN = "plain dict"
