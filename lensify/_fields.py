@@ -379,33 +379,27 @@ def _flatten_source(
     ]
     if not children:
         return [*lines, f"    return (), {aux}"]
-    if config:
-        # A class configuring a function (Parameterize) holds one: no plain case.
-        # Its usual shape (a function, one argument, no keywords) holds no
-        # configuration entry, and is decided before the instance's are read.
-        for i in k:
-            others = " and ".join(_tight(j) for j in k if j != i) or "True"
-            kept = "".join("None, " if j == i else f"c{j}, " for j in k if j != i or not registry)
-            lines += [
-                f"    if type(c{i}) in _FUNCTIONS and {others}:",
-                *_shared_structure(i, kept, static, statics),
-            ]
-        lines += ["    if _CONFIG in obj.__dict__:", f"        return {general}"]
-    else:
+    if not config:
         # Every child plain: the usual case, one set lookup per child.
         plain = " and ".join(f"type(c{i}) in _PLAIN" for i in k)
         lines += [f"    if {plain}:", f"        return ({every}), {aux}"]
     # One child a plain function, moved into the structure (a Parameterize's fn);
-    # the others kept as they are.
+    # the others kept as they are. A class configuring a function (Parameterize)
+    # reads the instance's configuration entries only past its usual shape (one
+    # argument, no keywords), which can hold none.
+    read_config = ["        if _CONFIG in obj.__dict__:", f"            return {general}"]
     for i in k:
-        others = " and ".join(_kept(j) for j in k if j != i) or "True"
+        others = [j for j in k if j != i]
         kept = "".join("None, " if j == i else f"c{j}, " for j in k if j != i or not registry)
-        lines += [
-            f"    {'if' if i == 0 else 'elif'} type(c{i}) in _FUNCTIONS:",
-            f"        if {others}:",
-            *("    " + line for line in _shared_structure(i, kept, static, statics)),
-        ]
+        shared = ["    " + line for line in _shared_structure(i, kept, static, statics)]
+        lines.append(f"    {'if' if i == 0 and config else 'elif'} type(c{i}) in _FUNCTIONS:")
+        if config:
+            tight = " and ".join(_tight(j) for j in others) or "True"
+            lines += [f"        if {tight}:", *shared, *read_config]
+        lines += [f"        if {' and '.join(_kept(j) for j in others) or 'True'}:", *shared]
     # No function: containers with no callable entry are kept as they are.
+    if config:
+        lines += ["    elif _CONFIG in obj.__dict__:", f"        return {general}"]
     every_kept = " and ".join(_kept(i) for i in k)
     return [
         *lines,
