@@ -313,7 +313,7 @@ def split(record: Any) -> Split:
 
 
 def _flatten_general(obj: Any) -> Split:
-    # record_flatten for every case; the generated one decides the common ones.
+    # split for every case; the generated one decides the common ones.
     cls = type(obj)
     layout = cls.__dict__.get("_lf_layout") or _layout(cls)
     children = layout.get_children(obj)
