@@ -212,8 +212,10 @@ def evolve(record: R, /, **changes: Any) -> R:
     """``record`` with the fields in ``changes`` set, built without ``__init__`` or checks.
 
     The one way a record is rebuilt with some fields changed (:func:`replace` adds
-    its checks): the other fields keep their very objects, and the configuration
-    (see :func:`configure`) is decided again from the new children, as on building.
+    its checks): the other fields keep their very objects and their configuration
+    (see :func:`configure`), which is decided again for the changed ones, as on
+    building. When only children change and nothing moved into the structure sits
+    at their places, this is the split's :func:`join`, as JAX rebuilds a record.
     """
     cls = type(record)
     layout = cls.__dict__.get("_lf_layout") or _layout(cls)
