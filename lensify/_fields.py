@@ -346,7 +346,7 @@ def _kept(i: int) -> str:
 def _tight(i: int) -> str:
     """Source: child ``c{i}`` is plain, a 1-tuple of a plain entry or an empty dict:
     the shape of a Parameterize's args and kwargs, in which no entry can be
-    configuration (see ``_records.config_keys``)."""
+    configuration (see ``_functions.config_keys``)."""
     c = f"c{i}"
     return (
         f"((t := type({c})) is tuple and len({c}) == 1 and type({c}[0]) in _PLAIN"

@@ -103,10 +103,11 @@ def config_keys(fields: Iterable[tuple[str, Any]]) -> frozenset[tuple[str, Any]]
     """
     found: set[tuple[str, Any]] = set()
     for name, value in fields:
-        t = type(value)
-        if t is dict:
+        if not may_configure(value):
+            continue
+        if type(value) is dict:
             found.update((name, k) for k, v in value.items() if type(v) in _CONFIG_TYPES)
-        elif (t is tuple or t is list) and len(value) > 1:
+        else:
             found.update((name, j) for j, v in enumerate(value) if j and type(v) in _CONFIG_TYPES)
     return frozenset(found)
 
@@ -117,7 +118,7 @@ CONFIG_ATTRIBUTE = "_lf_config"
 
 def set_config(obj: Any, keys: frozenset[tuple[str, Any]]) -> None:
     """Record on ``obj`` which of its entries travel in the structure as configuration
-    (see ``_functions.config_keys``)."""
+    (see :func:`config_keys`)."""
     if keys:
         obj.__dict__[CONFIG_ATTRIBUTE] = keys
     else:

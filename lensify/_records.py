@@ -225,9 +225,8 @@ def evolve(record: R, /, **changes: Any) -> R:
             f"{cls.__name__} has no field {unknown!r}; its fields are {', '.join(layout.names)}."
         )
     index = layout.child_index
-    if index.keys() >= changes.keys() and not (
-        layout.config and any(map(_functions.may_configure, changes.values()))
-    ):
+    configures = layout.config and any(map(_functions.may_configure, changes.values()))
+    if index.keys() >= changes.keys() and not configures:
         # The usual case: the split's join with the new children, unless a changed
         # child had something moved into the structure (a function, configuration).
         children, structure = split(record)
@@ -242,9 +241,7 @@ def evolve(record: R, /, **changes: Any) -> R:
     values.update(changes)
     config = _functions.config_of(record) if layout.config else None
     new: R = _fields.from_fields(cls, values, config)
-    if any(map(_functions.may_configure, changes.values())) or any(
-        n in changes for n, _ in config or ()
-    ):
+    if configures or any(n in changes for n, _ in config or ()):
         configure(new, record, changes)
     return new
 
